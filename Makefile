@@ -1,0 +1,34 @@
+# Two commands on a fresh clone (see README.md):
+#   make demo   set up .venv once, then run the headline demo
+#   make test   set up .venv once, then run the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+
+.PHONY: setup demo test benchmark results clean-cache
+
+setup: $(STAMP)
+
+# The stamp's name carries a checksum of requirements.txt: a changed pin reinstalls, a second
+# `make` does nothing.
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+demo: setup
+	$(PY) -m common.viewer --dataset omniglot --way 5 --shot 1 --query 5 --out episode.png
+
+test: setup
+	$(PY) -m pytest
+
+benchmark: setup
+	$(PY) -m common.benchmark_sampler
+
+results: setup
+	$(PY) -m common.results table --out results/README.md
+
+clean-cache:
+	rm -rf data/cache .cache

@@ -1,0 +1,69 @@
+"""What every command-line script of the book shares: options, framework checks, clean errors.
+
+A chapter script builds its parser with :func:`episode_parser`, so every algorithm takes the same
+options (``--framework {torch,tf,keras}``, ``--dataset``, ``--way/--shot/--query`` for training and
+``--test-way/--test-shot/--test-query`` for testing, ``--episodes``, ``--seed``, ``--out``,
+``--data-dir``), and runs its ``main`` through :func:`run`, which turns a
+:class:`~common.errors.MetaLearnError` into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from typing import Callable
+
+from common.errors import ConfigError, MetaLearnError
+
+FRAMEWORKS = ("torch", "tf", "keras")
+# --framework name -> the package it needs
+FRAMEWORK_PACKAGES = {"torch": "torch", "tf": "tensorflow", "keras": "keras"}
+
+
+def require_framework(name: str) -> None:
+    """Raise a clear error when ``name`` is not one of ours or its package is not installed."""
+    if name not in FRAMEWORK_PACKAGES:
+        raise ConfigError(f"unknown framework {name!r}; choose one of {', '.join(FRAMEWORKS)}")
+    package = FRAMEWORK_PACKAGES[name]
+    if importlib.util.find_spec(package) is None:
+        raise ConfigError(f"--framework {name} needs the {package!r} package, which is not installed "
+                          f"in this Python ({sys.executable}); run `make setup` and use .venv/bin/python")
+    if name == "keras":
+        import os
+        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        if backend != "tensorflow":
+            raise ConfigError(f"the book's Keras code runs on the TensorFlow backend, but KERAS_BACKEND="
+                              f"{backend!r}; unset it or set KERAS_BACKEND=tensorflow")
+
+
+def episode_parser(description: str, *, dataset: str = "omniglot", way: int = 5, shot: int = 1,
+                   query: int = 15, episodes: int = 1000) -> argparse.ArgumentParser:
+    """The options every few-shot training script takes (defaults are each script's own)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch")
+    parser.add_argument("--dataset", default=dataset, help="omniglot, mini-imagenet or cifar-fs")
+    parser.add_argument("--data-dir", default=None,
+                        help="data root (default: $METALEARN_DATA, else ./data)")
+    parser.add_argument("--way", type=int, default=way, help="classes per training episode (N)")
+    parser.add_argument("--shot", type=int, default=shot, help="support examples per class (K)")
+    parser.add_argument("--query", type=int, default=query, help="query examples per class (Q)")
+    parser.add_argument("--test-way", type=int, default=None, help="N at test time (default: --way)")
+    parser.add_argument("--test-shot", type=int, default=None, help="K at test time (default: --shot)")
+    parser.add_argument("--test-query", type=int, default=None, help="Q at test time (default: --query)")
+    parser.add_argument("--episodes", type=int, default=episodes, help="training episodes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs", help="folder for checkpoints, curves and results")
+    return parser
+
+
+def run(main: Callable[..., object], *args) -> None:
+    """Call ``main``; a reader's mistake ends in one clear line, not a stack trace."""
+    try:
+        main(*args)
+    except MetaLearnError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,164 @@
+"""Omniglot (Lake et al., 2015): 1,623 handwritten characters from 50 alphabets, 20 drawings each.
+
+Two class splits are in use in the literature, and both are here:
+
+* ``scheme="vinyals"`` (Vinyals et al., 2016; used by Matching Networks, Prototypical Networks,
+  MAML, Reptile, Meta-SGD): the 1,623 characters are split 1,028 / 172 / 423 into train / val /
+  test (``splits/vinyals/*.txt``, from the Prototypical Networks repository). Each character rotated
+  by 0, 90, 180 and 270 degrees counts as a class of its own, so the splits hold 4,112 / 688 / 1,692
+  classes; ``trainval`` (4,800) is what Snell et al. train on for their final numbers.
+* ``scheme="lake"``: the official background (964 characters, 30 alphabets) and evaluation (659
+  characters, 20 alphabets) sets as train and test; rotations are optional here.
+
+Images are 105x105 binary drawings; we resize them to ``image_size`` (28 by default) with a Lanczos
+filter, as MAML does, and invert them so that strokes are bright (1.0) on a dark background (0.0).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from common.data.base import FewShotDataset
+from common.data.store import Resource, cache_root, cached_arrays, data_root, fetch, source_fingerprint
+from common.errors import ConfigError, CorruptDataError
+
+OFFICIAL = "https://github.com/brendenlake/omniglot/raw/master/python"
+SPLITS_URL = "https://raw.githubusercontent.com/jakesnell/prototypical-networks/master/data/omniglot/splits/vinyals"
+
+# The official zips (md5 as published with torchvision) and what a good copy must contain.
+ARCHIVES = {
+    "background": Resource("images_background.zip", f"{OFFICIAL}/images_background.zip",
+                           md5="68d2efa1b9178cc56df9314c21c6e718"),
+    "evaluation": Resource("images_evaluation.zip", f"{OFFICIAL}/images_evaluation.zip",
+                           md5="6b91aef0f799c5bb55b94e3f2daec811"),
+}
+EXPECTED = {"background": (30, 964), "evaluation": (20, 659)}  # (alphabets, characters)
+DRAWINGS_PER_CHARACTER = 20
+
+VINYALS_SPLITS = {
+    "train": Resource("train.txt", f"{SPLITS_URL}/train.txt",
+                      sha256="984522c194c30fb678ce53304a160a42faf5403ad4f9a67010f32dd3a35738e0"),
+    "val": Resource("val.txt", f"{SPLITS_URL}/val.txt",
+                    sha256="11f99e54faee3e26f53d3231c1cceac5bf7b8730e9be31cb6dab256551dc0c1a"),
+    "test": Resource("test.txt", f"{SPLITS_URL}/test.txt",
+                     sha256="845264cc5c156180828ccf17915668b17ee21424d0170df6e7d81676aa5d1204"),
+    "trainval": Resource("trainval.txt", f"{SPLITS_URL}/trainval.txt",
+                         sha256="5276ae50c755596d0bff7f2284e85625695549a85ee6e36b6491ad1e5d1cc26a"),
+}
+VINYALS_CHARACTERS = {"train": 1028, "val": 172, "test": 423, "trainval": 1200}
+LAKE_SPLITS = {"train": "background", "test": "evaluation"}
+ROTATIONS = (0, 90, 180, 270)
+
+
+def load_omniglot(split: str = "train", data_dir=None, *, scheme: str = "vinyals",
+                  image_size: int = 28, rotations: bool = True) -> FewShotDataset:
+    """Load one split of Omniglot as a :class:`FewShotDataset` of shape (classes, 20, S, S, 1).
+
+    Args:
+        split: ``train``, ``val``, ``test`` (``trainval`` too with the Vinyals scheme).
+        data_dir: the data root (``None``: ``$METALEARN_DATA`` or ``./data``); Omniglot lives in
+            ``<data root>/omniglot/``.
+        scheme: ``"vinyals"`` or ``"lake"`` (see the module docstring).
+        image_size: side of the square images after resizing (28 in most papers, 105 native).
+        rotations: count each 90-degree rotation of a character as its own class.
+    """
+    if scheme == "vinyals":
+        if split not in VINYALS_SPLITS:
+            raise ConfigError(f"Omniglot (Vinyals split) has splits {sorted(VINYALS_SPLITS)}, not {split!r}")
+    elif scheme == "lake":
+        if split not in LAKE_SPLITS:
+            raise ConfigError(f"Omniglot (Lake split) has only 'train' (background alphabets) and 'test' "
+                              f"(evaluation alphabets), not {split!r}; use scheme='vinyals' for a validation split")
+    else:
+        raise ConfigError(f"unknown Omniglot split scheme {scheme!r}: use 'vinyals' or 'lake'")
+    if not 8 <= image_size <= 105:
+        raise ConfigError(f"Omniglot image_size must be between 8 and 105 pixels, not {image_size}")
+
+    folder = data_root(data_dir) / "omniglot"
+    characters = {}  # "Alphabet/characterNN" -> (S, S) images of its 20 drawings
+    for which in (("background", "evaluation") if scheme == "vinyals" else (LAKE_SPLITS[split],)):
+        images, names = decoded_characters(which, folder, image_size)
+        characters.update(zip(names, images))
+
+    if scheme == "vinyals":
+        wanted = read_vinyals_split(split, folder)
+        if not rotations:
+            wanted = [(name, 0) for name, angle in wanted if angle == 0]
+    else:
+        wanted = [(name, angle) for name in characters for angle in (ROTATIONS if rotations else (0,))]
+
+    images = np.empty((len(wanted), DRAWINGS_PER_CHARACTER, image_size, image_size, 1), np.uint8)
+    for i, (name, angle) in enumerate(wanted):
+        # np.rot90 turns counter-clockwise, as PIL's Image.rotate in the Prototypical Networks code.
+        images[i, ..., 0] = np.rot90(characters[name], angle // 90, axes=(1, 2))
+    class_names = tuple(f"{name}/rot{angle:03d}" for name, angle in wanted)
+    return FewShotDataset("omniglot", split, images, class_names)
+
+
+def read_vinyals_split(split: str, folder: Path) -> list[tuple[str, int]]:
+    """The (character, rotation) classes of a Vinyals split file, e.g. ("Greek/character01", 90)."""
+    resource = VINYALS_SPLITS[split]
+    path = fetch(resource, folder / "splits" / "vinyals", what=f"Omniglot Vinyals split {split!r}")
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    classes = []
+    for line in lines:
+        alphabet, character, rotation = line.split("/")
+        if not rotation.startswith("rot") or int(rotation[3:]) not in ROTATIONS:
+            raise CorruptDataError(f"{path}: unexpected line {line!r}; delete the file so that it is downloaded again")
+        classes.append((f"{alphabet}/{character}", int(rotation[3:])))
+    if len({name for name, _ in classes}) != VINYALS_CHARACTERS[split]:
+        raise CorruptDataError(f"{path} lists {len({n for n, _ in classes})} characters, the Vinyals "
+                               f"{split} split has {VINYALS_CHARACTERS[split]}; delete it to download it again")
+    return classes
+
+
+def decoded_characters(which: str, folder: Path, image_size: int) -> tuple[np.ndarray, list[str]]:
+    """Images (characters, 20, S, S) and names of one official archive, decoded once then cached."""
+    archive = fetch(ARCHIVES[which], folder, what=f"Omniglot {which} set",
+                    how_to_get="The official zips are in github.com/brendenlake/omniglot (python/).")
+    entry = cache_root(data_root(folder.parent)) / "omniglot" / f"{which}-{image_size}px"
+    arrays, info = cached_arrays(entry, source_fingerprint(archive),
+                                 lambda: _decode_archive(archive, which, image_size))
+    return arrays["images"], info["characters"]
+
+
+def _decode_archive(archive: Path, which: str, image_size: int) -> tuple[dict, dict]:
+    """Verify an Omniglot zip by its contents, then decode, resize and invert every drawing."""
+    from PIL import Image
+
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            drawings = defaultdict(list)  # "Alphabet/characterNN" -> its PNG members
+            for member in zf.namelist():
+                parts = member.split("/")
+                if member.endswith(".png") and len(parts) == 4:
+                    drawings[f"{parts[1]}/{parts[2]}"].append(member)
+            _check_counts(archive, which, drawings)
+            names = sorted(drawings)
+            images = np.empty((len(names), DRAWINGS_PER_CHARACTER, image_size, image_size), np.uint8)
+            for i, name in enumerate(names):
+                for j, member in enumerate(sorted(drawings[name])):
+                    with Image.open(io.BytesIO(zf.read(member))) as png:
+                        grey = png.convert("L").resize((image_size, image_size), Image.LANCZOS)
+                    images[i, j] = 255 - np.asarray(grey)  # strokes bright, background dark
+    except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile) as error:
+        raise CorruptDataError(f"{archive} is not a readable Omniglot zip ({error}); delete it and run "
+                               f"again to download a fresh copy") from error
+    return {"images": images}, {"characters": names}
+
+
+def _check_counts(archive: Path, which: str, drawings: dict) -> None:
+    alphabets = {name.split("/")[0] for name in drawings}
+    n_alphabets, n_characters = EXPECTED[which]
+    short = [name for name, members in drawings.items() if len(members) != DRAWINGS_PER_CHARACTER]
+    if len(alphabets) != n_alphabets or len(drawings) != n_characters or short:
+        raise CorruptDataError(
+            f"{archive} holds {len(alphabets)} alphabets and {len(drawings)} characters"
+            f"{f', {len(short)} of them without 20 drawings' if short else ''}; the {which} set has "
+            f"{n_alphabets} alphabets and {n_characters} characters of 20 drawings. The file is "
+            f"incomplete: delete it and run again to download the official copy")

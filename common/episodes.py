@@ -1,0 +1,169 @@
+"""N-way K-shot episodes: the one sampler PyTorch, TensorFlow and Keras all read.
+
+A few-shot *task* (an *episode*) draws N classes from a split, then K labelled examples of each
+(the **support** set, what the learner adapts on) and Q more of each (the **query** set, what it is
+scored on). Labels are remapped to 0..N-1 in the order the classes were drawn, so a class has no
+fixed label across episodes: the model must learn *how to learn* a labelling, not the labels.
+
+Two design choices make the numbers comparable across frameworks and runs:
+
+* **Episode i of seed s is a pure function of (s, i).** Each episode gets its own random generator,
+  ``np.random.default_rng([s, i])``. The same seed gives the same episodes, in the same order, in
+  every process and framework; a resumed training run picks up at episode i with exactly the
+  episodes it would have seen; and Keras can ask for any index in any order.
+* **A fixed evaluation set.** :func:`evaluation_episodes` returns the same 600 episodes (by default)
+  for a data set split and an N-way K-shot Q-query setting, whoever asks.
+
+Arrays are NumPy, channels-last: ``support_x`` is (N*K, H, W, C) float32 in [0, 1], ``support_y``
+is (N*K,) int64, ordered class by class (all K examples of label 0, then label 1, ...); the query set
+likewise. ``common.adapters`` turns them into torch tensors, a ``tf.data.Dataset`` or a Keras
+``PyDataset`` without changing a value.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, NamedTuple
+
+import numpy as np
+
+from common.data.base import FewShotDataset
+from common.errors import ConfigError
+
+EVALUATION_SEED = 20_170_301  # the seed of every fixed evaluation set (any constant would do)
+EVALUATION_EPISODES = 600     # the usual protocol: mean accuracy and 95% CI over 600 test episodes
+PIXELS_IN_MEMORY_LIMIT = 2 << 30  # bytes of float32 pixels we are willing to precompute
+
+
+class Episode(NamedTuple):
+    """One task. With a meta-batch, every array gains a leading axis of length batch_size."""
+
+    support_x: np.ndarray
+    support_y: np.ndarray
+    query_x: np.ndarray
+    query_y: np.ndarray
+
+
+class EpisodeSource:
+    """Anything that can make episode ``i`` on demand: image episodes, sinusoid tasks, ...
+
+    Subclasses implement :meth:`episode`; iteration and meta-batches come for free.
+    """
+
+    seed: int
+
+    def episode(self, index: int) -> Episode:
+        raise NotImplementedError
+
+    def episodes(self, start: int = 0, stop: int | None = None) -> Iterator[Episode]:
+        """Episodes ``start, start+1, ...`` (forever when ``stop`` is None)."""
+        index = start
+        while stop is None or index < stop:
+            yield self.episode(index)
+            index += 1
+
+    def __iter__(self) -> Iterator[Episode]:
+        return self.episodes()
+
+    def meta_batch(self, index: int, batch_size: int) -> Episode:
+        """Meta-batch ``index``: episodes ``index*batch_size ... (index+1)*batch_size - 1``, stacked."""
+        if batch_size < 1:
+            raise ConfigError(f"a meta-batch needs at least one task, got batch_size={batch_size}")
+        tasks = [self.episode(index * batch_size + b) for b in range(batch_size)]
+        return Episode(*(np.stack(parts) for parts in zip(*tasks)))
+
+
+class EpisodeSampler(EpisodeSource):
+    """N-way K-shot Q-query episodes from one split of a :class:`FewShotDataset`.
+
+    Example::
+
+        sampler = EpisodeSampler(load_dataset("omniglot", "train"), way=5, shot=1, query=15, seed=0)
+        support_x, support_y, query_x, query_y = sampler.episode(0)
+    """
+
+    def __init__(self, dataset: FewShotDataset, way: int, shot: int, query: int, seed: int = 0):
+        check_setting(dataset, way, shot, query)
+        self.dataset, self.way, self.shot, self.query, self.seed = dataset, way, shot, query, int(seed)
+        self.support_y = np.repeat(np.arange(way, dtype=np.int64), shot)
+        self.query_y = np.repeat(np.arange(way, dtype=np.int64), query)
+        # Converting uint8 pixels to float32 on every episode would cost more than the sampling
+        # itself (a 250 KB allocation per episode); for data sets that fit, convert once up front.
+        images = dataset.images
+        if images.size * 4 <= PIXELS_IN_MEMORY_LIMIT:
+            self._pixels = to_float(np.asarray(images))
+        else:
+            self._pixels = images  # mini-ImageNet's 38,400 training images: converted per episode
+
+    def episode(self, index: int) -> Episode:
+        """Episode ``index`` of this sampler's seed; the same arrays every time it is asked for."""
+        rng = np.random.default_rng([self.seed, index])
+        n_classes, n_examples = self.dataset.n_classes, self.dataset.examples_per_class
+        classes = rng.choice(n_classes, self.way, replace=False)
+        # An independent random order of each chosen class's examples; the first K are the
+        # support set, the next Q the query set, so the two never share an example.
+        order = rng.random((self.way, n_examples)).argsort(axis=1)
+        rows = classes[:, None]
+        support = self._pixels[rows, order[:, :self.shot]]
+        query = self._pixels[rows, order[:, self.shot:self.shot + self.query]]
+        shape = self.dataset.image_shape
+        return Episode(to_float(support.reshape(-1, *shape)), self.support_y.copy(),
+                       to_float(query.reshape(-1, *shape)), self.query_y.copy())
+
+    def classes_of(self, index: int) -> np.ndarray:
+        """The dataset class indices episode ``index`` uses, in label order (for viewers and tests)."""
+        rng = np.random.default_rng([self.seed, index])
+        return rng.choice(self.dataset.n_classes, self.way, replace=False)
+
+    def __repr__(self) -> str:
+        return (f"EpisodeSampler({self.dataset.name}/{self.dataset.split}, {self.way}-way "
+                f"{self.shot}-shot {self.query}-query, seed={self.seed})")
+
+
+def to_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels to float32 in [0, 1]; float32 input is returned unchanged.
+
+    One formula for both paths (precomputed and per episode), so they give identical bits.
+    """
+    if pixels.dtype == np.float32:
+        return pixels
+    return pixels.astype(np.float32) * np.float32(1 / 255)
+
+
+def check_setting(dataset: FewShotDataset, way: int, shot: int, query: int) -> None:
+    """Raise a :class:`ConfigError` that says what to change when a split cannot supply the setting."""
+    where = f"{dataset.name} {dataset.split} split"
+    for name, value, least in (("way", way, 1), ("shot", shot, 1), ("query", query, 0)):
+        if not isinstance(value, (int, np.integer)) or value < least:
+            raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
+    if way > dataset.n_classes:
+        raise ConfigError(f"{way}-way episodes need {way} classes, but the {where} has only "
+                          f"{dataset.n_classes}; use --way {dataset.n_classes} or fewer")
+    if shot + query > dataset.examples_per_class:
+        raise ConfigError(f"{shot}-shot {query}-query episodes need {shot + query} examples per class, "
+                          f"but the {where} has {dataset.examples_per_class} per class; lower "
+                          f"--shot/--query so that shot + query <= {dataset.examples_per_class}")
+
+
+class FixedEpisodes:
+    """A fixed, indexable list of evaluation episodes, made on demand (600 x 20-way episodes
+    would take gigabytes if held in memory)."""
+
+    def __init__(self, source: EpisodeSource, count: int):
+        self.source, self.count = source, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Episode:
+        if not -self.count <= index < self.count:
+            raise IndexError(index)
+        return self.source.episode(index % self.count)
+
+    def __iter__(self) -> Iterator[Episode]:
+        return self.source.episodes(0, self.count)
+
+
+def evaluation_episodes(dataset: FewShotDataset, way: int, shot: int, query: int,
+                        count: int = EVALUATION_EPISODES) -> FixedEpisodes:
+    """The fixed evaluation episodes of a split and setting: identical for every framework and run."""
+    return FixedEpisodes(EpisodeSampler(dataset, way, shot, query, seed=EVALUATION_SEED), count)

@@ -1,0 +1,203 @@
+"""The results format every training script writes, and the table that sets it beside the papers.
+
+One run = one JSON file under ``results/`` with (at least) these keys:
+
+    algorithm, framework, dataset, way, shot, query, train_episodes,
+    accuracy, ci95                 (percent, over the fixed evaluation episodes)
+    wall_seconds, seconds_per_episode, versions, commit, command
+
+``command`` is the exact command line that produced the file, so every number in a table traces
+back to something a reader can run. ``python -m common.results table`` collects the files into a
+Markdown table, ours per framework beside the published number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import shlex
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from common.cli import FRAMEWORKS
+from common.errors import ConfigError
+
+REQUIRED = {
+    "algorithm": str, "framework": str, "dataset": str, "way": int, "shot": int, "query": int,
+    "train_episodes": int, "accuracy": float, "ci95": float, "wall_seconds": float,
+    "seconds_per_episode": float, "versions": dict, "commit": str, "command": str,
+}
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+
+# Published test accuracies (%) on the papers' protocols, (algorithm, dataset, way, shot) -> (value, source).
+# "transductive": the number was measured with batch statistics over the whole query set.
+PUBLISHED = {
+    **{("protonet", "omniglot", w, s): (v, "Snell et al. 2017, Table 1")
+       for (w, s), v in {(5, 1): 98.8, (5, 5): 99.7, (20, 1): 96.0, (20, 5): 98.9}.items()},
+    **{("protonet", "mini-imagenet", 5, s): (v, "Snell et al. 2017, Table 2")
+       for s, v in {1: 49.42, 5: 68.20}.items()},
+    **{("matching", "omniglot", w, s): (v, "Vinyals et al. 2016, Table 1")
+       for (w, s), v in {(5, 1): 98.1, (5, 5): 98.9, (20, 1): 93.8, (20, 5): 98.5}.items()},
+    **{("matching", "mini-imagenet", 5, s): (v, "Snell et al. 2017, Table 2 (Matching Nets FCE)")
+       for s, v in {1: 43.56, 5: 55.31}.items()},
+    **{("siamese", "omniglot", w, s): (v, "Koch et al. 2015, as reported by Vinyals et al. 2016")
+       for (w, s), v in {(5, 1): 96.7, (5, 5): 98.4, (20, 1): 88.0, (20, 5): 96.5}.items()},
+    **{("maml", "omniglot", w, s): (v, "Finn et al. 2017, Table 1 (transductive)")
+       for (w, s), v in {(5, 1): 98.7, (5, 5): 99.9, (20, 1): 95.8, (20, 5): 98.9}.items()},
+    **{("fomaml", "omniglot", w, s): (v, "Nichol et al. 2018, Table 1 (transductive)")
+       for (w, s), v in {(5, 1): 98.3, (5, 5): 99.2, (20, 1): 89.4, (20, 5): 97.9}.items()},
+    **{("reptile", "omniglot", w, s): (v, "Nichol et al. 2018, Table 1 (not transductive)")
+       for (w, s), v in {(5, 1): 95.39, (5, 5): 98.90, (20, 1): 88.14, (20, 5): 96.65}.items()},
+    **{("reptile-transductive", "omniglot", w, s): (v, "Nichol et al. 2018, Table 1 (transductive)")
+       for (w, s), v in {(5, 1): 97.68, (5, 5): 99.48, (20, 1): 89.43, (20, 5): 97.12}.items()},
+    **{("metasgd", "omniglot", w, s): (v, "Li et al. 2017, Table 1")
+       for (w, s), v in {(5, 1): 99.53, (5, 5): 99.93, (20, 1): 95.93, (20, 5): 98.97}.items()},
+}
+
+
+# ------------------------------------------------------------------------- writing one result
+
+def versions() -> dict:
+    """Versions of Python and of the libraries a number depends on (without importing them)."""
+    found = {"python": platform.python_version()}
+    for package in ("numpy", "torch", "tensorflow", "keras"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def git_commit() -> str:
+    """The commit the code ran at, with ``-dirty`` when the working tree had uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def current_command() -> str:
+    """The command line of this process, as a reader would type it (``python -m pkg.mod ...``)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    head = ["python", "-m", spec.name] if spec and spec.name else ["python", sys.argv[0]]
+    return shlex.join(head + sys.argv[1:])
+
+
+def make_result(**fields) -> dict:
+    """A result dict: the fields given, plus versions, commit, command and date filled in."""
+    result = {"versions": versions(), "commit": git_commit(), "command": current_command(),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    result.update(fields)
+    check_result(result)
+    return result
+
+
+def check_result(result: dict, where: str = "result") -> None:
+    """Raise :class:`ConfigError` naming every missing or mistyped key."""
+    problems = []
+    for key, kind in REQUIRED.items():
+        if key not in result:
+            problems.append(f"missing {key!r}")
+        elif kind is float and isinstance(result[key], (int, float)) and not isinstance(result[key], bool):
+            continue
+        elif not isinstance(result[key], kind) or isinstance(result[key], bool):
+            problems.append(f"{key!r} should be {kind.__name__}, is {type(result[key]).__name__}")
+    if result.get("framework") not in FRAMEWORKS:
+        problems.append(f"framework must be one of {FRAMEWORKS}, is {result.get('framework')!r}")
+    if problems:
+        raise ConfigError(f"{where} is not in the results format: {'; '.join(problems)}")
+
+
+def write_result(result: dict, folder: str | Path = RESULTS_DIR) -> Path:
+    """Write one run's result as ``<algorithm>_<framework>_<dataset>_<way>w<shot>s_<date>.json``."""
+    check_result(result)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = result.get("date", "").replace(":", "").replace("-", "")[:15] or "undated"
+    name = (f"{result['algorithm']}_{result['framework']}_{result['dataset']}_"
+            f"{result['way']}w{result['shot']}s_{stamp}.json")
+    path = folder / name
+    path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------------ collecting a table
+
+def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
+    """Every result JSON under ``folder`` (recursively); a malformed file is an error, not skipped."""
+    results = []
+    for path in sorted(Path(folder).rglob("*.json")):
+        try:
+            result = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path} is not valid JSON ({error}); fix or delete it") from None
+        if not isinstance(result, dict) or "algorithm" not in result:
+            continue  # other JSON (e.g. benchmark summaries) lives beside the results
+        check_result(result, where=str(path))
+        result["_file"] = str(path)
+        results.append(result)
+    return results
+
+
+def results_table(results: list[dict]) -> str:
+    """Markdown: one row per (algorithm, data set, way, shot); the paper, then each framework.
+
+    When a setting was run more than once in a framework, the most recent run is shown.
+    """
+    latest = {}
+    for result in sorted(results, key=lambda r: r.get("date", "")):
+        latest[(result["algorithm"], result["dataset"], result["way"], result["shot"], result["framework"])] = result
+    settings = sorted({key[:4] for key in latest})
+    lines = ["| algorithm | data set | way | shot | paper | " + " | ".join(FRAMEWORKS) +
+             " | s/episode (" + " / ".join(FRAMEWORKS) + ") |",
+             "|---|---|---:|---:|---:|" + "---:|" * len(FRAMEWORKS) + "---|"]
+    for setting in settings:
+        paper = PUBLISHED.get(setting)
+        cells = [f"{paper[0]:.2f}" if paper else "–"]
+        speeds = []
+        for framework in FRAMEWORKS:
+            run = latest.get((*setting, framework))
+            if run is None:
+                cells.append("–")
+                speeds.append("–")
+                continue
+            cells.append(f"{run['accuracy']:.2f} ± {run['ci95']:.2f} ({run['train_episodes']:,} ep.)")
+            speeds.append(f"{run['seconds_per_episode']:.4f}")
+        lines.append(f"| {setting[0]} | {setting[1]} | {setting[2]} | {setting[3]} | " +
+                     " | ".join(cells) + " | " + " / ".join(speeds) + " |")
+    sources = sorted({PUBLISHED[s][1] for s in settings if s in PUBLISHED})
+    notes = ["", "Ours: mean accuracy ± 95% CI (percent) over the fixed evaluation episodes, with the "
+             "number of training episodes; each cell is a JSON file under results/ whose `command` "
+             "reproduces it. Paper columns:"] + [f"- {source}" for source in sources]
+    return "\n".join(lines + notes) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m common.results",
+                                     description="Collect result JSON files into a Markdown table.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    table = sub.add_parser("table", help="print (or write) the table of all results")
+    table.add_argument("folder", nargs="?", default=str(RESULTS_DIR))
+    table.add_argument("--out", help="write the table to this Markdown file")
+    args = parser.parse_args(argv)
+    text = results_table(load_results(args.folder))
+    if args.out:
+        Path(args.out).write_text("# Results\n\nGenerated by `python -m common.results table "
+                                  f"--out {args.out}`; do not edit by hand.\n\n" + text)
+    print(text, end="")
+
+
+if __name__ == "__main__":
+    from common.cli import run
+
+    run(main)

@@ -1,0 +1,68 @@
+"""The shared results format and the table beside the published numbers."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from common.errors import ConfigError
+from common.results import PUBLISHED, check_result, load_results, make_result, results_table, write_result
+
+
+def a_result(**overrides):
+    fields = dict(algorithm="protonet", framework="torch", dataset="omniglot", way=5, shot=1, query=15,
+                  train_episodes=1000, accuracy=97.5, ci95=0.31, wall_seconds=120.0,
+                  seconds_per_episode=0.12)
+    fields.update(overrides)
+    return make_result(**fields)
+
+
+def test_make_result_fills_in_provenance():
+    result = a_result()
+    assert {"versions", "commit", "command", "date"} <= set(result)
+    assert result["versions"]["numpy"] and result["command"].startswith("python")
+    check_result(result)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"framework": "tensorflow"}, "framework must be one of"),
+    ({"accuracy": "97.5"}, "'accuracy' should be float"),
+    ({"way": 5.0}, "'way' should be int"),
+])
+def test_malformed_results_are_rejected(change, message):
+    result = a_result()
+    result.update(change)
+    with pytest.raises(ConfigError, match=message):
+        check_result(result)
+    del result["ci95"]
+    with pytest.raises(ConfigError, match="missing 'ci95'"):
+        check_result(result)
+
+
+def test_written_results_load_back_and_table_shows_paper_and_frameworks(tmp_path):
+    write_result(a_result(), tmp_path)
+    write_result(a_result(framework="keras", accuracy=97.1, date="2999-01-01T00:00:00+00:00"), tmp_path)
+    write_result(a_result(framework="keras", accuracy=50.0, date="2000-01-01T00:00:00+00:00"), tmp_path)
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "sampler.json").write_text(json.dumps({"benchmark": "x"}))
+    results = load_results(tmp_path)
+    assert len(results) == 3
+    table = results_table(results)
+    row = next(line for line in table.splitlines() if line.startswith("| protonet"))
+    assert f"{PUBLISHED[('protonet', 'omniglot', 5, 1)][0]:.2f}" in row
+    assert "97.50 ± 0.31" in row and "97.10 ± 0.31" in row, "the latest keras run is the one shown"
+    assert "50.00" not in row
+    assert "Snell et al. 2017" in table
+
+
+def test_results_table_command(tmp_path):
+    write_result(a_result(framework="tf"), tmp_path)
+    out = tmp_path / "README.md"
+    done = subprocess.run([sys.executable, "-m", "common.results", "table", str(tmp_path), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "| protonet | omniglot | 5 | 1 |" in out.read_text()
+    (tmp_path / "broken.json").write_text("{not json")
+    done = subprocess.run([sys.executable, "-m", "common.results", "table", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 2 and "broken.json is not valid JSON" in done.stderr and "Traceback" not in done.stderr
