@@ -1,0 +1,213 @@
+"""Small ``tf.Module`` layers for the plain-TensorFlow implementations.
+
+The TensorFlow chapters write every algorithm with ``tf.Module``, ``tf.Variable`` and
+``tf.GradientTape`` only, so that nothing is hidden behind ``fit()``. These four layers are all
+they need. Three conventions make them interchangeable with the PyTorch and Keras versions:
+
+- **Layouts are TensorFlow's** (and the canonical ones of ``common.weights``): images are NHWC,
+  a conv kernel is ``(kh, kw, in, out)``, a dense kernel is ``(in, out)``. Variables are named
+  ``kernel``, ``bias``, ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``, exactly the
+  canonical parameter names, so ``common.weights`` can read and write them by attribute name.
+- **Shapes are explicit.** Every layer is told its input size, so its variables exist as soon
+  as it is built: no first call is needed before loading weights or taking gradients.
+- **Numbers follow PyTorch**: the same default initialisation (uniform in
+  ``+-1/sqrt(fan_in)``, which is what ``kaiming_uniform_(a=sqrt(5))`` works out to) and the same
+  BatchNorm (``eps=1e-5``, ``momentum=0.1``, unbiased running variance). With identical weights
+  the three frameworks then agree to rounding error.
+
+MAML needs to run a layer with *adapted* weights, tensors computed from the variables, not the
+variables themselves. So each layer's arithmetic lives in a plain function (``conv2d``,
+``dense``, ``batch_norm``, ``layer_norm``) and the layer offers ``call_with(params, x)``, which
+runs the same computation on any ``dict`` of tensors shaped like ``layer.params()``::
+
+    fast = {k: w - alpha * g for (k, w), g in zip(layer.params().items(), grads)}
+    y = layer.call_with(fast, x)
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+# --------------------------------------------------------------------------------------------
+# The functions: what a layer computes, for any tensors (variables or adapted copies).
+# --------------------------------------------------------------------------------------------
+
+
+def conv2d(x, kernel, bias=None, strides=1, padding="SAME"):
+    """2-D convolution of an NHWC batch.
+
+    ``padding`` is ``"SAME"``, ``"VALID"`` or an int ``p`` (pad ``p`` pixels on every side, as
+    PyTorch's ``padding=p``). For stride 1 and a 3x3 kernel "SAME" equals PyTorch's
+    ``padding=1``; for stride 2 on even inputs TensorFlow pads only bottom/right, so pass an int
+    there to match PyTorch.
+    """
+    if isinstance(padding, int):
+        padding = [[0, 0], [padding, padding], [padding, padding], [0, 0]]
+    y = tf.nn.conv2d(x, kernel, strides=strides, padding=padding)
+    return y if bias is None else y + bias
+
+
+def dense(x, kernel, bias=None):
+    """``x @ kernel + bias``; the kernel is ``(in, out)``, so no transpose is needed."""
+    y = tf.matmul(x, kernel)
+    return y if bias is None else y + bias
+
+
+def moments(x):
+    """Mean and *biased* variance over every axis but the last (the channels).
+
+    Not ``tf.nn.moments``: it wraps the mean in a ``stop_gradient`` inside the variance. That is
+    harmless for first derivatives (the missing term sums to zero) but wrong for second
+    derivatives, which second-order MAML takes through every BatchNorm.
+    """
+    axes = list(range(len(x.shape) - 1))
+    mean = tf.reduce_mean(x, axes)
+    variance = tf.reduce_mean(tf.square(x - mean), axes)
+    return mean, variance
+
+
+def batch_norm(x, gamma, beta, mean, variance, eps=1e-5):
+    """Normalise the last axis with the given statistics, then scale and shift."""
+    return (x - mean) / tf.sqrt(variance + eps) * gamma + beta
+
+
+def layer_norm(x, gamma, beta, eps=1e-5):
+    """Normalise each example over its last axis (PyTorch's ``LayerNorm(C)``)."""
+    mean = tf.reduce_mean(x, -1, keepdims=True)
+    variance = tf.reduce_mean(tf.square(x - mean), -1, keepdims=True)
+    return (x - mean) / tf.sqrt(variance + eps) * gamma + beta
+
+
+# --------------------------------------------------------------------------------------------
+# The layers: variables plus a call that forwards to the functions above.
+# --------------------------------------------------------------------------------------------
+
+
+def _generator(seed):
+    """A ``tf.random.Generator`` from an int seed, an existing generator, or None (random).
+
+    Pass one generator to every layer of a model to seed the whole model with one number.
+    """
+    if isinstance(seed, tf.random.Generator):
+        return seed
+    if seed is None:
+        return tf.random.Generator.from_non_deterministic_state()
+    return tf.random.Generator.from_seed(seed)
+
+
+def _present(**params):
+    """The parameters that exist (a layer built with ``use_bias=False`` has no bias)."""
+    return {name: p for name, p in params.items() if p is not None}
+
+
+def _uniform(rng, shape, fan_in, dtype):
+    bound = 1.0 / math.sqrt(fan_in)
+    return rng.uniform(shape, -bound, bound, dtype=dtype)
+
+
+class Conv2D(tf.Module):
+    """``kernel`` (kh, kw, in, out) and ``bias`` (out,); NHWC in, NHWC out."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, strides=1, padding="SAME",
+                 use_bias=True, dtype=tf.float32, seed=None, name=None):
+        super().__init__(name=name)
+        rng = _generator(seed)
+        self.strides, self.padding = strides, padding
+        fan_in = in_channels * kernel_size * kernel_size
+        shape = (kernel_size, kernel_size, in_channels, out_channels)
+        self.kernel = tf.Variable(_uniform(rng, shape, fan_in, dtype), name="kernel")
+        self.bias = (tf.Variable(_uniform(rng, (out_channels,), fan_in, dtype), name="bias")
+                     if use_bias else None)
+
+    def params(self):
+        return _present(kernel=self.kernel, bias=self.bias)
+
+    def call_with(self, params, x):
+        return conv2d(x, params["kernel"], params.get("bias"), self.strides, self.padding)
+
+    def __call__(self, x):
+        return self.call_with(self.params(), x)
+
+
+class Dense(tf.Module):
+    """``kernel`` (in, out) and ``bias`` (out,)."""
+
+    def __init__(self, in_features, out_features, use_bias=True, dtype=tf.float32, seed=None,
+                 name=None):
+        super().__init__(name=name)
+        rng = _generator(seed)
+        shape = (in_features, out_features)
+        self.kernel = tf.Variable(_uniform(rng, shape, in_features, dtype), name="kernel")
+        self.bias = (tf.Variable(_uniform(rng, (out_features,), in_features, dtype), name="bias")
+                     if use_bias else None)
+
+    def params(self):
+        return _present(kernel=self.kernel, bias=self.bias)
+
+    def call_with(self, params, x):
+        return dense(x, params["kernel"], params.get("bias"))
+
+    def __call__(self, x):
+        return self.call_with(self.params(), x)
+
+
+class BatchNorm(tf.Module):
+    """BatchNorm over every axis but the last, with PyTorch's semantics.
+
+    ``training=True`` normalises with the batch's mean and biased variance and moves the
+    running statistics towards the batch's: ``moving = (1 - momentum) * moving + momentum *
+    batch``, using the *unbiased* variance ``n / (n - 1) * var`` as PyTorch does. Keras'
+    ``BatchNormalization`` differs here: its ``momentum`` is the weight of the old value
+    (0.99 by default, i.e. 0.9 to match) and it stores the biased variance.
+    ``training=False`` uses the running statistics.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=tf.float32, name=None):
+        super().__init__(name=name)
+        self.eps, self.momentum = eps, momentum
+        self.gamma = tf.Variable(tf.ones(num_features, dtype), name="gamma")
+        self.beta = tf.Variable(tf.zeros(num_features, dtype), name="beta")
+        # Statistics, not parameters: excluded from trainable_variables, still saved.
+        self.moving_mean = tf.Variable(tf.zeros(num_features, dtype), trainable=False,
+                                       name="moving_mean")
+        self.moving_variance = tf.Variable(tf.ones(num_features, dtype), trainable=False,
+                                           name="moving_variance")
+
+    def params(self):
+        return {"gamma": self.gamma, "beta": self.beta}
+
+    def call_with(self, params, x, training=False):
+        if not training:
+            return batch_norm(x, params["gamma"], params["beta"], self.moving_mean,
+                              self.moving_variance, self.eps)
+        mean, variance = moments(x)
+        n = tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype)  # values per channel
+        m = self.momentum
+        self.moving_mean.assign((1 - m) * self.moving_mean + m * mean)
+        self.moving_variance.assign((1 - m) * self.moving_variance
+                                    + m * variance * n / (n - 1))
+        return batch_norm(x, params["gamma"], params["beta"], mean, variance, self.eps)
+
+    def __call__(self, x, training=False):
+        return self.call_with(self.params(), x, training)
+
+
+class LayerNorm(tf.Module):
+    """``gamma`` and ``beta`` (C,); normalises each example over its last axis."""
+
+    def __init__(self, num_features, eps=1e-5, dtype=tf.float32, name=None):
+        super().__init__(name=name)
+        self.eps = eps
+        self.gamma = tf.Variable(tf.ones(num_features, dtype), name="gamma")
+        self.beta = tf.Variable(tf.zeros(num_features, dtype), name="beta")
+
+    def params(self):
+        return {"gamma": self.gamma, "beta": self.beta}
+
+    def call_with(self, params, x):
+        return layer_norm(x, params["gamma"], params["beta"], self.eps)
+
+    def __call__(self, x):
+        return self.call_with(self.params(), x)
