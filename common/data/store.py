@@ -141,7 +141,7 @@ def fetch(resource: Resource, folder: Path, *, what: str, how_to_get: str = "") 
         raise DataNotFoundError(
             f"{what}: {path} is missing and the download failed ({error}). "
             f"Download {resource.url} yourself and put it at {path}, or point --data-dir / "
-            f"METALEARN_DATA at a folder that has {Path(folder.name) / resource.filename}. {how_to_get}".strip()
+            f"METALEARN_DATA at another data root that has it at the same place. {how_to_get}".strip()
         ) from None
 
 
