@@ -137,6 +137,7 @@ class _Slot:
     get: Callable[[], np.ndarray]  # -> a fresh canonical-layout copy
     set: Callable[[np.ndarray], None]  # canonical-layout array -> the model, in its dtype
     variable: Any = None  # the tensor or variable behind it
+    layout: Callable[[np.ndarray], np.ndarray] = lambda a: a  # framework layout -> canonical
 
 
 def _export(slots: list[_Slot]) -> dict[str, np.ndarray]:
@@ -257,7 +258,7 @@ def _torch_slots(module, nchw_flatten) -> list[_Slot]:
                 tensor.copy_(torch.from_numpy(np.array(back(array), copy=True, order="C")))
 
         shape = to(np.empty(tuple(tensor.shape), dtype=np.uint8)).shape
-        return _Slot(_join(path, param), tuple(shape), get, put, tensor)
+        return _Slot(_join(path, param), tuple(shape), get, put, tensor, to)
 
     def conv_kernel(w):  # (out, in, kh, kw) -> (kh, kw, in, out)
         return w.transpose(2, 3, 1, 0)
@@ -448,3 +449,21 @@ def to_canonical(model, framework: str, **kwargs) -> dict[str, np.ndarray]:
 def from_canonical(weights, model, framework: str, **kwargs):
     """``canonical_to_torch``, ``canonical_to_tf`` or ``canonical_to_keras`` by name."""
     return _FROM[_framework(framework)](weights, model, **kwargs)
+
+
+def gradients_to_canonical(model, framework: str, gradients=None, **kwargs) -> dict[str, np.ndarray]:
+    """Gradients under canonical names and layouts, to compare them across frameworks.
+
+    PyTorch: each parameter's ``.grad`` (after ``backward()``). TensorFlow and Keras: pass
+    ``gradients``, the ``(gradient, variable)`` pairs of a ``GradientTape``. Only variables that
+    received a gradient appear.
+    """
+    slots = {"torch": lambda: _torch_slots(model, kwargs.get("nchw_flatten")),
+             "tf": lambda: _tf_slots(model), "keras": lambda: _keras_slots(model)}[_framework(framework)]()
+    if framework == "torch":
+        found = {id(slot.variable): (slot, slot.variable.grad) for slot in slots}
+    else:
+        by_variable = {id(slot.variable): slot for slot in slots}
+        found = {id(v): (by_variable[id(v)], g) for g, v in gradients if id(v) in by_variable}
+    return {slot.name: np.array(slot.layout(np.asarray(grad.detach().numpy() if framework == "torch" else grad)))
+            for slot, grad in found.values() if grad is not None}

@@ -1,0 +1,39 @@
+"""Conv-4 embedding network in Keras 3 (see ``common.backbones``).
+
+Keras's defaults differ from PyTorch's in two places that matter for cross-framework agreement:
+BatchNorm's ``momentum`` is the weight of the *old* running value (0.9 here = PyTorch's 0.1) and
+its epsilon defaults to 1e-3 (1e-5 here). The conv kernels use PyTorch's default initialisation,
+uniform in +-1/sqrt(fan_in), so that all three frameworks start from the same distribution.
+"""
+
+from __future__ import annotations
+
+import keras
+
+TORCH_LIKE_INIT = keras.initializers.VarianceScaling(scale=1 / 3, mode="fan_in", distribution="uniform")
+
+
+class ConvBlock(keras.layers.Layer):
+    """conv 3x3 -> BatchNorm -> ReLU -> max-pool 2x2."""
+
+    def __init__(self, out_channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = keras.layers.Conv2D(out_channels, 3, padding="same", kernel_initializer=TORCH_LIKE_INIT)
+        self.bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+        self.pool = keras.layers.MaxPooling2D(2)
+
+    def call(self, x, training=False):
+        return self.pool(keras.ops.relu(self.bn(self.conv(x), training=training)))
+
+
+class Conv4(keras.layers.Layer):
+    """Images (B, H, W, C) -> embeddings (B, D); built, like every Keras layer, by its first call."""
+
+    def __init__(self, in_channels: int = 1, hidden: int = 64, depth: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.blocks = [ConvBlock(hidden) for _ in range(depth)]
+
+    def call(self, x, training=False):
+        for block in self.blocks:
+            x = block(x, training=training)
+        return keras.ops.reshape(x, (keras.ops.shape(x)[0], -1))

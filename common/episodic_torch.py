@@ -1,0 +1,66 @@
+"""Episodic training in PyTorch: one Adam step per episode on the query cross-entropy.
+
+The model is any ``nn.Module`` whose ``forward(support_x, support_y, query_x)`` returns query
+logits (Prototypical Networks, Matching Networks, ...). The learner adds what every such method
+shares: the loss, the optimizer and its step-decay schedule, prediction, and checkpoint state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common.adapters import to_torch
+from common.weights import canonical_to_torch, torch_to_canonical
+
+
+def lr_schedule(base: float, step: int, decay_every: int | None, decay: float = 0.5) -> float:
+    """Step decay, as in Snell et al.: the rate is multiplied by ``decay`` every ``decay_every`` steps."""
+    return base if not decay_every else base * decay ** (step // decay_every)
+
+
+class EpisodicLearner:
+    def __init__(self, model: torch.nn.Module, learning_rate: float = 1e-3,
+                 decay_every: int | None = None, decay: float = 0.5):
+        self.model = model.to(memory_format=torch.channels_last)  # ~1.3x faster convolutions on CPU
+        self.base_lr, self.decay_every, self.decay = learning_rate, decay_every, decay
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+        self.steps = 0
+
+    def train_step(self, episode) -> dict:
+        support_x, support_y, query_x, query_y = to_torch(episode)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_schedule(self.base_lr, self.steps, self.decay_every, self.decay)
+        self.model.train()
+        logits = self.model(support_x, support_y, query_x)
+        loss = F.cross_entropy(logits, query_y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.steps += 1
+        accuracy = (logits.argmax(dim=1) == query_y).float().mean()
+        return {"loss": loss.item(), "accuracy": accuracy.item()}
+
+    @torch.no_grad()
+    def predict(self, episode) -> np.ndarray:
+        support_x, support_y, query_x, _ = to_torch(episode)
+        self.model.eval()  # BatchNorm uses its running statistics: no information flows between queries
+        return self.model(support_x, support_y, query_x).argmax(dim=1).numpy()
+
+    def state(self) -> dict:
+        arrays = {f"model.{k}": v for k, v in torch_to_canonical(self.model).items()}
+        for index, slots in self.optimizer.state_dict()["state"].items():
+            arrays.update({f"optimizer.{index}.{k}": v.numpy() for k, v in slots.items()})
+        arrays["steps"] = np.array(self.steps)
+        return arrays
+
+    def load_state(self, arrays: dict) -> None:
+        canonical_to_torch({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
+        slots = {}
+        for key, value in arrays.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                slots.setdefault(int(index), {})[name] = torch.from_numpy(np.array(value))
+        self.optimizer.load_state_dict({"state": slots, "param_groups": self.optimizer.state_dict()["param_groups"]})
+        self.steps = int(arrays["steps"])

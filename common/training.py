@@ -1,0 +1,202 @@
+"""The episodic training loop every chapter shares, whatever the framework.
+
+A *learner* is the framework-specific part. It offers four methods with the same names in
+PyTorch, TensorFlow and Keras (see ``common/episodic_{torch,tf,keras}.py``):
+
+    train_step(episode) -> {"loss": float, "accuracy": float}   one meta-training step
+    predict(episode)    -> predicted query labels (NumPy)         for evaluation
+    state()             -> dict of NumPy arrays                   weights + optimizer, for checkpoints
+    load_state(arrays)                                           the inverse
+
+:func:`train` does the rest, identically for every algorithm and framework:
+
+* episodes ``start .. episodes-1`` of the training sampler (so a resumed run continues with
+  exactly the episodes it would have seen);
+* every ``eval_every`` episodes: accuracy on fixed validation episodes, a checkpoint (written to a
+  temporary file and renamed, so an interrupted run never leaves a broken one), and the curve PNG;
+* a loss that becomes NaN or infinite stops the run with a clear message; the last good
+  checkpoint stays;
+* at the end: accuracy ± 95% CI on the fixed test episodes, the results JSON, and the curve.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from common.errors import ConfigError, MetaLearnError
+from common.evaluation import evaluate
+from common.results import make_result, write_result
+from common.weights import load_weights, save_weights
+
+
+class TrainingDiverged(MetaLearnError):
+    """The loss stopped being a finite number."""
+
+
+@dataclass
+class Run:
+    """Everything that identifies a training run (and its checkpoint)."""
+
+    algorithm: str
+    framework: str
+    dataset: str
+    way: int
+    shot: int
+    query: int
+    test_way: int
+    test_shot: int
+    test_query: int
+    episodes: int
+    seed: int = 0
+    eval_every: int = 500
+    val_episodes: int = 100
+    test_episodes: int = 600
+    out: str = "runs"
+    options: dict = field(default_factory=dict)  # algorithm-specific settings (lr, distance, ...)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out) / f"{self.algorithm}_{self.framework}_{self.dataset}_{self.way}w{self.shot}s"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.npz"
+
+    def identity(self) -> dict:
+        """What a checkpoint must match to be resumed by this run."""
+        return {key: getattr(self, key) for key in ("algorithm", "framework", "dataset", "way", "shot", "query", "seed")}
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(run: Run, learner, episode: int, history: list) -> None:
+    save_weights(run.checkpoint, learner.state(),
+                 {"run": asdict(run), "identity": run.identity(), "episode": episode, "history": history})
+
+
+def load_checkpoint(run: Run, learner) -> tuple[int, list]:
+    """(episodes already done, history) from ``run.checkpoint``, or (0, []) when there is none."""
+    if not run.checkpoint.exists():
+        return 0, []
+    arrays, meta = load_weights(run.checkpoint)
+    if meta.get("identity") != run.identity():
+        theirs = meta.get("identity", {})
+        raise ConfigError(
+            f"{run.checkpoint} belongs to another run ({theirs.get('algorithm')}, --framework "
+            f"{theirs.get('framework')}, {theirs.get('dataset')} {theirs.get('way')}-way "
+            f"{theirs.get('shot')}-shot, seed {theirs.get('seed')}), not to this one "
+            f"({run.algorithm}, --framework {run.framework}, {run.dataset} {run.way}-way {run.shot}-shot, "
+            f"seed {run.seed}). Choose another --out folder, or move that file away; it was not changed.")
+    learner.load_state(arrays)
+    return int(meta["episode"]), list(meta["history"])
+
+
+# ---------------------------------------------------------------------------- the loop
+
+class Log:
+    """Per-episode bookkeeping shared by the hand-written loops and the Keras callback.
+
+    ``step(index, metrics)`` is called after training episode ``index``. Every ``eval_every``
+    episodes (and after the last) it evaluates the fixed validation episodes, appends a point to
+    the history, writes the checkpoint and redraws the curve.
+    """
+
+    def __init__(self, run: Run, learner, val_episodes, history: list, bar=None):
+        self.run, self.learner, self.val_episodes, self.history, self.bar = run, learner, val_episodes, history, bar
+        self.window = []
+
+    def step(self, index: int, metrics: dict) -> None:
+        if not math.isfinite(metrics["loss"]):
+            raise TrainingDiverged(
+                f"the training loss became {metrics['loss']} at episode {index:,}; lower the learning "
+                f"rate. The last good checkpoint ({self.run.checkpoint}) is kept and resumes from there.")
+        self.window.append((metrics["loss"], metrics["accuracy"]))
+        if self.bar is not None:
+            self.bar.update(1)
+        if (index + 1) % self.run.eval_every == 0 or index + 1 == self.run.episodes:
+            self.record(index + 1)
+
+    def record(self, episodes_done: int) -> None:
+        loss, accuracy = np.mean(self.window, axis=0)
+        self.window = []
+        val = evaluate(self.learner.predict, self.val_episodes)
+        self.history.append({"episode": episodes_done, "loss": float(loss), "accuracy": 100 * float(accuracy),
+                             "val_accuracy": val["accuracy"], "val_ci95": val["ci95"]})
+        save_checkpoint(self.run, self.learner, episodes_done, self.history)
+        plot_curve(self.history, self.run.folder / "curve.png",
+                   title=f"{self.run.algorithm} ({self.run.framework}), {self.run.dataset}")
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{100 * accuracy:.1f}", val=f"{val['accuracy']:.1f}")
+
+
+def train(run: Run, learner, train_sampler, val_episodes, test_episodes, progress: bool = True) -> dict:
+    """Train, checkpoint, evaluate; return the result dict (also written under ``run.folder``).
+
+    Keras learners train through ``model.fit`` (they have a ``fit`` method); the others get one
+    ``train_step`` call per episode here. Both report to the same :class:`Log`.
+    """
+    from tqdm.auto import tqdm
+
+    if run.episodes % run.eval_every:
+        raise ConfigError(f"--episodes ({run.episodes}) must be a multiple of --eval-every ({run.eval_every})")
+    run.folder.mkdir(parents=True, exist_ok=True)
+    start, history = load_checkpoint(run, learner)
+    if start:
+        print(f"resuming {run.checkpoint} at episode {start:,} of {run.episodes:,}")
+    started = time.perf_counter()
+    if hasattr(learner, "fit"):
+        learner.fit(train_sampler, start, Log(run, learner, val_episodes, history), progress)
+    else:
+        with tqdm(initial=start, total=run.episodes, disable=not progress, unit="ep",
+                  desc=f"{run.algorithm} ({run.framework})") as bar:
+            log = Log(run, learner, val_episodes, history, bar)
+            for index in range(start, run.episodes):
+                log.step(index, learner.train_step(train_sampler.episode(index)))
+    wall = time.perf_counter() - started
+    return finish(run, learner, test_episodes, history, wall, run.episodes - start)
+
+
+def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float, episodes_run: int) -> dict:
+    """Evaluate on the fixed test episodes and write the results JSON (into ``run.folder``)."""
+    test = evaluate(learner.predict, test_episodes, progress=False)
+    result = make_result(
+        algorithm=run.algorithm, framework=run.framework, dataset=run.dataset,
+        way=run.test_way, shot=run.test_shot, query=run.test_query,
+        train_way=run.way, train_shot=run.shot, train_query=run.query,
+        train_episodes=run.episodes, accuracy=test["accuracy"], ci95=test["ci95"],
+        test_episodes=test["episodes"], wall_seconds=wall_seconds,
+        seconds_per_episode=wall_seconds / max(episodes_run, 1), seed=run.seed, options=run.options,
+        history=history)
+    path = write_result(result, run.folder)
+    (run.folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{run.algorithm} ({run.framework}) {run.dataset} {run.test_way}-way {run.test_shot}-shot: "
+          f"{test['accuracy']:.2f} ± {test['ci95']:.2f}% over {test['episodes']} test episodes -> {path}")
+    return result
+
+
+def plot_curve(history: list, path: Path, title: str = "") -> None:
+    """Training loss and train/validation accuracy against episodes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    episodes = [h["episode"] for h in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(episodes, [h["loss"] for h in history])
+    left.set(xlabel="episode", ylabel="training loss", yscale="log")
+    right.plot(episodes, [h["accuracy"] for h in history], label="train episodes")
+    right.errorbar(episodes, [h["val_accuracy"] for h in history], [h["val_ci95"] for h in history],
+                   label="validation (fixed episodes)", capsize=2)
+    right.set(xlabel="episode", ylabel="accuracy (%)")
+    right.legend(loc="lower right", fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
