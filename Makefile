@@ -16,6 +16,9 @@ $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	@# A .pth file puts this repository on the venv's path: `import common` works from notebooks
+	@# and scripts in any folder, without installing the project as a package.
+	$(PY) -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'everything_is_a_mapping.pth').write_text(str(pathlib.Path.cwd()) + '\\n')"
 	@rm -f $(VENV)/.installed-* && touch $@
 
 demo: setup

@@ -87,31 +87,26 @@ def tf_dataset(source: EpisodeSource, start: int = 0, stop: int | None = None,
 
 # ------------------------------------------------------------------------------------- Keras
 
-def keras_episodes(source: EpisodeSource, episodes_per_epoch: int, start: int = 0,
+def keras_episodes(source: EpisodeSource, count: int, start: int = 0,
                    meta_batch_size: int | None = None):
     """A ``keras.utils.PyDataset`` of ``((support_x, support_y, query_x), query_y)`` items.
 
     Keras's ``fit`` expects ``(inputs, targets)``; the targets of an episode are its query labels.
-    Epoch e shows episodes ``start + e * episodes_per_epoch + i``, so each epoch sees new tasks and
-    a run resumed at ``initial_epoch=e`` sees the same ones it would have.
+    Item ``i`` is episode ``start + i`` and nothing else, so train with ``epochs=1`` over all the
+    episodes of a run and ``shuffle=False`` (``fit`` shuffles a PyDataset's items by default). An
+    epoch counter advanced in ``on_epoch_end`` would not be safe either: Keras prefetches items
+    ahead of the step it runs, and calls ``on_epoch_end`` at times that do not match our epochs.
     """
     import keras
 
     class _KerasEpisodes(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.epoch = 0
-
         def __len__(self):
-            return episodes_per_epoch
+            return count
 
         def __getitem__(self, i):
-            if not 0 <= i < episodes_per_epoch:
+            if not 0 <= i < count:
                 raise IndexError(i)
-            episode = _item(source, start + self.epoch * episodes_per_epoch + i, meta_batch_size)
+            episode = _item(source, start + i, meta_batch_size)
             return (episode.support_x, episode.support_y, episode.query_x), episode.query_y
-
-        def on_epoch_end(self):
-            self.epoch += 1
 
     return _KerasEpisodes()

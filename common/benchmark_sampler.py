@@ -49,7 +49,7 @@ def adapters(sampler):
 
     def keras_iter():
         from common.adapters import keras_episodes
-        data = keras_episodes(sampler, episodes_per_epoch=10**9)
+        data = keras_episodes(sampler, count=10**9)
         return (data[i] for i in range(10**9))
 
     return {"numpy": lambda: iter(sampler), "torch": torch_iter, "tf": tf_iter, "keras": keras_iter}

@@ -94,14 +94,19 @@ class EpisodeSampler(EpisodeSource):
         else:
             self._pixels = images  # mini-ImageNet's 38,400 training images: converted per episode
 
+    def draw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The random choices of episode ``index``: its classes (in label order) and, per class,
+        a random order of that class's examples."""
+        rng = np.random.default_rng([self.seed, index])
+        classes = rng.choice(self.dataset.n_classes, self.way, replace=False)
+        order = rng.random((self.way, self.dataset.examples_per_class)).argsort(axis=1)
+        return classes, order
+
     def episode(self, index: int) -> Episode:
         """Episode ``index`` of this sampler's seed; the same arrays every time it is asked for."""
-        rng = np.random.default_rng([self.seed, index])
-        n_classes, n_examples = self.dataset.n_classes, self.dataset.examples_per_class
-        classes = rng.choice(n_classes, self.way, replace=False)
-        # An independent random order of each chosen class's examples; the first K are the
-        # support set, the next Q the query set, so the two never share an example.
-        order = rng.random((self.way, n_examples)).argsort(axis=1)
+        classes, order = self.draw(index)
+        # The first K examples of each class's random order are its support set, the next Q its
+        # query set, so the two never share an example.
         rows = classes[:, None]
         support = self._pixels[rows, order[:, :self.shot]]
         query = self._pixels[rows, order[:, self.shot:self.shot + self.query]]
@@ -111,8 +116,7 @@ class EpisodeSampler(EpisodeSource):
 
     def classes_of(self, index: int) -> np.ndarray:
         """The dataset class indices episode ``index`` uses, in label order (for viewers and tests)."""
-        rng = np.random.default_rng([self.seed, index])
-        return rng.choice(self.dataset.n_classes, self.way, replace=False)
+        return self.draw(index)[0]
 
     def __repr__(self) -> str:
         return (f"EpisodeSampler({self.dataset.name}/{self.dataset.split}, {self.way}-way "

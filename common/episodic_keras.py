@@ -2,9 +2,11 @@
 
 An :class:`EpisodicModel` maps ``(support_x, support_y, query_x)`` to query logits; its
 ``train_step`` is one Adam step on the query cross-entropy, written out with a ``GradientTape``
-(the TensorFlow backend). ``fit`` reads episodes from ``common.adapters.keras_episodes``; one Keras
-"epoch" is ``eval_every`` episodes, after which a callback evaluates, checkpoints and draws the curve
-through the same code as the PyTorch and TensorFlow loops (``common.training``).
+(the TensorFlow backend). A model trained on another loss (a Siamese network's pair loss) defines
+``episode_loss(support_x, support_y, query_x, query_y, training) -> (loss, logits)``; see
+:func:`episode_loss`. ``fit`` reads episodes from ``common.adapters.keras_episodes``; after every batch (one episode) a
+callback hands loss and accuracy to the same bookkeeping as the PyTorch and TensorFlow loops
+(``common.training``), which validates, checkpoints and draws the curve every ``eval_every`` episodes.
 """
 
 from __future__ import annotations
@@ -14,18 +16,27 @@ import numpy as np
 import tensorflow as tf
 
 from common.adapters import keras_episodes
-from common.episodic_tf import lr_schedule
+from common.episodic_tf import Adam, lr_schedule
 from common.weights import canonical_to_keras, keras_to_canonical
 
 
+def episode_loss(model, support_x, support_y, query_x, query_y):
+    """(loss, query logits) of one episode in training mode: the model's own ``episode_loss`` if
+    it defines one, else the cross-entropy of its query logits. Accuracy always comes from the logits."""
+    if hasattr(model, "episode_loss"):
+        return model.episode_loss(support_x, support_y, query_x, query_y, training=True)
+    logits = model((support_x, support_y, query_x), training=True)
+    return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(query_y, logits, from_logits=True)), logits
+
+
 class EpisodicModel(keras.Model):
-    """Subclasses define ``call((support_x, support_y, query_x), training)`` -> query logits."""
+    """Subclasses define ``call((support_x, support_y, query_x), training)`` -> query logits
+    (and, optionally, ``episode_loss``: see :func:`episode_loss`)."""
 
     def train_step(self, data):
         (support_x, support_y, query_x), query_y, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
-            logits = self((support_x, support_y, query_x), training=True)
-            loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(query_y, logits, from_logits=True))
+            loss, logits = episode_loss(self, support_x, support_y, query_x, query_y)
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         predicted = keras.ops.argmax(logits, axis=1)
@@ -39,7 +50,7 @@ class EpisodicLearner:
     def __init__(self, model: EpisodicModel, example, learning_rate: float = 1e-3,
                  decay_every: int | None = None, decay: float = 0.5):
         self.model = model
-        model.compile(optimizer=keras.optimizers.Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8))
+        model.compile(optimizer=Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8))
         model((example.support_x, example.support_y, example.query_x))  # build: Keras creates weights on first call
         model.optimizer.build(model.trainable_variables)
 
@@ -63,23 +74,23 @@ class EpisodicLearner:
             variable.assign(arrays[f"optimizer.{i}"])
 
     def fit(self, sampler, start: int, log, progress: bool = True) -> None:
-        """Train episodes ``start .. log.run.episodes - 1`` with ``model.fit``; ``log`` records them."""
-        every = log.run.eval_every
-        self.model.fit(keras_episodes(sampler, every, start=start), epochs=log.run.episodes // every,
-                       initial_epoch=start // every, callbacks=[LogCallback(log, every)],
-                       verbose=1 if progress else 0)
+        """Train episodes ``start .. log.run.episodes - 1`` with one ``model.fit`` call.
+
+        One Keras epoch covers the whole run; ``log`` validates and checkpoints every
+        ``eval_every`` episodes from the callback, exactly as the hand-written loops do.
+        """
+        # shuffle=False: by default fit shuffles the items of a PyDataset, which would train on the
+        # episodes in another order than PyTorch and TensorFlow (and than a resumed run).
+        self.model.fit(keras_episodes(sampler, log.run.episodes - start, start=start), epochs=1,
+                       shuffle=False, callbacks=[LogCallback(log, start)], verbose=1 if progress else 0)
 
 
 class LogCallback(keras.callbacks.Callback):
     """Hands each episode's loss and accuracy to ``common.training.Log`` (which checkpoints)."""
 
-    def __init__(self, log, episodes_per_epoch: int):
+    def __init__(self, log, start: int):
         super().__init__()
-        self.log, self.episodes_per_epoch, self.epoch = log, episodes_per_epoch, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
+        self.log, self.start = log, start
 
     def on_train_batch_end(self, batch, logs=None):
-        self.log.step(self.epoch * self.episodes_per_epoch + batch,
-                      {"loss": float(logs["loss"]), "accuracy": float(logs["accuracy"])})
+        self.log.step(self.start + batch, {"loss": float(logs["loss"]), "accuracy": float(logs["accuracy"])})

@@ -3,6 +3,8 @@
 The model is any ``nn.Module`` whose ``forward(support_x, support_y, query_x)`` returns query
 logits (Prototypical Networks, Matching Networks, ...). The learner adds what every such method
 shares: the loss, the optimizer and its step-decay schedule, prediction, and checkpoint state.
+A model trained on another loss (a Siamese network's pair loss) defines
+``episode_loss(support_x, support_y, query_x, query_y) -> (loss, logits)``; see :func:`episode_loss`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ def lr_schedule(base: float, step: int, decay_every: int | None, decay: float = 
     return base if not decay_every else base * decay ** (step // decay_every)
 
 
+def episode_loss(model, support_x, support_y, query_x, query_y):
+    """(loss, query logits) of one episode: the model's own ``episode_loss`` if it defines one,
+    else the cross-entropy of its query logits. Accuracy always comes from the logits."""
+    if hasattr(model, "episode_loss"):
+        return model.episode_loss(support_x, support_y, query_x, query_y)
+    logits = model(support_x, support_y, query_x)
+    return F.cross_entropy(logits, query_y), logits
+
+
 class EpisodicLearner:
     def __init__(self, model: torch.nn.Module, learning_rate: float = 1e-3,
                  decay_every: int | None = None, decay: float = 0.5):
@@ -33,8 +44,7 @@ class EpisodicLearner:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_schedule(self.base_lr, self.steps, self.decay_every, self.decay)
         self.model.train()
-        logits = self.model(support_x, support_y, query_x)
-        loss = F.cross_entropy(logits, query_y)
+        loss, logits = episode_loss(self.model, support_x, support_y, query_x, query_y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

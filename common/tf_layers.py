@@ -1,13 +1,16 @@
 """Small ``tf.Module`` layers for the plain-TensorFlow implementations.
 
 The TensorFlow chapters write every algorithm with ``tf.Module``, ``tf.Variable`` and
-``tf.GradientTape`` only, so that nothing is hidden behind ``fit()``. These four layers are all
-they need. Three conventions make them interchangeable with the PyTorch and Keras versions:
+``tf.GradientTape`` only, so that nothing is hidden behind ``fit()``. These layers are all
+they need: four feed-forward ones, and an LSTM cell (with a bidirectional LSTM built from two)
+for recurrent parts such as Matching Networks' full context embeddings. Three conventions make
+them interchangeable with the PyTorch and Keras versions:
 
 - **Layouts are TensorFlow's** (and the canonical ones of ``common.weights``): images are NHWC,
   a conv kernel is ``(kh, kw, in, out)``, a dense kernel is ``(in, out)``. Variables are named
-  ``kernel``, ``bias``, ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``, exactly the
-  canonical parameter names, so ``common.weights`` can read and write them by attribute name.
+  ``kernel``, ``recurrent_kernel``, ``bias``, ``gamma``, ``beta``, ``moving_mean``,
+  ``moving_variance``, exactly the canonical parameter names, so ``common.weights`` can read and
+  write them by attribute name.
 - **Shapes are explicit.** Every layer is told its input size, so its variables exist as soon
   as it is built: no first call is needed before loading weights or taking gradients.
 - **Numbers follow PyTorch**: the same default initialisation (uniform in
@@ -78,6 +81,26 @@ def layer_norm(x, gamma, beta, eps=1e-5):
     mean = tf.reduce_mean(x, -1, keepdims=True)
     variance = tf.reduce_mean(tf.square(x - mean), -1, keepdims=True)
     return (x - mean) / tf.sqrt(variance + eps) * gamma + beta
+
+
+def lstm_cell(x, state, kernel, recurrent_kernel, bias=None):
+    """One LSTM step: ``(x, (h, c)) -> (h', c')``, the gate equations written out.
+
+    The 4H columns of ``kernel`` (in, 4H), ``recurrent_kernel`` (H, 4H) and ``bias`` (4H,) hold
+    four blocks in the order of PyTorch and Keras: input gate i, forget gate f, candidate g,
+    output gate o::
+
+        i, f, g, o = split(x @ kernel + h @ recurrent_kernel + bias, 4)
+        c' = sigmoid(f) * c + sigmoid(i) * tanh(g)
+        h' = sigmoid(o) * tanh(c')
+    """
+    h, c = state
+    z = tf.matmul(x, kernel) + tf.matmul(h, recurrent_kernel)
+    if bias is not None:
+        z = z + bias
+    i, f, g, o = tf.split(z, 4, axis=-1)
+    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+    return tf.sigmoid(o) * tf.tanh(c), c
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,3 +234,62 @@ class LayerNorm(tf.Module):
 
     def __call__(self, x):
         return self.call_with(self.params(), x)
+
+
+class LSTMCell(tf.Module):
+    """One LSTM step (:func:`lstm_cell`): ``kernel`` (in, 4H), ``recurrent_kernel`` (H, 4H),
+    ``bias`` (4H,), initialised as PyTorch's ``nn.LSTMCell``, uniform in ``+-1/sqrt(H)``.
+
+    ``cell(x, (h, c))`` returns the new ``(h, c)``, as ``nn.LSTMCell`` does.
+    """
+
+    def __init__(self, input_size, units, use_bias=True, dtype=tf.float32, seed=None, name=None):
+        super().__init__(name=name)
+        rng = _generator(seed)
+        self.units = units
+        self.kernel = tf.Variable(_uniform(rng, (input_size, 4 * units), units, dtype),
+                                  name="kernel")
+        self.recurrent_kernel = tf.Variable(_uniform(rng, (units, 4 * units), units, dtype),
+                                            name="recurrent_kernel")
+        self.bias = (tf.Variable(_uniform(rng, (4 * units,), units, dtype), name="bias")
+                     if use_bias else None)
+
+    def params(self):
+        return _present(kernel=self.kernel, recurrent_kernel=self.recurrent_kernel,
+                        bias=self.bias)
+
+    def call_with(self, params, x, state):
+        return lstm_cell(x, state, params["kernel"], params["recurrent_kernel"],
+                         params.get("bias"))
+
+    def __call__(self, x, state):
+        return self.call_with(self.params(), x, state)
+
+
+def run_lstm(cell, sequence, reverse=False):
+    """The outputs h_t of ``cell`` over ``sequence`` (B, T, in) -> (B, T, H), from zero states.
+
+    ``tf.scan`` runs the steps (any T, also inside ``tf.function``); ``reverse=True`` goes from
+    the last step to the first but, like PyTorch and Keras, returns the outputs in input order.
+    """
+    steps = tf.transpose(sequence, [1, 0, 2])  # tf.scan walks the first axis: time-major
+    zeros = tf.zeros([tf.shape(sequence)[0], cell.units], sequence.dtype)
+    outputs, _ = tf.scan(lambda state, x: cell(x, state), steps, initializer=(zeros, zeros),
+                         reverse=reverse)
+    return tf.transpose(outputs, [1, 0, 2])
+
+
+class BidirectionalLSTM(tf.Module):
+    """Two LSTMs over one sequence, ``forward`` from first to last step and ``backward`` from
+    last to first: ``(B, T, in) -> (forward outputs, backward outputs)``, each (B, T, H) in
+    input order (PyTorch's ``nn.LSTM(bidirectional=True)``, Keras' ``Bidirectional(LSTM)``).
+    """
+
+    def __init__(self, input_size, units, dtype=tf.float32, seed=None, name=None):
+        super().__init__(name=name)
+        rng = _generator(seed)
+        self.forward = LSTMCell(input_size, units, dtype=dtype, seed=rng)
+        self.backward = LSTMCell(input_size, units, dtype=dtype, seed=rng)
+
+    def __call__(self, sequence):
+        return run_lstm(self.forward, sequence), run_lstm(self.backward, sequence, reverse=True)

@@ -69,32 +69,36 @@ class Run:
         return self.folder / "checkpoint.npz"
 
     def identity(self) -> dict:
-        """What a checkpoint must match to be resumed by this run."""
-        return {key: getattr(self, key) for key in ("algorithm", "framework", "dataset", "way", "shot", "query", "seed")}
+        """What a checkpoint must match to be resumed by this run (not the number of episodes:
+        a finished run can be continued, or evaluated again with other test settings)."""
+        keys = ("algorithm", "framework", "dataset", "way", "shot", "query", "seed", "options")
+        return {key: getattr(self, key) for key in keys}
 
 
 # ----------------------------------------------------------------------------- checkpoints
 
-def save_checkpoint(run: Run, learner, episode: int, history: list) -> None:
+def save_checkpoint(run: Run, learner, episode: int, history: list, wall_seconds: float) -> None:
+    """``wall_seconds``: training time so far, summed over every session of the run."""
     save_weights(run.checkpoint, learner.state(),
-                 {"run": asdict(run), "identity": run.identity(), "episode": episode, "history": history})
+                 {"run": asdict(run), "identity": run.identity(), "episode": episode, "history": history,
+                  "wall_seconds": wall_seconds})
 
 
-def load_checkpoint(run: Run, learner) -> tuple[int, list]:
-    """(episodes already done, history) from ``run.checkpoint``, or (0, []) when there is none."""
+def load_checkpoint(run: Run, learner) -> tuple[int, list, float]:
+    """(episodes done, history, training seconds) from ``run.checkpoint``; (0, [], 0.0) if none."""
     if not run.checkpoint.exists():
-        return 0, []
+        return 0, [], 0.0
     arrays, meta = load_weights(run.checkpoint)
-    if meta.get("identity") != run.identity():
-        theirs = meta.get("identity", {})
+    theirs, ours = meta.get("identity", {}), json.loads(json.dumps(run.identity()))  # JSON-normalised
+    if theirs != ours:
+        differences = "; ".join(f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} here"
+                                for key in ours if theirs.get(key) != ours.get(key))
         raise ConfigError(
             f"{run.checkpoint} belongs to another run ({theirs.get('algorithm')}, --framework "
-            f"{theirs.get('framework')}, {theirs.get('dataset')} {theirs.get('way')}-way "
-            f"{theirs.get('shot')}-shot, seed {theirs.get('seed')}), not to this one "
-            f"({run.algorithm}, --framework {run.framework}, {run.dataset} {run.way}-way {run.shot}-shot, "
-            f"seed {run.seed}). Choose another --out folder, or move that file away; it was not changed.")
+            f"{theirs.get('framework')}) than this one ({run.algorithm}, --framework {run.framework}): "
+            f"{differences}. Choose another --out folder, or move that file away; it was not changed.")
     learner.load_state(arrays)
-    return int(meta["episode"]), list(meta["history"])
+    return int(meta["episode"]), list(meta["history"]), float(meta.get("wall_seconds", 0.0))
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -107,9 +111,11 @@ class Log:
     the history, writes the checkpoint and redraws the curve.
     """
 
-    def __init__(self, run: Run, learner, val_episodes, history: list, bar=None):
+    def __init__(self, run: Run, learner, val_episodes, history: list, wall_seconds: float = 0.0, bar=None):
         self.run, self.learner, self.val_episodes, self.history, self.bar = run, learner, val_episodes, history, bar
         self.window = []
+        # Training time excludes validation: seconds per episode should measure the learner.
+        self.wall_seconds, self.since = wall_seconds, time.perf_counter()
 
     def step(self, index: int, metrics: dict) -> None:
         if not math.isfinite(metrics["loss"]):
@@ -123,16 +129,18 @@ class Log:
             self.record(index + 1)
 
     def record(self, episodes_done: int) -> None:
+        self.wall_seconds += time.perf_counter() - self.since
         loss, accuracy = np.mean(self.window, axis=0)
         self.window = []
         val = evaluate(self.learner.predict, self.val_episodes)
         self.history.append({"episode": episodes_done, "loss": float(loss), "accuracy": 100 * float(accuracy),
                              "val_accuracy": val["accuracy"], "val_ci95": val["ci95"]})
-        save_checkpoint(self.run, self.learner, episodes_done, self.history)
+        save_checkpoint(self.run, self.learner, episodes_done, self.history, self.wall_seconds)
         plot_curve(self.history, self.run.folder / "curve.png",
                    title=f"{self.run.algorithm} ({self.run.framework}), {self.run.dataset}")
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{100 * accuracy:.1f}", val=f"{val['accuracy']:.1f}")
+        self.since = time.perf_counter()
 
 
 def train(run: Run, learner, train_sampler, val_episodes, test_episodes, progress: bool = True) -> dict:
@@ -146,24 +154,28 @@ def train(run: Run, learner, train_sampler, val_episodes, test_episodes, progres
     if run.episodes % run.eval_every:
         raise ConfigError(f"--episodes ({run.episodes}) must be a multiple of --eval-every ({run.eval_every})")
     run.folder.mkdir(parents=True, exist_ok=True)
-    start, history = load_checkpoint(run, learner)
+    start, history, wall_seconds = load_checkpoint(run, learner)
     if start:
         print(f"resuming {run.checkpoint} at episode {start:,} of {run.episodes:,}")
-    started = time.perf_counter()
+    log = Log(run, learner, val_episodes, history, wall_seconds)
     if hasattr(learner, "fit"):
-        learner.fit(train_sampler, start, Log(run, learner, val_episodes, history), progress)
+        if start < run.episodes:
+            learner.fit(train_sampler, start, log, progress)
     else:
         with tqdm(initial=start, total=run.episodes, disable=not progress, unit="ep",
                   desc=f"{run.algorithm} ({run.framework})") as bar:
-            log = Log(run, learner, val_episodes, history, bar)
+            log.bar = bar
             for index in range(start, run.episodes):
                 log.step(index, learner.train_step(train_sampler.episode(index)))
-    wall = time.perf_counter() - started
-    return finish(run, learner, test_episodes, history, wall, run.episodes - start)
+    return finish(run, learner, test_episodes, history, log.wall_seconds)
 
 
-def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float, episodes_run: int) -> dict:
-    """Evaluate on the fixed test episodes and write the results JSON (into ``run.folder``)."""
+def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float) -> dict:
+    """Evaluate on the fixed test episodes and write the results JSON (into ``run.folder``).
+
+    A finished run evaluated again (e.g. with ``--test-way 20``) loads its checkpoint, trains no
+    further and reports the training time the checkpoint recorded.
+    """
     test = evaluate(learner.predict, test_episodes, progress=False)
     result = make_result(
         algorithm=run.algorithm, framework=run.framework, dataset=run.dataset,
@@ -171,7 +183,7 @@ def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float,
         train_way=run.way, train_shot=run.shot, train_query=run.query,
         train_episodes=run.episodes, accuracy=test["accuracy"], ci95=test["ci95"],
         test_episodes=test["episodes"], wall_seconds=wall_seconds,
-        seconds_per_episode=wall_seconds / max(episodes_run, 1), seed=run.seed, options=run.options,
+        seconds_per_episode=wall_seconds / run.episodes, seed=run.seed, options=run.options,
         history=history)
     path = write_result(result, run.folder)
     (run.folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -16,9 +16,6 @@ from common.episodes import Episode
 
 def plot_episode(episode: Episode, class_names=None, title: str | None = None):
     """A matplotlib Figure of an image episode (support left of the line, queries right of it)."""
-    import matplotlib
-
-    matplotlib.use("Agg") if matplotlib.get_backend().lower() == "agg" else None
     import matplotlib.pyplot as plt
 
     way = int(episode.support_y.max()) + 1

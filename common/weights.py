@@ -9,9 +9,11 @@ exports it from one and loads it into another. Both go through one format.
 - the layer path is the chain of attribute names that leads from the model to the layer, with
   list (``nn.ModuleList``, ``nn.Sequential``, Python list) positions as numbers and dict keys as
   themselves, exactly what ``torch.nn.Module.named_modules()`` yields: ``blocks.0.conv``;
-- the param is ``kernel``/``bias`` (conv, dense), ``gamma``/``beta`` (BatchNorm, LayerNorm), or
+- the param is ``kernel``/``bias`` (conv, dense), ``gamma``/``beta`` (BatchNorm, LayerNorm),
   ``moving_mean``/``moving_variance`` (BatchNorm's running statistics, which are saved too:
-  without them a model evaluated in inference mode would behave differently).
+  without them a model evaluated in inference mode would behave differently), or
+  ``kernel``/``recurrent_kernel``/``bias`` (LSTM). A bidirectional LSTM has two sets, under
+  ``<path>.forward`` and ``<path>.backward``.
 
 So a PyTorch model and a Keras model whose attributes have the same names give the same names.
 
@@ -23,10 +25,20 @@ layer                      canonical (TF, Keras)         PyTorch
 conv kernel                ``(kh, kw, in, out)``         ``weight`` ``(out, in, kh, kw)``
 dense kernel               ``(in, out)``                 ``weight`` ``(out, in)``
 BatchNorm, LayerNorm       ``(C,)``                      ``(C,)``, named weight/bias/running_*
+LSTM kernel                ``(in, 4H)``                  ``weight_ih`` ``(4H, in)``
+LSTM recurrent_kernel      ``(H, 4H)``                   ``weight_hh`` ``(4H, H)``
+LSTM bias                  ``(4H,)``                     ``bias_ih + bias_hh``
 =========================  ===========================  ==================================
 
 PyTorch stores a layer's weight output-first because it computes ``x @ W.T``; TensorFlow
 computes ``x @ W``. The numbers are the same, only transposed, so the converters transpose.
+
+**LSTMs** (``nn.LSTM`` with one layer, ``nn.LSTMCell``; ``keras.layers.LSTM``, ``LSTMCell``,
+``Bidirectional``; ``common.tf_layers.LSTMCell``, ``BidirectionalLSTM``): all three order the
+four gate blocks of the 4H axis the same way, input, forget, cell candidate, output. PyTorch
+adds two biases, ``bias_ih + bias_hh``, where TensorFlow and Keras have one; only their sum ever
+enters the gates, so the sum is exported, and importing sets ``bias_ih = bias, bias_hh = 0``: the
+same function. (Its gradient is the gradient of either bias: both enter the same sum.)
 
 **Flatten order.** A conv net ends with a map of C channels of H x W and flattens it into the
 dense head. PyTorch's map is NCHW, so its flatten lists features in (C, H, W) order; TensorFlow's
@@ -260,6 +272,41 @@ def _torch_slots(module, nchw_flatten) -> list[_Slot]:
         shape = to(np.empty(tuple(tensor.shape), dtype=np.uint8)).shape
         return _Slot(_join(path, param), tuple(shape), get, put, tensor, to)
 
+    transposes = (lambda w: w.T), (lambda k: k.T)  # LSTM weights: (4H, in) <-> (in, 4H)
+
+    def lstm_slots(path, m):
+        # nn.LSTMCell names its tensors weight_ih, ...; nn.LSTM adds the layer, "_l0", and
+        # "_l0_reverse" for the backward direction, which gets the canonical path.backward.
+        if isinstance(m, nn.LSTM) and (m.num_layers != 1 or m.proj_size):
+            raise ConfigError(f"{path or 'The model'} is an nn.LSTM with num_layers="
+                              f"{m.num_layers}, proj_size={m.proj_size}; common.weights converts "
+                              f"one-layer LSTMs without projection only (stack them instead).")
+        if isinstance(m, nn.LSTMCell):
+            directions = {path: ""}
+        elif m.bidirectional:
+            directions = {_join(path, "forward"): "_l0", _join(path, "backward"): "_l0_reverse"}
+        else:
+            directions = {path: "_l0"}
+        out = []
+        for prefix, suffix in directions.items():
+            out.append(slot(prefix, "kernel", getattr(m, "weight_ih" + suffix), *transposes))
+            out.append(slot(prefix, "recurrent_kernel", getattr(m, "weight_hh" + suffix), *transposes))
+            if m.bias:
+                out.append(lstm_bias(prefix, getattr(m, "bias_ih" + suffix), getattr(m, "bias_hh" + suffix)))
+        return out
+
+    def lstm_bias(path, bias_ih, bias_hh):
+        # Export the sum, the one bias the gates see; import it as bias_ih = bias, bias_hh = 0.
+        def get():
+            return (bias_ih.detach() + bias_hh.detach()).cpu().numpy().copy()
+
+        def put(array):
+            with torch.no_grad():
+                bias_ih.copy_(torch.from_numpy(np.array(array, copy=True)))
+                bias_hh.zero_()
+
+        return _Slot(_join(path, "bias"), tuple(bias_ih.shape), get, put, bias_ih)
+
     def conv_kernel(w):  # (out, in, kh, kw) -> (kh, kw, in, out)
         return w.transpose(2, 3, 1, 0)
 
@@ -296,6 +343,8 @@ def _torch_slots(module, nchw_flatten) -> list[_Slot]:
             slots.append(slot(path, "kernel", m.weight, *linear_layouts(path, m)))
             if m.bias is not None:
                 slots.append(slot(path, "bias", m.bias))
+        elif isinstance(m, (nn.LSTM, nn.LSTMCell)):
+            slots.extend(lstm_slots(path, m))
         elif isinstance(m, (*batch_norms, nn.LayerNorm)):
             # Absent with affine=False / track_running_stats=False; num_batches_tracked is
             # bookkeeping for momentum=None and has no counterpart in TF or Keras.
@@ -377,16 +426,19 @@ def _keras_slots(model) -> list[_Slot]:
 
     leaf_types = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.BatchNormalization,
                   keras.layers.LayerNormalization)
+    lstm_types = (keras.layers.LSTM, keras.layers.LSTMCell)  # an LSTM layer keeps its weights in .cell
 
     def builtin(layer):
         return type(layer).__module__.startswith("keras.")
 
     def children(layer):
+        if isinstance(layer, keras.layers.Bidirectional):  # the directions, named as in PyTorch
+            return [("forward", layer.forward_layer), ("backward", layer.backward_layer)]
         if isinstance(layer, keras.Sequential):  # named by position, as nn.Sequential
             return [(str(i), sub) for i, sub in enumerate(layer.layers)]
         if isinstance(layer, keras.Model) and builtin(layer):  # functional: by layer name
             return [(sub.name, sub) for sub in layer.layers]
-        if isinstance(layer, leaf_types):
+        if isinstance(layer, leaf_types + lstm_types):
             return []
         return [(name, v) for name, v in _members(layer) if isinstance(v, keras.layers.Layer)]
 
@@ -401,11 +453,18 @@ def _keras_slots(model) -> list[_Slot]:
 
     slots = []
     for path, layer in _named_nodes(model, children):
+        if isinstance(layer, leaf_types + lstm_types) and not layer.built:
+            raise ConfigError(f"Keras layer {path or type(layer).__name__} has no weights "
+                              f"yet: call the model once on a batch (or build() it) first.")
         if isinstance(layer, leaf_types):
-            if not layer.built:
-                raise ConfigError(f"Keras layer {path or type(layer).__name__} has no weights "
-                                  f"yet: call the model once on a batch (or build() it) first.")
             slots.extend(slot(_join(path, v.name), v) for v in layer.weights)
+        elif isinstance(layer, lstm_types):
+            cell = getattr(layer, "cell", layer)
+            slots.extend(slot(_join(path, name), getattr(cell, name))
+                         for name in ("kernel", "recurrent_kernel", "bias")
+                         if getattr(cell, name, None) is not None)
+        elif isinstance(layer, keras.layers.Bidirectional):
+            pass  # no weights of its own: its two directions are visited as children
         elif builtin(layer) and not isinstance(layer, keras.Model) and layer.weights:
             raise ConfigError(f"{path or 'The model'} is a keras {type(layer).__name__}, which "
                               f"has no canonical layout in common.weights; add a converter there.")

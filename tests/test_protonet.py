@@ -11,22 +11,13 @@ import torch
 
 from chapters.metric import protonet_keras, protonet_tf, protonet_torch
 from common import episodic_keras, episodic_tf, episodic_torch
-from common.data.base import FewShotDataset
-from common.episodes import EpisodeSampler
 from common.weights import from_canonical, gradients_to_canonical, to_canonical
-from tests.metric_helpers import TOLERANCE, assert_close, cast_episode, keras_floatx
-
-
-def omniglot_like_episode(dtype, way=5, shot=2, query=3):
-    """A real-shaped (28x28x1) episode with varied pixels, from a synthetic split."""
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(12, 8, 28, 28, 1), dtype=np.uint8)
-    dataset = FewShotDataset("noise", "train", images, tuple(map(str, range(12))))
-    return cast_episode(EpisodeSampler(dataset, way, shot, query, seed=1).episode(0), dtype)
+from tests.metric_helpers import TOLERANCE, assert_close, keras_floatx, omniglot_like_episode
 
 
 def three_models(dtype):
     """The same ProtoNet, in torch, tf and keras, holding identical canonical weights."""
+    torch.manual_seed(0)  # reproducible weights; every framework then loads them
     torch_model = protonet_torch.ProtoNet()
     torch_model = torch_model.double() if dtype == "float64" else torch_model
     weights = to_canonical(torch_model, "torch")

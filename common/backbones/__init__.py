@@ -9,3 +9,12 @@ becomes a 1x1x64 map (a 64-d embedding); an 84x84 mini-ImageNet image a 5x5x64 m
 and all three flatten the final map in channels-last (H, W, C) order, so their embeddings are equal
 element by element, not just up to a permutation.
 """
+
+
+def conv4_embedding_size(image_shape, hidden: int = 64, depth: int = 4) -> int:
+    """Conv-4's embedding size D for images of ``image_shape`` (H, W, C): each block halves height
+    and width, rounding down (28x28 -> 1x1x64 = 64; 84x84 -> 5x5x64 = 1600; 32x32 -> 2x2x64 = 256)."""
+    height, width = image_shape[0], image_shape[1]
+    for _ in range(depth):
+        height, width = height // 2, width // 2
+    return height * width * hidden

@@ -91,6 +91,7 @@ def download(resource: Resource, folder: Path, *, timeout: float = 60.0, quiet: 
     Raises :class:`DownloadError` when the server cannot be reached, the transfer stops early, or
     the bytes do not match the official checksum. In every failure the partial file is removed.
     """
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # to remove again on failure
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / resource.filename
     partial = folder / f"{resource.filename}.part-{os.getpid()}"
@@ -123,6 +124,12 @@ def download(resource: Resource, folder: Path, *, timeout: float = 60.0, quiet: 
         raise DownloadError(f"could not download {resource.url}: {error!r}; run again to retry") from error
     finally:
         partial.unlink(missing_ok=True)
+        if not final.exists():
+            for path in created:  # innermost first: leave no empty folders behind
+                try:
+                    path.rmdir()
+                except OSError:
+                    break
 
 
 def fetch(resource: Resource, folder: Path, *, what: str, how_to_get: str = "") -> Path:
@@ -193,6 +200,12 @@ def _write_entry(entry: Path, key: dict, arrays: dict, info: dict) -> None:
         meta = {"key": key, "arrays": list(arrays), "info": info}
         (staging / "meta.json").write_text(json.dumps(meta))
         shutil.rmtree(entry, ignore_errors=True)
-        os.replace(staging, entry)
+        try:
+            os.replace(staging, entry)
+        except OSError:
+            # Another process built the same entry between our rmtree and rename (parallel runs
+            # on an empty cache): theirs is as good as ours, keep it.
+            if not (entry / "meta.json").exists():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,163 @@
+"""Matching Networks: the PyTorch, TensorFlow and Keras versions compute the same numbers.
+
+All three start from the same canonical weights and see the same episode; embeddings, attention
+weights, logits, loss and gradients must agree, and so must the weights after one Adam step,
+with and without Full Context Embeddings (whose LSTMs also test the LSTM converters of
+``common.weights``).
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+
+from chapters.metric import matching_keras, matching_tf, matching_torch
+from common import episodic_keras, episodic_tf, episodic_torch
+from common.weights import from_canonical, gradients_to_canonical, to_canonical
+from tests.metric_helpers import TOLERANCE, assert_close, keras_floatx, omniglot_like_episode
+
+MODULES = {"torch": matching_torch, "tf": matching_tf, "keras": matching_keras}
+
+
+def three_models(dtype, fce):
+    """The same MatchingNet, in torch, tf and keras, holding identical canonical weights."""
+    torch.manual_seed(0)  # reproducible weights; every framework then loads them
+    torch_model = matching_torch.MatchingNet(fce=fce)
+    torch_model = torch_model.double() if dtype == "float64" else torch_model
+    weights = to_canonical(torch_model, "torch")
+    tf_model = matching_tf.MatchingNet(fce=fce, dtype=tf.float64 if dtype == "float64" else tf.float32, seed=0)
+    from_canonical(weights, tf_model, "tf")
+    with keras_floatx(dtype):
+        keras_model = matching_keras.MatchingNet(fce=fce)
+        example = omniglot_like_episode(dtype)
+        keras_model((example.support_x, example.support_y, example.query_x))
+    from_canonical(weights, keras_model, "keras")
+    return torch_model, tf_model, keras_model
+
+
+@pytest.mark.parametrize("fce", [False, True], ids=["plain", "fce"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_forward_loss_and_gradients_agree(dtype, fce):
+    tolerance = TOLERANCE[dtype]
+    episode = omniglot_like_episode(dtype)
+    torch_model, tf_model, keras_model = three_models(dtype, fce)
+
+    x = torch.from_numpy(episode.support_x).movedim(-1, 1)
+    q = torch.from_numpy(episode.query_x).movedim(-1, 1)
+    y, qy = torch.from_numpy(episode.support_y), torch.from_numpy(episode.query_y)
+    torch_model.train()
+    torch_logits = torch_model(x, y, q)
+    torch_loss = torch.nn.functional.cross_entropy(torch_logits, qy)
+    torch_loss.backward()
+    with torch.no_grad():
+        support, query = torch_model.embed(x, q)
+        torch_attention = matching_torch.attention(query, support).numpy()
+        torch_embeddings = np.concatenate([support.numpy(), query.numpy()])
+    torch_gradients = gradients_to_canonical(torch_model, "torch")
+
+    results = {}
+    for name, model in (("tf", tf_model), ("keras", keras_model)):
+        with tf.GradientTape() as tape:
+            if name == "tf":
+                logits = model(episode.support_x, episode.support_y, episode.query_x, training=True)
+            else:
+                logits = model((episode.support_x, episode.support_y, episode.query_x), training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(episode.query_y, logits))
+        variables = model.trainable_variables
+        gradients = gradients_to_canonical(model, name, list(zip(tape.gradient(loss, variables), variables)))
+        support, query = model.embed(episode.support_x, episode.query_x, training=True)
+        attention = np.asarray(MODULES[name].attention(query, support))
+        embeddings = np.concatenate([np.asarray(support), np.asarray(query)])
+        results[name] = (np.asarray(logits), float(loss), gradients, embeddings, attention)
+
+    for name, (logits, loss, gradients, embeddings, attention) in results.items():
+        assert_close(torch_embeddings, embeddings, tolerance["forward"], f"{name} embeddings")
+        assert_close(torch_attention, attention, tolerance["forward"], f"{name} attention")
+        assert_close(torch_logits.detach().numpy(), logits, tolerance["forward"], f"{name} logits")
+        assert_close(torch_loss.item(), loss, tolerance["forward"], f"{name} loss")
+        assert set(gradients) == set(torch_gradients)
+        for key in torch_gradients:
+            if key.endswith("conv.bias"):
+                continue  # BatchNorm right after the conv cancels its bias: the gradient is 0 + rounding
+            assert_close(torch_gradients[key], gradients[key], tolerance["gradients"], f"{name} d loss / d {key}")
+
+
+@pytest.mark.parametrize("fce", [False, True], ids=["plain", "fce"])
+def test_one_adam_step_keeps_the_weights_equal(fce, dtype="float64"):
+    episode = omniglot_like_episode(dtype)
+    torch_model, tf_model, keras_model = three_models(dtype, fce)
+    with keras_floatx(dtype):
+        learners = {"torch": episodic_torch.EpisodicLearner(torch_model),
+                    "tf": episodic_tf.EpisodicLearner(tf_model),
+                    "keras": episodic_keras.EpisodicLearner(keras_model, episode)}
+        losses = {name: learner.train_step(episode)["loss"] for name, learner in learners.items()}
+    weights = {name: to_canonical(learner.model, name) for name, learner in learners.items()}
+    for name in ("tf", "keras"):
+        assert_close(losses["torch"], losses[name], TOLERANCE[dtype]["forward"], f"{name} loss")
+        for key, value in weights["torch"].items():
+            if key.endswith("moving_variance") and name == "keras":
+                continue  # Keras keeps the biased batch variance in its running average (PyTorch: unbiased)
+            assert_close(value, weights[name][key], TOLERANCE[dtype]["step"], f"{name} {key} after one step")
+
+
+@pytest.mark.parametrize("framework", ["torch", "tf", "keras"])
+def test_attention_and_label_distribution(framework):
+    """A query equal to support example 0 and orthogonal to the others: cosines (1, 0, 0), so
+    Eq. (2) gives it weights (e, 1, 1) / (e + 2), most of it on example 0; Eq. (1) sums them by
+    class; log ŷ is a log-distribution, so its softmax cross-entropy is -log ŷ[true class]."""
+    module = MODULES[framework]
+    support = np.array([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 0.5]])
+    query = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    labels = np.array([0, 1, 1])
+    if framework == "torch":
+        support, query, labels = torch.from_numpy(support), torch.from_numpy(query), torch.from_numpy(labels)
+    weights = np.asarray(module.attention(query, support))
+    np.testing.assert_allclose(weights.sum(axis=1), [1.0, 1.0], rtol=1e-12)
+    e = np.exp(1.0)
+    np.testing.assert_allclose(weights[0], [e / (e + 2), 1 / (e + 2), 1 / (e + 2)], rtol=1e-7)
+    np.testing.assert_allclose(weights[1], [1 / 3] * 3, rtol=1e-7)  # equally similar to all three
+    cosines = np.asarray(module.cosine_similarity(query, support))
+    np.testing.assert_allclose(cosines[1], [1 / np.sqrt(3)] * 3, rtol=1e-7)
+    probabilities = np.asarray(module.label_distribution(module.attention(query, support), labels, 2))
+    np.testing.assert_allclose(probabilities[0], [e / (e + 2), 2 / (e + 2)], rtol=1e-7)
+    np.testing.assert_allclose(probabilities.sum(axis=1), [1.0, 1.0], rtol=1e-12)
+
+
+def test_zero_embedding_gives_no_nan():
+    """A query whose embedding is all zero (a dead ReLU) has cosine 0 to everything, not NaN."""
+    support = torch.tensor([[1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    query = torch.zeros(1, 2, requires_grad=True)
+    weights = matching_torch.attention(query, support)
+    weights[0, 0].backward()
+    np.testing.assert_allclose(weights.detach().numpy(), [[0.5, 0.5]])
+    assert torch.isfinite(query.grad).all() and torch.isfinite(support.grad).all()
+
+
+def test_logits_are_log_probabilities():
+    """softmax(logits) = exp(logits): the learners' cross-entropy is the paper's -log ŷ."""
+    episode = omniglot_like_episode("float64")
+    torch.manual_seed(0)
+    model = matching_torch.MatchingNet(fce=True).double()
+    x = torch.from_numpy(episode.support_x).movedim(-1, 1)
+    q = torch.from_numpy(episode.query_x).movedim(-1, 1)
+    logits = model(x, torch.from_numpy(episode.support_y), q).detach()
+    np.testing.assert_allclose(torch.softmax(logits, 1).numpy(), logits.exp().numpy(), rtol=1e-9)
+
+
+def test_torch_lstm_biases_are_exported_as_their_sum():
+    """PyTorch's two LSTM biases become one canonical bias (their sum) and come back as
+    bias_ih = bias, bias_hh = 0; MatchingNet keeps bias_hh at 0 and out of training."""
+    lstm = torch.nn.LSTM(3, 2, bidirectional=True)
+    weights = to_canonical(lstm, "torch")
+    assert sorted(weights) == sorted(f"{d}.{p}" for d in ("forward", "backward")
+                                     for p in ("kernel", "recurrent_kernel", "bias"))
+    assert weights["forward.kernel"].shape == (3, 8) and weights["backward.recurrent_kernel"].shape == (2, 8)
+    np.testing.assert_array_equal(weights["backward.bias"],
+                                  (lstm.bias_ih_l0_reverse + lstm.bias_hh_l0_reverse).detach().numpy())
+    before = lstm(torch.ones(4, 1, 3))[0]
+    from_canonical(weights, lstm, "torch")
+    assert not lstm.bias_hh_l0.any() and not lstm.bias_hh_l0_reverse.any()
+    torch.testing.assert_close(lstm(torch.ones(4, 1, 3))[0], before)  # the same function
+    model = matching_torch.MatchingNet(fce=True)
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert frozen == ["support_lstm.bias_hh_l0", "support_lstm.bias_hh_l0_reverse", "query_lstm.bias_hh"]

@@ -1,0 +1,117 @@
+"""The shared training loop: exact resume, NaN stops keeping the last good checkpoint,
+a checkpoint from another run is refused, results and curve are written."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from common.data.base import FewShotDataset
+from common.episodes import EpisodeSampler, evaluation_episodes
+from common.errors import ConfigError
+from common.training import Run, TrainingDiverged, train
+from common.weights import load_weights
+
+
+def small_dataset() -> FewShotDataset:
+    """16x16 noise images: Conv-4 maps them to 1x1x64, training steps take milliseconds."""
+    images = np.random.default_rng(0).integers(0, 256, size=(10, 6, 16, 16, 1), dtype=np.uint8)
+    return FewShotDataset("noise", "train", images, tuple(map(str, range(10))))
+
+
+def make_run(tmp_path, framework, episodes, **changes):
+    fields = dict(algorithm="protonet", framework=framework, dataset="noise", way=3, shot=1, query=2,
+                  test_way=3, test_shot=1, test_query=2, episodes=episodes, seed=0, eval_every=2,
+                  val_episodes=3, test_episodes=4, out=str(tmp_path))
+    fields.update(changes)
+    return Run(**fields)
+
+
+def protonet_learner(framework, example):
+    from chapters.metric.train import build_learner
+    return build_learner("protonet", framework, 1, example, 1e-3, None, seed=0)
+
+
+def run_training(tmp_path, framework, episodes, **changes):
+    data = small_dataset()
+    sampler = EpisodeSampler(data, 3, 1, 2, seed=0)
+    episodes_set = evaluation_episodes(data, 3, 1, 2, count=3)
+    learner = protonet_learner(framework, sampler.episode(0))
+    result = train(make_run(tmp_path, framework, episodes, **changes), learner, sampler, episodes_set,
+                   episodes_set, progress=False)
+    return learner, result
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path, framework):
+    straight, _ = run_training(tmp_path / "straight", framework, 6)
+    run_training(tmp_path / "resumed", framework, 4)              # stopped after 4 episodes
+    resumed, result = run_training(tmp_path / "resumed", framework, 6)  # same options: resumes
+    a = load_weights(make_run(tmp_path / "straight", framework, 6).checkpoint)[0]
+    b = load_weights(make_run(tmp_path / "resumed", framework, 6).checkpoint)[0]
+    assert set(a) == set(b)
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-7, err_msg=key)
+    assert [h["episode"] for h in result["history"]] == [2, 4, 6]
+    assert result["train_episodes"] == 6 and result["wall_seconds"] > 0
+
+
+def test_results_json_and_curve_are_written(tmp_path):
+    _, result = run_training(tmp_path, "torch", 4)
+    folder = make_run(tmp_path, "torch", 4).folder
+    assert (folder / "curve.png").stat().st_size > 1000
+    written = json.loads((folder / "result.json").read_text())
+    assert written["accuracy"] == result["accuracy"] and written["framework"] == "torch"
+    assert written["command"] and written["commit"]
+
+
+def test_a_checkpoint_of_another_run_is_refused_and_left_alone(tmp_path):
+    run_training(tmp_path, "torch", 2)
+    checkpoint = make_run(tmp_path, "torch", 2).checkpoint
+    before = checkpoint.read_bytes()
+    with pytest.raises(ConfigError, match="belongs to another run.*seed: 0 there, 1 here"):
+        run_training(tmp_path, "torch", 4, seed=1)
+    # the same file copied into another framework's folder
+    other = make_run(tmp_path, "tf", 2).checkpoint
+    other.parent.mkdir(parents=True)
+    shutil.copy(checkpoint, other)
+    with pytest.raises(ConfigError, match="--framework torch.*--framework tf"):
+        run_training(tmp_path, "tf", 2)
+    assert checkpoint.read_bytes() == before
+
+
+class ExplodingLearner:
+    """Learns nothing; its loss becomes NaN at episode 5."""
+
+    def __init__(self):
+        self.steps, self.weight = 0, np.zeros(3)
+
+    def train_step(self, episode):
+        self.steps += 1
+        self.weight += 1
+        return {"loss": float("nan") if self.steps == 6 else 1.0, "accuracy": 0.5}
+
+    def predict(self, episode):
+        return np.zeros_like(episode.query_y)
+
+    def state(self):
+        return {"weight": self.weight.copy()}
+
+    def load_state(self, arrays):
+        self.weight = arrays["weight"].copy()
+
+
+def test_a_nan_loss_stops_with_the_episode_and_keeps_the_last_good_checkpoint(tmp_path):
+    data = small_dataset()
+    sampler = EpisodeSampler(data, 3, 1, 2)
+    run = make_run(tmp_path, "torch", 10)
+    with pytest.raises(TrainingDiverged, match="became nan at episode 5.*lower the learning rate"):
+        train(run, ExplodingLearner(), sampler, evaluation_episodes(data, 3, 1, 2, count=2), [], progress=False)
+    weights, meta = load_weights(run.checkpoint)
+    assert meta["episode"] == 4 and weights["weight"].tolist() == [4, 4, 4]
+
+
+def test_episodes_must_be_a_multiple_of_eval_every(tmp_path):
+    with pytest.raises(ConfigError, match="multiple of --eval-every"):
+        run_training(tmp_path, "torch", 5)
