@@ -12,6 +12,15 @@ this chapter's other scripts (Adam 1e-3 halved every 2,000 episodes):
 LSTM with ``--fce-steps`` reads for each query). The paper reports them for mini-ImageNet, where
 they help; on Omniglot it reports the plain model. Their LSTMs have the size of the embedding:
 64 on Omniglot, 1600 on mini-ImageNet (84x84), where they are large (about 70M weights).
+
+Protocol on mini-ImageNet (Ravi & Larochelle split, 84x84): Matching Nets with FCE, trained on
+5-way episodes of the test setting with 15 queries per class and tested 5-way with 15 queries per
+class. The published numbers on this split are 43.56 / 55.31 % (1 / 5-shot; Ravi & Larochelle
+2017, as listed in Snell et al. 2017, Table 2). It needs the full images.zip (see
+``common/data/mini_imagenet.py``):
+
+    python -m chapters.metric.matching --dataset mini-imagenet --fce --way 5 --shot 1 --query 15 --episodes 20000
+    python -m chapters.metric.matching --dataset mini-imagenet --fce --way 5 --shot 5 --query 15 --episodes 20000
 """
 
 from chapters.metric import train

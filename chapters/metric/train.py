@@ -5,8 +5,18 @@
     python -m chapters.metric.siamese  --framework tf
 
 Each algorithm script (``protonet.py``, ``matching.py``, ``siamese.py``) is this one with its own
-defaults. A run writes into ``--out``/<algorithm>_<framework>_<dataset>_<way>w<shot>s/: the checkpoint
-(a second run with the same options resumes it), ``curve.png``, and the results JSON.
+defaults; their docstrings give the papers' protocols. A run writes into
+``--out``/<algorithm>_<framework>_<dataset>_<way>w<shot>s/: the checkpoint (a second run with the
+same options resumes it), ``curve.png``, and the results JSON.
+
+``--pipeline-check`` is for a data set whose meta-training classes are not on disk, such as the
+offline mini-ImageNet copy, which holds only the 20 test classes. It meta-trains on the first 12
+of the test classes (sorted by name), validates and tests on the other 8, and labels everything
+``<dataset>-pipeline-check`` (results, run folder, and a note in the results' options): it checks
+that the real images flow through loader, model, training and evaluation, and its accuracy is not
+comparable to any published number:
+
+    python -m chapters.metric.protonet --dataset mini-imagenet --pipeline-check --way 5 --shot 5 --query 15 --episodes 500
 """
 
 from __future__ import annotations
@@ -14,8 +24,9 @@ from __future__ import annotations
 import importlib
 
 from common.cli import episode_parser, require_framework
-from common.data import load_dataset
+from common.data import FewShotDataset, load_dataset
 from common.episodes import EpisodeSampler, evaluation_episodes
+from common.errors import ConfigError
 from common.training import Run, train
 
 # algorithm -> framework -> "module:class" of its model; each model maps an episode to query logits.
@@ -31,6 +42,36 @@ MODELS = {
                  "keras": "chapters.metric.matching_keras:MatchingNet"},
 }
 LEARNERS = {"torch": "common.episodic_torch", "tf": "common.episodic_tf", "keras": "common.episodic_keras"}
+
+
+PIPELINE_CHECK = "pipeline-check"  # suffix of the data set name of every pipeline-check run
+
+
+def pipeline_check_splits(test_set: FewShotDataset, train_classes: int | None = None
+                          ) -> tuple[FewShotDataset, FewShotDataset, dict]:
+    """Stand-in splits for a data set whose meta-training classes are not available.
+
+    The classes of ``test_set`` are sorted by name and split once: the first ``train_classes``
+    (default: three fifths, 12 of mini-ImageNet's 20) for meta-training, the rest for validation
+    and test. Both parts are named ``<data set>-pipeline-check``, and the returned note (stored in
+    the results' options) says what the run is, so that it is never read as a reproduction.
+    """
+    order = sorted(range(test_set.n_classes), key=lambda c: test_set.class_names[c])
+    n_train = test_set.n_classes * 3 // 5 if train_classes is None else train_classes
+    if not 1 <= n_train < test_set.n_classes:
+        raise ConfigError(f"a pipeline check needs at least one class on each side; {test_set.name} "
+                          f"{test_set.split} has {test_set.n_classes} classes, {n_train} asked for training")
+    name = f"{test_set.name}-{PIPELINE_CHECK}"
+    train_set = test_set.subset(order[:n_train], name=name, split="train")
+    held_out = test_set.subset(order[n_train:], name=name, split="test")
+    note = {
+        "note": (f"PIPELINE CHECK, NOT A REPRODUCTION: meta-trained on {n_train} of the {test_set.n_classes} "
+                 f"{test_set.name} {test_set.split} classes (the first {n_train} in sorted order), validated "
+                 f"and tested on the other {test_set.n_classes - n_train}; not comparable to published numbers"),
+        "train_classes": list(train_set.class_names),
+        "test_classes": list(held_out.class_names),
+    }
+    return train_set, held_out, note
 
 
 def build_learner(algorithm: str, framework: str, in_channels: int, example, learning_rate: float,
@@ -62,6 +103,10 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
     parser.add_argument("--val-episodes", type=int, default=100)
     parser.add_argument("--test-episodes", type=int, default=600)
     parser.add_argument("--train-split", default="train", help="'train', or 'trainval' as Snell et al. for final runs")
+    parser.add_argument("--pipeline-check", action="store_true",
+                        help="for a data set without its train split (offline mini-ImageNet): meta-train on "
+                             "the first 12 of the 20 test classes (sorted), validate and test on the other 8; "
+                             "labelled '<dataset>-pipeline-check', never comparable to the papers")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     if add_arguments is not None:
         add_arguments(parser)
@@ -70,18 +115,27 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
 
     test_way, test_shot = args.test_way or args.way, args.test_shot or args.shot
     test_query = args.test_query or args.query
-    train_set = load_dataset(args.dataset, args.train_split, args.data_dir)
+    if args.pipeline_check:
+        if args.train_split != "train":
+            raise ConfigError("--pipeline-check makes its own split of the test classes; drop --train-split")
+        train_set, held_out, note = pipeline_check_splits(load_dataset(args.dataset, "test", args.data_dir))
+        val_set = test_set = held_out  # nothing is selected on validation: it only draws the curve
+        dataset, split_options = train_set.name, {"train_split": PIPELINE_CHECK, "pipeline_check": note}
+        print(f"{note['note']}.")
+    else:
+        train_set = load_dataset(args.dataset, args.train_split, args.data_dir)
+        val_split = "val" if args.train_split == "train" else "test"  # trainval runs validate on test
+        val_set = load_dataset(args.dataset, val_split, args.data_dir)
+        test_set = load_dataset(args.dataset, "test", args.data_dir)
+        dataset, split_options = args.dataset, {"train_split": args.train_split}
     options = model_options(args, train_set.image_shape) if model_options is not None else {}
     sampler = EpisodeSampler(train_set, args.way, args.shot, args.query, seed=args.seed)
-    val_split = "val" if args.train_split == "train" else "test"  # trainval runs validate on test
-    val_episodes = evaluation_episodes(load_dataset(args.dataset, val_split, args.data_dir),
-                                       test_way, test_shot, test_query, count=args.val_episodes)
-    test_episodes = evaluation_episodes(load_dataset(args.dataset, "test", args.data_dir),
-                                        test_way, test_shot, test_query, count=args.test_episodes)
-    run = Run(algorithm, args.framework, args.dataset, args.way, args.shot, args.query, test_way, test_shot,
+    val_episodes = evaluation_episodes(val_set, test_way, test_shot, test_query, count=args.val_episodes)
+    test_episodes = evaluation_episodes(test_set, test_way, test_shot, test_query, count=args.test_episodes)
+    run = Run(algorithm, args.framework, dataset, args.way, args.shot, args.query, test_way, test_shot,
               test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
               args.test_episodes, args.out, options={"lr": args.lr, "decay_every": args.decay_every,
-                                                     "train_split": args.train_split, **options})
+                                                     **split_options, **options})
     learner = build_learner(algorithm, args.framework, train_set.image_shape[-1], sampler.episode(0),
                             args.lr, args.decay_every or None, args.seed, **options)
     return train(run, learner, sampler, val_episodes, test_episodes, progress=not args.quiet)

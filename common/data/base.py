@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class FewShotDataset:
@@ -51,6 +53,31 @@ class FewShotDataset:
     def image_shape(self) -> tuple[int, int, int]:
         """(height, width, channels): channels-last, as TensorFlow and Keras expect."""
         return tuple(self.images.shape[2:])
+
+    def subset(self, classes, *, name: str | None = None, split: str | None = None) -> "FewShotDataset":
+        """The same images, restricted to some classes: a new data set whose class ``i`` is
+        ``classes[i]`` of this one (indices or class names, in the order given).
+
+        ``name`` and ``split`` label the result (default: this data set's). Give a subset a name of
+        its own whenever it stands in for something it is not, so that it can never be mistaken for
+        the real split: ``chapters/metric/train.py --pipeline-check`` names its subsets of
+        mini-ImageNet's test classes ``mini-imagenet-pipeline-check``. The images are copied.
+        """
+        indices = []
+        for c in classes:
+            if isinstance(c, str):
+                if c not in self.class_names:
+                    raise ConfigError(f"{self.name}/{self.split} has no class {c!r}")
+                indices.append(self.class_names.index(c))
+            elif isinstance(c, (int, np.integer)) and 0 <= c < self.n_classes:
+                indices.append(int(c))
+            else:
+                raise ConfigError(f"{self.name}/{self.split} has classes 0..{self.n_classes - 1}, not {c!r}")
+        if not indices or len(set(indices)) != len(indices):
+            raise ConfigError(f"a subset needs one or more distinct classes, got {list(classes)!r}")
+        return FewShotDataset(self.name if name is None else name, self.split if split is None else split,
+                              np.ascontiguousarray(self.images[indices]),
+                              tuple(self.class_names[i] for i in indices))
 
     def __repr__(self) -> str:
         h, w, c = self.image_shape
