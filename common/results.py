@@ -6,6 +6,10 @@ One run = one JSON file under ``results/`` with (at least) these keys:
     accuracy, ci95                 (percent, over the fixed evaluation episodes)
     wall_seconds, seconds_per_episode, versions, commit, command
 
+Regression runs (sinusoids) set ``"metric": "mse"`` and report ``mse`` and ``mse_ci95`` (mean
+squared error after adaptation, over the fixed test tasks) instead of ``accuracy`` and ``ci95``;
+their ``way`` is 1 and ``shot`` is K.
+
 ``command`` is the exact command line that produced the file, so every number in a table traces
 back to something a reader can run. ``python -m common.results table`` collects the files into a
 Markdown table, ours per framework beside the published number.
@@ -28,9 +32,10 @@ from common.errors import ConfigError
 
 REQUIRED = {
     "algorithm": str, "framework": str, "dataset": str, "way": int, "shot": int, "query": int,
-    "train_episodes": int, "accuracy": float, "ci95": float, "wall_seconds": float,
+    "train_episodes": int, "wall_seconds": float,
     "seconds_per_episode": float, "versions": dict, "commit": str, "command": str,
 }
+METRICS = {"accuracy": ("accuracy", "ci95"), "mse": ("mse", "mse_ci95")}  # metric -> (value, 95% CI) keys
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
 # Published test accuracies (%) on the papers' protocols, (algorithm, dataset, way, shot) -> (value, source).
@@ -56,6 +61,11 @@ PUBLISHED = {
        for (w, s), v in {(5, 1): 97.68, (5, 5): 99.48, (20, 1): 89.43, (20, 5): 97.12}.items()},
     **{("metasgd", "omniglot", w, s): (v, "Li et al. 2017, Table 1")
        for (w, s), v in {(5, 1): 99.53, (5, 5): 99.93, (20, 1): 95.93, (20, 5): 98.97}.items()},
+    # Sinusoid regression: MSE after adaptation on K points (way 1, shot K).
+    **{("maml", "sinusoid", 1, k): (v, "Li et al. 2017, Table 2 (MSE, MAML)")
+       for k, v in {5: 1.13, 10: 0.85, 20: 0.71}.items()},
+    **{("metasgd", "sinusoid", 1, k): (v, "Li et al. 2017, Table 2 (MSE, Meta-SGD)")
+       for k, v in {5: 0.90, 10: 0.53, 20: 0.31}.items()},
 }
 
 
@@ -105,7 +115,11 @@ def make_result(**fields) -> dict:
 def check_result(result: dict, where: str = "result") -> None:
     """Raise :class:`ConfigError` naming every missing or mistyped key."""
     problems = []
-    for key, kind in REQUIRED.items():
+    metric = result.get("metric", "accuracy")
+    if metric not in METRICS:
+        problems.append(f"metric must be one of {sorted(METRICS)}, is {metric!r}")
+    required = dict(REQUIRED, **{key: float for key in METRICS.get(metric, ())})
+    for key, kind in required.items():
         if key not in result:
             problems.append(f"missing {key!r}")
         elif kind is float and isinstance(result[key], (int, float)) and not isinstance(result[key], bool):
@@ -171,13 +185,15 @@ def results_table(results: list[dict]) -> str:
                 cells.append("–")
                 speeds.append("–")
                 continue
-            cells.append(f"{run['accuracy']:.2f} ± {run['ci95']:.2f} ({run['train_episodes']:,} ep.)")
+            value, ci = METRICS[run.get("metric", "accuracy")]
+            cells.append(f"{run[value]:.2f} ± {run[ci]:.2f} ({run['train_episodes']:,} ep.)")
             speeds.append(f"{run['seconds_per_episode']:.4f}")
         lines.append(f"| {setting[0]} | {setting[1]} | {setting[2]} | {setting[3]} | " +
                      " | ".join(cells) + " | " + " / ".join(speeds) + " |")
     sources = sorted({PUBLISHED[s][1] for s in settings if s in PUBLISHED})
-    notes = ["", "Ours: mean accuracy ± 95% CI (percent) over the fixed evaluation episodes, with the "
-             "number of training episodes; each cell is a JSON file under results/ whose `command` "
+    notes = ["", "Ours: mean accuracy ± 95% CI (percent; for sinusoid rows, mean squared error ± 95% CI) "
+             "over the fixed evaluation episodes, with the number of training episodes "
+             "(meta-iterations); each cell is a JSON file under results/ whose `command` "
              "reproduces it. Paper columns:"] + [f"- {source}" for source in sources]
     return "\n".join(lines + notes) + "\n"
 

@@ -66,3 +66,16 @@ def test_results_table_command(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     done = subprocess.run([sys.executable, "-m", "common.results", "table", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 2 and "broken.json is not valid JSON" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_regression_results_carry_mse_instead_of_accuracy(tmp_path):
+    fields = dict(algorithm="maml", framework="tf", dataset="sinusoid", way=1, shot=10, query=100,
+                  train_episodes=70000, metric="mse", mse=0.81, mse_ci95=0.05, wall_seconds=10.0,
+                  seconds_per_episode=0.01)
+    write_result(make_result(**fields), tmp_path)
+    row = next(line for line in results_table(load_results(tmp_path)).splitlines() if line.startswith("| maml"))
+    assert "0.85" in row and "0.81 ± 0.05" in row
+    with pytest.raises(ConfigError, match="missing 'mse_ci95'"):
+        make_result(**{k: v for k, v in fields.items() if k != "mse_ci95"})
+    with pytest.raises(ConfigError, match="metric must be one of"):
+        make_result(**dict(fields, metric="rmse"))
