@@ -194,13 +194,12 @@ def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float)
 
 def plot_curve(history: list, path: Path, title: str = "") -> None:
     """Training loss and train/validation accuracy against episodes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure, not pyplot: no backend switch, so notebooks that call train() keep showing figures.
+    from matplotlib.figure import Figure
 
     episodes = [h["episode"] for h in history]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    figure = Figure(figsize=(9, 3.2))
+    left, right = figure.subplots(1, 2)
     left.plot(episodes, [h["loss"] for h in history])
     left.set(xlabel="episode", ylabel="training loss", yscale="log")
     right.plot(episodes, [h["accuracy"] for h in history], label="train episodes")
@@ -211,4 +210,3 @@ def plot_curve(history: list, path: Path, title: str = "") -> None:
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)

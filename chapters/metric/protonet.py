@@ -22,7 +22,7 @@ the other frameworks (they use a GPU when TensorFlow sees one; the PyTorch learn
 With only the offline test split of mini-ImageNet, ``--pipeline-check`` meta-trains on 12 of its
 20 classes and tests on the other 8 (a check of the pipeline, not comparable to the paper):
 
-    python -m chapters.metric.protonet --dataset mini-imagenet --pipeline-check --way 5 --shot 5 --query 15 --episodes 300 --eval-every 100 --val-episodes 50
+    python -m chapters.metric.protonet --dataset mini-imagenet --pipeline-check --way 5 --shot 5 --query 15 --episodes 1000 --eval-every 100 --val-episodes 50
 """
 
 from chapters.metric.train import main

@@ -17,7 +17,7 @@ import math
 import keras
 from keras import ops
 
-from common.backbones.conv4_keras import TORCH_LIKE_INIT, Conv4
+from common.backbones.conv4_keras import Conv4, torch_like_init
 from common.episodic_keras import EpisodicModel
 
 
@@ -63,7 +63,7 @@ class SiameseNet(EpisodicModel):
         # kernel directly rather than calling the layer, so build it here: Keras would otherwise
         # create the weights on the first call, which never comes.
         bound = 1 / math.sqrt(embedding_size)
-        self.head = keras.layers.Dense(1, kernel_initializer=TORCH_LIKE_INIT,
+        self.head = keras.layers.Dense(1, kernel_initializer=torch_like_init(),
                                        bias_initializer=keras.initializers.RandomUniform(-bound, bound))
         self.head.build((None, embedding_size))
 

@@ -16,7 +16,7 @@ of the test classes (sorted by name), validates and tests on the other 8, and la
 that the real images flow through loader, model, training and evaluation, and its accuracy is not
 comparable to any published number:
 
-    python -m chapters.metric.protonet --dataset mini-imagenet --pipeline-check --way 5 --shot 5 --query 15 --episodes 500
+    python -m chapters.metric.protonet --dataset mini-imagenet --pipeline-check --way 5 --shot 5 --query 15 --episodes 1000 --eval-every 100 --val-episodes 50
 """
 
 from __future__ import annotations

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import keras
 
-TORCH_LIKE_INIT = keras.initializers.VarianceScaling(scale=1 / 3, mode="fan_in", distribution="uniform")
+def torch_like_init():
+    """A *new* initializer per layer: one shared unseeded Keras initializer returns the same numbers
+    on every call, which would give blocks 2-4 identical kernels."""
+    return keras.initializers.VarianceScaling(scale=1 / 3, mode="fan_in", distribution="uniform")
 
 
 class ConvBlock(keras.layers.Layer):
@@ -18,7 +21,7 @@ class ConvBlock(keras.layers.Layer):
 
     def __init__(self, out_channels: int, **kwargs):
         super().__init__(**kwargs)
-        self.conv = keras.layers.Conv2D(out_channels, 3, padding="same", kernel_initializer=TORCH_LIKE_INIT)
+        self.conv = keras.layers.Conv2D(out_channels, 3, padding="same", kernel_initializer=torch_like_init())
         self.bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
         self.pool = keras.layers.MaxPooling2D(2)
 

@@ -49,32 +49,35 @@ def diagnose_prototypes(embeddings, labels, way, result):
     """Name the usual mistake that gives exactly ``result``, if it is one of them."""
     dim = embeddings.shape[1]
     sums = np.stack([embeddings[labels == k].sum(axis=0) for k in range(way)])
-    mistakes = {"the sum of each class's embeddings, not their mean": sums}
+    mistakes = [("the sum of each class's embeddings", "divide by the number of examples of the class", sums)]
     if len(embeddings) % way == 0:
         blocks = embeddings.reshape(way, -1, dim)
-        mistakes["the examples assumed to come class by class (like `embeddings.reshape(way, shot, D)`); "
-                 "the labels say which class each row belongs to, use them"] = blocks.mean(axis=1)
-        mistakes["sums, and the examples assumed to come class by class"] = blocks.sum(axis=1)
-    mistakes["the mean of all the embeddings, not one mean per class"] = np.repeat(
-        embeddings.mean(axis=0, keepdims=True), way, axis=0)
-    for mistake, wrong in mistakes.items():
+        mistakes += [
+            ("what you get if the rows are assumed to come class by class (`embeddings.reshape(way, shot, D)`)",
+             "the labels say which class each row belongs to: use them", blocks.mean(axis=1)),
+            ("sums of blocks of rows, as if the rows came class by class",
+             "take the mean of the rows *labelled* k", blocks.sum(axis=1))]
+    mistakes.append(("the mean of all the embeddings", "take one mean per class",
+                     np.repeat(embeddings.mean(axis=0, keepdims=True), way, axis=0)))
+    for what, advice, wrong in mistakes:
         if wrong.shape == result.shape and np.allclose(result, wrong, rtol=1e-5, atol=1e-6):
-            return f" This is what {mistake} gives."
+            return f" Your numbers are {what}; {advice}."
     return ""
 
 
 def diagnose_distances(a, b, result):
-    squared = ((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=-1)
-    mistakes = {
-        "the Euclidean distance (with the square root); a Prototypical Network uses the *squared* "
-        "distance, which changes every softmax probability": np.sqrt(squared),
-        "the L1 distance sum |a - b|; square the differences instead": np.abs(a[:, None, :] - b[None, :, :]).sum(-1),
-        "the sum of the differences, not of their squares": (a[:, None, :] - b[None, :, :]).sum(-1),
-        "a dot product, not a distance": a @ b.T,
-    }
-    for mistake, wrong in mistakes.items():
+    differences = a[:, None, :] - b[None, :, :]
+    mistakes = [
+        ("the Euclidean distance, with its square root",
+         "a Prototypical Network uses the *squared* distance (the root keeps the nearest prototype "
+         "but changes every softmax probability)", np.sqrt((differences ** 2).sum(axis=-1))),
+        ("the L1 distance, sum |a - b|", "square the differences instead", np.abs(differences).sum(axis=-1)),
+        ("the sum of the differences", "sum their squares", differences.sum(axis=-1)),
+        ("dot products", "compute distances, ||a_i - b_j||^2", a @ b.T),
+    ]
+    for what, advice, wrong in mistakes:
         if np.allclose(result, wrong, rtol=1e-5, atol=1e-6):
-            return f" This is what {mistake} gives."
+            return f" Your numbers are {what}; {advice}."
     return ""
 
 
@@ -132,6 +135,8 @@ def check_classes_of_different_sizes(module):
 
 
 def check_matches_the_chapters_protonet(module):
+    # An unwritten starter stops on the next line, before the slow import of torch.
+    call_squared_euclidean(module, HAND_A, call_prototypes(module, HAND_EMBEDDINGS, HAND_LABELS, 2))
     import torch
 
     from chapters.metric import protonet_torch

@@ -1,0 +1,79 @@
+"""Benchmark: seconds per training episode of each metric learner in each framework, side by side.
+
+    python -m chapters.metric.benchmark                     # Omniglot 60-way 1-shot 5-query, one core
+
+Every learner trains on the same episodes (the paper's training setting for Omniglot 1-shot); the
+first few steps are not timed (tracing, allocation). Writes ``results/metric/timing.json`` and
+``results/metric/timing.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from chapters.metric.train import MODELS, build_learner
+from common.backbones import conv4_embedding_size
+from common.cli import FRAMEWORKS
+from common.data import load_dataset
+from common.episodes import EpisodeSampler
+from common.results import RESULTS_DIR, current_command, git_commit, versions
+
+
+def seconds_per_episode(learner, sampler, warmup: int, episodes: int) -> float:
+    for index in range(warmup):
+        learner.train_step(sampler.episode(index))
+    start = time.perf_counter()
+    for index in range(warmup, warmup + episodes):
+        learner.train_step(sampler.episode(index))
+    return (time.perf_counter() - start) / episodes
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m chapters.metric.benchmark", description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="omniglot")
+    parser.add_argument("--way", type=int, default=60)
+    parser.add_argument("--shot", type=int, default=1)
+    parser.add_argument("--query", type=int, default=5)
+    parser.add_argument("--episodes", type=int, default=20, help="timed episodes per learner")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--algorithms", default=",".join(MODELS))
+    parser.add_argument("--out", default=str(RESULTS_DIR / "metric"))
+    args = parser.parse_args(argv)
+
+    if hasattr(os, "sched_setaffinity"):  # one core, like the sampler benchmark: comparable figures
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    dataset = load_dataset(args.dataset, "train")
+    sampler = EpisodeSampler(dataset, args.way, args.shot, args.query, seed=0)
+    options = {"siamese": {"embedding_size": conv4_embedding_size(dataset.image_shape)}}
+    rows = []
+    for algorithm in args.algorithms.split(","):
+        for framework in FRAMEWORKS:
+            learner = build_learner(algorithm, framework, dataset.image_shape[-1], sampler.episode(0),
+                                    1e-3, None, 0, **options.get(algorithm, {}))
+            seconds = seconds_per_episode(learner, sampler, args.warmup, args.episodes)
+            rows.append({"algorithm": algorithm, "framework": framework, "seconds_per_episode": round(seconds, 4)})
+            print(f"{algorithm:<9} {framework:<6} {seconds:.3f} s/episode")
+
+    setting = f"{args.dataset} {args.way}-way {args.shot}-shot {args.query}-query"
+    summary = {"benchmark": "metric_training_speed", "setting": setting, "cores": 1, "rows": rows,
+               "versions": versions(), "commit": git_commit(), "command": current_command()}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "timing.json").write_text(json.dumps(summary, indent=2) + "\n")
+    table = [f"Seconds per training episode, {setting}, one CPU core (`{summary['command']}`):", "",
+             "| algorithm | " + " | ".join(FRAMEWORKS) + " |", "|---|" + "---:|" * len(FRAMEWORKS)]
+    for algorithm in dict.fromkeys(row["algorithm"] for row in rows):
+        cells = [f"{row['seconds_per_episode']:.3f}" for row in rows if row["algorithm"] == algorithm]
+        table.append(f"| {algorithm} | " + " | ".join(cells) + " |")
+    (out / "timing.md").write_text("\n".join(table) + "\n")
+    print(f"wrote {out / 'timing.json'} and {out / 'timing.md'}")
+
+
+if __name__ == "__main__":
+    from common.cli import run
+
+    run(main)
