@@ -49,3 +49,39 @@ def omniglot_like_episode(dtype, way=5, shot=2, query=3):
 # turn rounding-level gradient differences into update differences: ~3e-8 relative in float64.
 TOLERANCE = {"float64": {"forward": 1e-10, "gradients": 1e-8, "step": 1e-6},
              "float32": {"forward": 1e-4, "gradients": 3e-2, "step": 1e-3}}
+
+
+def assert_gradients_close(expected, actual, rtol, name):
+    """Every canonical gradient of ``actual`` (tf or keras) matches PyTorch's ``expected``."""
+    assert set(actual) == set(expected)
+    for key in expected:
+        if key.endswith("conv.bias"):
+            continue  # BatchNorm right after the conv cancels its bias: the gradient is 0 + rounding
+        assert_close(expected[key], actual[key], rtol, f"{name} d loss / d {key}")
+
+
+def one_adam_step(models, episode, dtype):
+    """(losses, canonical weights) after one step of each framework's episodic learner.
+
+    ``models`` are the torch, tf and keras models holding identical weights.
+    """
+    from common import episodic_keras, episodic_tf, episodic_torch
+    from common.weights import to_canonical
+
+    torch_model, tf_model, keras_model = models
+    with keras_floatx(dtype):
+        learners = {"torch": episodic_torch.EpisodicLearner(torch_model),
+                    "tf": episodic_tf.EpisodicLearner(tf_model),
+                    "keras": episodic_keras.EpisodicLearner(keras_model, episode)}
+        losses = {name: learner.train_step(episode)["loss"] for name, learner in learners.items()}
+    return losses, {name: to_canonical(learner.model, name) for name, learner in learners.items()}
+
+
+def assert_same_step(losses, weights, dtype):
+    """tf and keras took the step PyTorch took: same loss, same weights afterwards."""
+    for name in ("tf", "keras"):
+        assert_close(losses["torch"], losses[name], TOLERANCE[dtype]["forward"], f"{name} loss")
+        for key, value in weights["torch"].items():
+            if key.endswith("moving_variance") and name == "keras":
+                continue  # Keras keeps the biased batch variance in its running average (PyTorch: unbiased)
+            assert_close(value, weights[name][key], TOLERANCE[dtype]["step"], f"{name} {key} after one step")
