@@ -103,10 +103,19 @@ def current_command() -> str:
     return shlex.join(head + sys.argv[1:])
 
 
+# The commit the code was loaded at. A long run can finish after later commits; ``commit`` must
+# name the code that produced the number, so it is read when this module is imported (at the
+# start of the run), and ``commit_at_end`` is added only when it differs.
+COMMIT_AT_START = git_commit()
+
+
 def make_result(**fields) -> dict:
     """A result dict: the fields given, plus versions, commit, command and date filled in."""
-    result = {"versions": versions(), "commit": git_commit(), "command": current_command(),
+    result = {"versions": versions(), "commit": COMMIT_AT_START, "command": current_command(),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    at_end = git_commit()
+    if at_end != COMMIT_AT_START:
+        result["commit_at_end"] = at_end
     result.update(fields)
     check_result(result)
     return result
