@@ -57,10 +57,10 @@ def episode_parser(description: str, *, dataset: str = "omniglot", way: int = 5,
     return parser
 
 
-def run(main: Callable[..., object], *args) -> None:
-    """Call ``main``; a reader's mistake ends in one clear line, not a stack trace."""
+def run(main: Callable[..., object], *args, **kwargs) -> None:
+    """Call ``main(*args, **kwargs)``; a reader's mistake ends in one clear line, not a stack trace."""
     try:
-        main(*args)
+        main(*args, **kwargs)
     except MetaLearnError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -22,6 +22,7 @@ likewise. ``common.adapters`` turns them into torch tensors, a ``tf.data.Dataset
 
 from __future__ import annotations
 
+import math
 from typing import Iterator, NamedTuple
 
 import numpy as np
@@ -121,6 +122,36 @@ class EpisodeSampler(EpisodeSource):
     def __repr__(self) -> str:
         return (f"EpisodeSampler({self.dataset.name}/{self.dataset.split}, {self.way}-way "
                 f"{self.shot}-shot {self.query}-query, seed={self.seed})")
+
+
+class MetaBatches(EpisodeSource):
+    """Meta-batches as episodes: item ``i`` is ``source.meta_batch(i, batch_size)``, B tasks stacked.
+
+    Optimization-based learners (MAML, Reptile, Meta-SGD) take one meta-update per meta-batch of
+    tasks; wrapped this way, the episodic training loop of ``common.training`` (which asks for
+    "episode i") drives them unchanged, and meta-batch i holds the same tasks in every framework
+    and in a resumed run.
+    """
+
+    def __init__(self, source: EpisodeSource, batch_size: int):
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ConfigError(f"a meta-batch needs at least one task, got --meta-batch {batch_size!r}")
+        dataset = getattr(source, "dataset", None)
+        if dataset is not None:
+            # Tasks are drawn with replacement, but a meta-batch larger than the number of distinct
+            # tasks would average copies of the same task: almost surely a mistake in the settings.
+            distinct = math.comb(dataset.n_classes, source.way)
+            if batch_size > distinct:
+                raise ConfigError(f"--meta-batch {batch_size} is more than the {distinct} distinct "
+                                  f"{source.way}-way tasks of the {dataset.name} {dataset.split} split "
+                                  f"({dataset.n_classes} classes); use --meta-batch {distinct} or fewer")
+        self.source, self.batch_size, self.seed = source, int(batch_size), source.seed
+
+    def episode(self, index: int) -> Episode:
+        return self.source.meta_batch(index, self.batch_size)
+
+    def __repr__(self) -> str:
+        return f"MetaBatches({self.source!r}, batch_size={self.batch_size})"
 
 
 def to_float(pixels: np.ndarray) -> np.ndarray:

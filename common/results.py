@@ -39,7 +39,9 @@ METRICS = {"accuracy": ("accuracy", "ci95"), "mse": ("mse", "mse_ci95")}  # metr
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
 # Published test accuracies (%) on the papers' protocols, (algorithm, dataset, way, shot) -> (value, source).
-# "transductive": the number was measured with batch statistics over the whole query set.
+# An algorithm name ending in "-transductive" is a network with BatchNorm whose query set was
+# normalised as one batch (each prediction depends on the other queries); without the suffix,
+# a query's prediction depends on the support set and itself only. Our scripts name runs the same way.
 PUBLISHED = {
     **{("protonet", "omniglot", w, s): (v, "Snell et al. 2017, Table 1")
        for (w, s), v in {(5, 1): 98.8, (5, 5): 99.7, (20, 1): 96.0, (20, 5): 98.9}.items()},
@@ -51,15 +53,15 @@ PUBLISHED = {
        for s, v in {1: 43.56, 5: 55.31}.items()},
     **{("siamese", "omniglot", w, s): (v, "Koch et al. 2015, as reported by Vinyals et al. 2016")
        for (w, s), v in {(5, 1): 96.7, (5, 5): 98.4, (20, 1): 88.0, (20, 5): 96.5}.items()},
-    **{("maml", "omniglot", w, s): (v, "Finn et al. 2017, Table 1 (transductive)")
+    **{("maml-transductive", "omniglot", w, s): (v, "Finn et al. 2017, Table 1 (transductive)")
        for (w, s), v in {(5, 1): 98.7, (5, 5): 99.9, (20, 1): 95.8, (20, 5): 98.9}.items()},
-    **{("fomaml", "omniglot", w, s): (v, "Nichol et al. 2018, Table 1 (transductive)")
+    **{("fomaml-transductive", "omniglot", w, s): (v, "Nichol et al. 2018, Table 1 (transductive)")
        for (w, s), v in {(5, 1): 98.3, (5, 5): 99.2, (20, 1): 89.4, (20, 5): 97.9}.items()},
     **{("reptile", "omniglot", w, s): (v, "Nichol et al. 2018, Table 1 (not transductive)")
        for (w, s), v in {(5, 1): 95.39, (5, 5): 98.90, (20, 1): 88.14, (20, 5): 96.65}.items()},
     **{("reptile-transductive", "omniglot", w, s): (v, "Nichol et al. 2018, Table 1 (transductive)")
        for (w, s), v in {(5, 1): 97.68, (5, 5): 99.48, (20, 1): 89.43, (20, 5): 97.12}.items()},
-    **{("metasgd", "omniglot", w, s): (v, "Li et al. 2017, Table 1")
+    **{("metasgd", "omniglot", w, s): (v, "Li et al. 2017, Table 1 (batch-norm protocol not stated)")
        for (w, s), v in {(5, 1): 99.53, (5, 5): 99.93, (20, 1): 95.93, (20, 5): 98.97}.items()},
     # Sinusoid regression: MSE after adaptation on K points (way 1, shot K).
     **{("maml", "sinusoid", 1, k): (v, "Li et al. 2017, Table 2 (MSE, MAML)")

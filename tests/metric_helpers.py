@@ -17,12 +17,16 @@ def assert_close(a, b, rtol, what=""):
 def keras_floatx(dtype):
     """Build Keras layers in ``dtype`` (Keras sub-layers take the global float type)."""
     import keras
-    old = keras.config.floatx()
+    # Keras fixes its global dtype policy from floatx when the first layer is built, and keeps it:
+    # set (and restore) the policy too, or one float64 test makes every later layer float64.
+    old, old_policy = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
     try:
         yield
     finally:
         keras.config.set_floatx(old)
+        keras.config.set_dtype_policy(old_policy)
 
 
 def cast_episode(episode, dtype):

@@ -13,6 +13,14 @@ The arithmetic is ``keras.ops``; the derivatives come from the backend, TensorFl
 ``maml_tf.py``. First-order MAML (Sec. 5.2) stops the gradient of the inner gradients
 (``ops.stop_gradient``): ∂θ'/∂θ = I, the meta-gradient is ∇_θ' L_Q(θ'), the Hessian term is dropped.
 
+Every function takes the network first (``networks_keras.SinusoidMLP`` or ``Conv4Classifier``):
+it supplies ``forward(params, x, reference)``, ``loss`` and ``metric``, and θ is the ``dict`` of
+canonical names and layouts it returns from ``params()``, the same dict as in PyTorch and
+TensorFlow. With BatchNorm (Conv-4), how the *query* set is normalised is a choice:
+``transductive=True`` (Finn et al.'s code) uses the query set's own batch statistics,
+``transductive=False`` the support set's (see ``networks_keras.py``). The support set is always
+normalised with its own statistics.
+
 The Keras way to train is ``fit``: :class:`MAML` is a ``keras.Model`` whose ``train_step`` runs
 the inner loop of every task of a meta-batch and the outer update, and it is fitted on
 ``common.adapters.keras_episodes(tasks, count, meta_batch_size=B)`` with ``shuffle=False``
@@ -20,13 +28,12 @@ the inner loop of every task of a meta-batch and the outer update, and it is fit
 ``train_step`` for a task axis of unknown length (and without AutoGraph), so the tasks are
 looped over with ``ops.fori_loop``, a ``tf.while_loop`` on this backend, as in ``maml_tf.py``.
 
-See ``maml_torch.py`` for the full commentary; the names and structure here are the same, and
-the parameters are the same ``dict`` of canonical names and layouts (``layers.0.kernel`` (1, 40), ...).
+See ``maml_torch.py`` for the full commentary; the names and structure here are the same.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 
 import keras
 import numpy as np
@@ -35,52 +42,7 @@ from keras import ops
 
 from common.episodes import Episode
 from common.errors import ConfigError
-
-
-def _torch_like_dense(units: int, fan_in: int) -> keras.layers.Dense:
-    """A Dense layer initialised as PyTorch's: kernel and bias uniform in ±1/sqrt(fan_in)."""
-    bound = 1 / math.sqrt(fan_in)
-    return keras.layers.Dense(units, kernel_initializer=keras.initializers.RandomUniform(-bound, bound),
-                              bias_initializer=keras.initializers.RandomUniform(-bound, bound))
-
-
-class SinusoidMLP(keras.layers.Layer):
-    """The regression network of Finn et al. Sec. 5.1: 1 → 40 → 40 → 1, ReLU between layers.
-
-    A ``Layer``, not a ``Model``: ``keras.Model`` reserves the attribute name ``layers``, which
-    gives the canonical names (``layers.0.kernel``). Its weights exist from construction on.
-    """
-
-    def __init__(self, hidden: tuple[int, ...] = (40, 40), **kwargs):
-        super().__init__(**kwargs)
-        sizes = (1, *hidden, 1)
-        self.layers = [_torch_like_dense(n_out, n_in) for n_in, n_out in zip(sizes, sizes[1:])]
-        for layer, n_in in zip(self.layers, sizes):
-            layer.build((None, n_in))
-        self.built = True
-
-    def params(self) -> dict:
-        """θ as a dict of canonical names: ``{"layers.0.kernel": ..., "layers.0.bias": ..., ...}``."""
-        return {f"layers.{i}.{name}": getattr(layer, name) for i, layer in enumerate(self.layers)
-                for name in ("kernel", "bias")}
-
-    def call(self, x):
-        return forward(self.params(), x)
-
-
-def forward(params: dict, x):
-    """f_θ(x) for any parameters θ (the layer's variables, or adapted tensors): (N, 1) -> (N, 1)."""
-    depth = len(params) // 2
-    for i in range(depth):
-        x = ops.matmul(x, params[f"layers.{i}.kernel"]) + params[f"layers.{i}.bias"]
-        if i < depth - 1:
-            x = ops.relu(x)
-    return x
-
-
-def loss(params: dict, x, y):
-    """L(θ) on the examples (x, y): the mean squared error of f_θ (Eq. 4, averaged)."""
-    return ops.mean(ops.square(forward(params, x) - y))
+from common.weights import canonical_to_keras, keras_to_canonical
 
 
 def check_inner_steps(inner_steps) -> None:
@@ -91,9 +53,13 @@ def check_inner_steps(inner_steps) -> None:
                           f"nothing is meta-learned")
 
 
-def adapt(params: dict, support_x, support_y, inner_lr: float, inner_steps: int,
+def adapt(model, params: dict, support_x, support_y, inner_lr, inner_steps: int,
           first_order: bool = False) -> dict:
     """θ' after ``inner_steps`` gradient steps θ ← θ − α ∇_θ L_S(θ) (Eq. 1), as a new dict.
+
+    ``inner_lr`` is α: a float (MAML), or a dict name -> tensor shaped like ``params[name]``
+    (Meta-SGD's learned rates, applied elementwise: θ ← θ − α ∘ ∇L_S(θ)). The support set is
+    normalised with its own statistics (``reference=None``).
 
     Second order (default): called under an outer tape, which records this inner gradient
     computation and later differentiates through it. First order: ``ops.stop_gradient`` makes
@@ -103,93 +69,149 @@ def adapt(params: dict, support_x, support_y, inner_lr: float, inner_steps: int,
     # A tape watches tensors: read Keras variables into their values (the outer tape, which
     # watches the variables, still traces these reads back to them).
     params = {name: tf.convert_to_tensor(p) for name, p in params.items()}
+    rates = inner_lr if isinstance(inner_lr, Mapping) else dict.fromkeys(params, inner_lr)
     for _ in range(inner_steps):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(list(params.values()))
-            support_loss = loss(params, support_x, support_y)
+            support_loss = model.loss(model.forward(params, support_x), support_y)
         gradients = tape.gradient(support_loss, list(params.values()))
         if first_order:
             gradients = [ops.stop_gradient(g) for g in gradients]
-        params = {name: p - inner_lr * g for (name, p), g in zip(params.items(), gradients)}
+        params = {name: p - rates[name] * g for (name, p), g in zip(params.items(), gradients)}
     return params
 
 
-def meta_loss(params: dict, meta_batch: Episode, inner_lr: float, inner_steps: int,
-              first_order: bool = False):
-    """Eq. (2)/(3): the mean over the meta-batch's tasks of L_Q at each task's adapted θ'.
+def query_outputs(model, params: dict, support_x, query_x, transductive: bool = True):
+    """f_θ'(query_x): with the query set's own BatchNorm statistics (transductive) or the support
+    set's (each query then depends on the support set and itself only)."""
+    if transductive:
+        return model.forward(params, query_x)
+    return model.forward(params, query_x, reference=support_x)
 
-    ``meta_batch`` holds B tasks along a leading axis: support_x (B, K, 1), ..., query_y (B, Q, 1).
-    Its gradient with respect to ``params`` (under a tape) is the meta-gradient.
+
+def meta_loss(model, params: dict, meta_batch: Episode, inner_lr, inner_steps: int,
+              first_order: bool = False, transductive: bool = True):
+    """Eq. (2)/(3): the means over the meta-batch's tasks of L_Q and of the metric at each task's θ'.
+
+    ``meta_batch`` holds B tasks along a leading axis: support_x (B, K, ...), ..., query_y (B, Q, ...).
+    The gradient of the loss with respect to ``params`` (under a tape) is the meta-gradient.
     """
     support_x, support_y, query_x, query_y = (ops.convert_to_tensor(part) for part in meta_batch)
 
-    def add_task(t, total):
-        adapted = adapt(params, support_x[t], support_y[t], inner_lr, inner_steps, first_order)
-        return total + loss(adapted, query_x[t], query_y[t])
+    def add_task(t, totals):
+        loss_total, metric_total = totals
+        adapted = adapt(model, params, support_x[t], support_y[t], inner_lr, inner_steps, first_order)
+        outputs = query_outputs(model, adapted, support_x[t], query_x[t], transductive)
+        return (loss_total + model.loss(outputs, query_y[t]),
+                metric_total + model.metric(outputs, query_y[t]))
 
     tasks = ops.shape(support_x)[0]  # a tensor while fit traces train_step: B is not known then
-    total = ops.fori_loop(0, tasks, add_task, ops.zeros([], support_x.dtype))  # one task at a time
-    return total / ops.cast(tasks, total.dtype)
+    zero = ops.zeros([], support_x.dtype)
+    loss_total, metric_total = ops.fori_loop(0, tasks, add_task, (zero, zero))  # one task at a time
+    return loss_total / ops.cast(tasks, zero.dtype), metric_total / ops.cast(tasks, zero.dtype)
 
 
-def adaptation_curve(params: dict, episode: Episode, inner_lr: float, steps: int):
-    """Query MSE of one task after 0, 1, ..., ``steps`` gradient steps on its support set.
+def adaptation_curve(model, params: dict, episode: Episode, inner_lr, steps: int, transductive: bool = True):
+    """Query loss of one task after 0, 1, ..., ``steps`` gradient steps on its support set.
 
     Entry 0 is f_θ without adaptation; entry k is what the paper reports "after k steps"
     (Finn et al. Fig. 3). No meta-gradient is needed, so the steps are first-order.
     """
     support_x, support_y, query_x, query_y = episode
-    curve = [loss(params, query_x, query_y)]
+    curve = [model.loss(query_outputs(model, params, support_x, query_x, transductive), query_y)]
     for _ in range(steps):
-        params = adapt(params, support_x, support_y, inner_lr, 1, first_order=True)
-        curve.append(loss(params, query_x, query_y))
+        params = adapt(model, params, support_x, support_y, inner_lr, 1, first_order=True)
+        curve.append(model.loss(query_outputs(model, params, support_x, query_x, transductive), query_y))
     return ops.stack(curve)
 
 
+def cast_floats(episode: Episode, dtype) -> Episode:
+    """The floating parts (images, regression inputs and targets) in ``dtype``; labels stay int64."""
+    return Episode(*(ops.cast(part, dtype) if keras.backend.is_float_dtype(part.dtype) else part
+                     for part in episode))
+
+
 class MAML(keras.Model):
-    """Meta-training of a :class:`SinusoidMLP` with ``fit``: compile it with the meta-optimizer,
+    """Meta-training of a network of ``networks_keras`` with ``fit``: compile it with the meta-optimizer,
 
-        maml = MAML(SinusoidMLP(), inner_lr=0.01, inner_steps=1, first_order=False)
+        maml = MAML(Conv4Classifier(way=5), inner_lr=0.4, inner_steps=1, test_inner_steps=3)
         maml.compile(optimizer=common.episodic_tf.Adam(1e-3, epsilon=1e-8))   # β, PyTorch's Adam
-        maml.fit(keras_episodes(tasks, iterations, meta_batch_size=25), shuffle=False)
+        maml.fit(keras_episodes(tasks, iterations, meta_batch_size=32), shuffle=False)
 
-    Each ``fit`` item is ``((support_x, support_y, query_x), query_y)`` of B tasks.
+    Each ``fit`` item is ``((support_x, support_y, query_x), query_y)`` of B tasks. ``call`` and
+    :meth:`predict` adapt with ``test_inner_steps`` first-order steps (Finn et al., Omniglot
+    5-way: 1 step in training, 3 at test). Note that :meth:`predict` takes an episode: it replaces
+    ``keras.Model.predict``.
     """
 
-    def __init__(self, model: SinusoidMLP, inner_lr: float = 0.01, inner_steps: int = 1,
-                 first_order: bool = False, **kwargs):
+    def __init__(self, model, inner_lr=0.01, inner_steps: int = 1, first_order: bool = False,
+                 transductive: bool = True, test_inner_steps: int | None = None, **kwargs):
         check_inner_steps(inner_steps)
+        test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
+        check_inner_steps(test_inner_steps)
         super().__init__(**kwargs)
         self.model, self.inner_lr, self.inner_steps = model, inner_lr, inner_steps
-        self.first_order = first_order
-        self.built = True  # the MLP's weights exist: nothing for fit to build on a first batch
+        self.first_order, self.transductive, self.test_inner_steps = first_order, transductive, test_inner_steps
+        self.built = True  # the network's weights exist: nothing for fit to build on a first batch
         self._curve = tf.function(lambda episode, steps: adaptation_curve(
-            self.model.params(), episode, self.inner_lr, steps), reduce_retracing=True)
+            self.model, self.model.params(), episode, self.inner_lr, steps, self.transductive),
+            reduce_retracing=True)
 
-    def call(self, x):
-        return self.model(x)
+    def compile(self, optimizer, **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        # The optimizer's moments exist from now on, in the order of trainable_variables (as fit
+        # would build them): state() and load_state() work before the first meta-step.
+        self.optimizer.build(self.trainable_variables)
+
+    def call(self, inputs, training=False):
+        """Query outputs after ``test_inner_steps`` first-order steps on the support set; θ unchanged."""
+        support_x, support_y, query_x = inputs
+        adapted = adapt(self.model, self.model.params(), support_x, support_y, self.inner_lr,
+                        self.test_inner_steps, first_order=True)
+        return query_outputs(self.model, adapted, support_x, query_x, self.transductive)
 
     def train_step(self, data):
         (support_x, support_y, query_x), query_y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        parts = (support_x, support_y, query_x, query_y)
-        meta_batch = Episode(*(ops.cast(part, self.compute_dtype) for part in parts))
-        params = self.model.params()
+        meta_batch = cast_floats(Episode(support_x, support_y, query_x, query_y), self.model.compute_dtype)
+        variables = self.trainable_variables  # θ (and, in Meta-SGD, the learned rates α)
         with tf.GradientTape() as tape:  # the outer tape: records the inner gradients too
-            value = meta_loss(params, meta_batch, self.inner_lr, self.inner_steps, self.first_order)
-        gradients = tape.gradient(value, list(params.values()))
-        self.optimizer.apply_gradients(zip(gradients, params.values()))
-        return {"loss": value}
+            value, metric = meta_loss(self.model, self.model.params(), meta_batch, self.inner_lr,
+                                      self.inner_steps, self.first_order, self.transductive)
+        gradients = tape.gradient(value, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return {"loss": value, self.model.metric_name: metric}
 
     def _arrays(self, episode: Episode) -> Episode:
-        return Episode(*(np.asarray(part, self.compute_dtype) for part in episode))
+        """The episode's floating parts (images, regression values) in the network's dtype."""
+        dtype = self.model.compute_dtype
+        return Episode(*(part.astype(dtype) if part.dtype.kind == "f" else part for part in map(np.asarray, episode)))
 
-    def meta_step(self, meta_batch: Episode) -> float:
-        """One meta-update on a meta-batch of tasks (``train_on_batch``); returns the meta-loss
-        before the update."""
+    def meta_step(self, meta_batch: Episode) -> dict:
+        """One meta-update on a meta-batch of tasks (``train_on_batch``); returns the meta-loss and
+        the metric before the update: ``{"loss": ..., model.metric_name: ...}``."""
         support_x, support_y, query_x, query_y = self._arrays(meta_batch)
         logs = self.train_on_batch((support_x, support_y, query_x), query_y, return_dict=True)
-        return float(logs["loss"])
+        return {name: float(value) for name, value in logs.items()}
+
+    def predict(self, episode: Episode) -> np.ndarray:
+        """Query outputs (logits or regression values) of one episode after ``test_inner_steps``
+        first-order steps on its support set, as :meth:`call` computes them; θ is not updated."""
+        support_x, support_y, query_x, _ = self._arrays(episode)
+        return np.asarray(self.predict_on_batch((support_x, support_y, query_x)))
 
     def adaptation_curve(self, episode: Episode, steps: int = 10) -> np.ndarray:
-        """Query MSE of one task after 0..``steps`` inner steps (see :func:`adaptation_curve`)."""
+        """Query loss of one task after 0..``steps`` inner steps (see :func:`adaptation_curve`)."""
         return ops.convert_to_numpy(self._curve(self._arrays(episode), steps))
+
+    def state(self) -> dict:
+        """Everything a checkpoint needs: θ as ``model.<canonical name>``, the optimizer's
+        variables (step count, moments) as ``optimizer.<i>``."""
+        arrays = {f"model.{k}": v for k, v in keras_to_canonical(self.model).items()}
+        arrays.update({f"optimizer.{i}": np.asarray(v) for i, v in enumerate(self.optimizer.variables)})
+        return arrays
+
+    def load_state(self, arrays: dict) -> None:
+        """The inverse of :meth:`state` (after ``compile``): meta-training then continues exactly."""
+        canonical_to_keras({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
+        for i, variable in enumerate(self.optimizer.variables):
+            variable.assign(arrays[f"optimizer.{i}"])

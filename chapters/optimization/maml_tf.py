@@ -15,20 +15,34 @@ MAML). First-order MAML (Sec. 5.2) wraps the inner gradients in ``tf.stop_gradie
 the meta-gradient is ∇_θ' L_Q(θ'), and the Hessian term is dropped.
 
 See ``maml_torch.py`` for the full commentary; the names and structure here are the same. The
-parameters are the same ``dict`` of canonical names and layouts (``layers.0.kernel`` (1, 40), ...),
-held by ``common.tf_layers.Dense`` layers, and :func:`forward` runs the network on any such dict.
+algorithm is written once for any network of ``networks_tf.py``: a ``model`` with ``params()``
+(θ, a dict of canonical names and layouts), ``forward(params, x, reference=None)`` (the network
+run on any such dict, the variables or adapted tensors), ``loss`` and ``metric``. The sinusoid
+MLP of Sec. 5.1 (mean squared error) and the Omniglot Conv-4 classifier of Sec. 5.2
+(cross-entropy, accuracy) go through the same code.
+
+The inner learning rate α is a number (MAML) or a dict of tensors shaped like θ (Meta-SGD, see
+``metasgd_tf.py``: θ' = θ − α ∘ ∇L_S(θ), elementwise).
+
+BatchNorm (Conv-4) uses the statistics of the batch it is given, never running ones. The support
+set is always normalised with its own statistics; the query set either with its own
+(``transductive=True``, Finn et al.'s code and the numbers of their paper: a query's prediction
+depends on the other queries) or with the support set's (``transductive=False``: each query is
+classified on its own). See ``networks_tf.py``.
 
 Tasks are looped over with ``for t in tf.range(B)``, which AutoGraph turns into one
 ``tf.while_loop`` inside ``tf.function``: exact second-order gradients, and traced in seconds,
 where a Python loop unrolled over 25 tasks takes ~20 s to trace (measured on this CPU).
 
 Second derivatives are less forgiving than first ones: a ``stop_gradient`` inside any op of the
-network, harmless for ordinary training, silently removes part of the Hessian term. The MLP
-here has none; a network with BatchNorm must not use ``tf.nn.moments``, which has one (see
+network, harmless for ordinary training, silently removes part of the Hessian term. The networks
+here have none; that is why their BatchNorm does not use ``tf.nn.moments``, which has one (see
 ``common.tf_layers.moments``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -36,43 +50,7 @@ import tensorflow as tf
 from common.episodes import Episode
 from common.episodic_tf import Adam
 from common.errors import ConfigError
-from common.tf_layers import Dense, dense
-
-
-class SinusoidMLP(tf.Module):
-    """The regression network of Finn et al. Sec. 5.1: 1 → 40 → 40 → 1, ReLU between layers.
-
-    ``common.tf_layers.Dense`` initialises as PyTorch does (uniform in ±1/sqrt(fan_in)).
-    """
-
-    def __init__(self, hidden: tuple[int, ...] = (40, 40), dtype=tf.float32, seed=None):
-        super().__init__()
-        rng = tf.random.Generator.from_seed(seed) if isinstance(seed, int) else seed
-        sizes = (1, *hidden, 1)
-        self.layers = [Dense(n_in, n_out, dtype=dtype, seed=rng) for n_in, n_out in zip(sizes, sizes[1:])]
-
-    def params(self) -> dict[str, tf.Variable]:
-        """θ as a dict of canonical names: ``{"layers.0.kernel": ..., "layers.0.bias": ..., ...}``."""
-        return {f"layers.{i}.{name}": variable for i, layer in enumerate(self.layers)
-                for name, variable in layer.params().items()}
-
-    def __call__(self, x):
-        return forward(self.params(), x)
-
-
-def forward(params: dict, x):
-    """f_θ(x) for any parameters θ (the module's variables, or adapted tensors): (N, 1) -> (N, 1)."""
-    depth = len(params) // 2
-    for i in range(depth):
-        x = dense(x, params[f"layers.{i}.kernel"], params[f"layers.{i}.bias"])
-        if i < depth - 1:
-            x = tf.nn.relu(x)
-    return x
-
-
-def loss(params: dict, x, y):
-    """L(θ) on the examples (x, y): the mean squared error of f_θ (Eq. 4, averaged)."""
-    return tf.reduce_mean(tf.square(forward(params, x) - y))
+from common.weights import canonical_to_tf, tf_to_canonical
 
 
 def check_inner_steps(inner_steps) -> None:
@@ -83,9 +61,12 @@ def check_inner_steps(inner_steps) -> None:
                           f"nothing is meta-learned")
 
 
-def adapt(params: dict, support_x, support_y, inner_lr: float, inner_steps: int,
+def adapt(model, params: dict, support_x, support_y, inner_lr, inner_steps: int,
           first_order: bool = False) -> dict:
     """θ' after ``inner_steps`` gradient steps θ ← θ − α ∇_θ L_S(θ) (Eq. 1), as a new dict.
+
+    ``inner_lr`` is α: a number, or a dict name -> tensor shaped like ``params[name]`` (Meta-SGD's
+    θ − α ∘ ∇L_S(θ)). The support set is normalised with its own statistics (``reference=None``).
 
     Second order (default): called under an outer tape, which records this inner gradient
     computation and later differentiates through it. First order: ``tf.stop_gradient`` makes
@@ -95,74 +76,135 @@ def adapt(params: dict, support_x, support_y, inner_lr: float, inner_steps: int,
     for _ in range(inner_steps):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(list(params.values()))
-            support_loss = loss(params, support_x, support_y)
+            support_loss = model.loss(model.forward(params, support_x), support_y)
         gradients = tape.gradient(support_loss, list(params.values()))
         if first_order:
             gradients = [tf.stop_gradient(g) for g in gradients]
-        params = {name: p - inner_lr * g for (name, p), g in zip(params.items(), gradients)}
+        params = {name: p - (inner_lr[name] if isinstance(inner_lr, Mapping) else inner_lr) * g
+                  for (name, p), g in zip(params.items(), gradients)}
     return params
 
 
-def meta_loss(params: dict, meta_batch: Episode, inner_lr: float, inner_steps: int,
-              first_order: bool = False):
-    """Eq. (2)/(3): the mean over the meta-batch's tasks of L_Q at each task's adapted θ'.
+def query_outputs(model, params: dict, support_x, query_x, transductive: bool = True):
+    """f_θ'(query_x); BatchNorm statistics from the query set itself (transductive) or from the
+    support set (each query on its own)."""
+    if transductive:
+        return model.forward(params, query_x)
+    return model.forward(params, query_x, reference=support_x)
 
-    ``meta_batch`` holds B tasks along a leading axis: support_x (B, K, 1), ..., query_y (B, Q, 1).
-    Its gradient with respect to ``params`` (under a tape) is the meta-gradient.
+
+def meta_loss(model, params: dict, meta_batch: Episode, inner_lr, inner_steps: int,
+              first_order: bool = False, transductive: bool = True):
+    """Eq. (2)/(3): the mean over the meta-batch's tasks of L_Q at each task's adapted θ',
+    and the mean of the model's metric (MSE, accuracy) there: ``(loss, metric)``.
+
+    ``meta_batch`` holds B tasks along a leading axis: support_x (B, K, ...), ..., query_y (B, Q, ...).
+    The gradient of the loss with respect to ``params`` (under a tape) is the meta-gradient.
     """
     support_x, support_y, query_x, query_y = (tf.convert_to_tensor(part) for part in meta_batch)
     tasks = tf.shape(support_x)[0]
-    total = tf.zeros([], support_x.dtype)
+    loss_total = tf.zeros([], support_x.dtype)
+    metric_total = tf.zeros([], support_x.dtype)
     for t in tf.range(tasks):  # one task at a time; a tf.while_loop inside tf.function
-        adapted = adapt(params, support_x[t], support_y[t], inner_lr, inner_steps, first_order)
-        total += loss(adapted, query_x[t], query_y[t])
-    return total / tf.cast(tasks, total.dtype)
+        adapted = adapt(model, params, support_x[t], support_y[t], inner_lr, inner_steps, first_order)
+        outputs = query_outputs(model, adapted, support_x[t], query_x[t], transductive)
+        loss_total += model.loss(outputs, query_y[t])
+        metric_total += tf.cast(model.metric(outputs, query_y[t]), metric_total.dtype)
+    tasks = tf.cast(tasks, loss_total.dtype)
+    return loss_total / tasks, metric_total / tasks
 
 
-def adaptation_curve(params: dict, episode: Episode, inner_lr: float, steps: int):
-    """Query MSE of one task after 0, 1, ..., ``steps`` gradient steps on its support set.
+def adaptation_curve(model, params: dict, episode: Episode, inner_lr, steps: int,
+                     transductive: bool = True):
+    """Query loss of one task after 0, 1, ..., ``steps`` gradient steps on its support set.
 
     Entry 0 is f_θ without adaptation; entry k is what the paper reports "after k steps"
     (Finn et al. Fig. 3). No meta-gradient is needed, so the steps are first-order.
     """
     support_x, support_y, query_x, query_y = episode
-    curve = [loss(params, query_x, query_y)]
+    curve = [model.loss(query_outputs(model, params, support_x, query_x, transductive), query_y)]
     for _ in range(steps):
-        params = adapt(params, support_x, support_y, inner_lr, 1, first_order=True)
-        curve.append(loss(params, query_x, query_y))
+        params = adapt(model, params, support_x, support_y, inner_lr, 1, first_order=True)
+        curve.append(model.loss(query_outputs(model, params, support_x, query_x, transductive), query_y))
     return tf.stack(curve)
 
 
 class MAML:
-    """Meta-training of a :class:`SinusoidMLP`: Adam (rate β) on the meta-loss, Eq. (3)."""
+    """Meta-training of any network of ``networks_tf.py``: Adam (rate β) on the meta-loss, Eq. (3).
 
-    def __init__(self, model: SinusoidMLP, inner_lr: float = 0.01, inner_steps: int = 1,
-                 first_order: bool = False, meta_lr: float = 1e-3):
+    ``test_inner_steps`` are the inner steps :meth:`predict` takes on a test task (default:
+    ``inner_steps``); Finn et al. take 1 in training and 3 at test on 5-way Omniglot.
+    """
+
+    def __init__(self, model, inner_lr: float = 0.01, inner_steps: int = 1, first_order: bool = False,
+                 meta_lr: float = 1e-3, transductive: bool = True, test_inner_steps: int | None = None):
         check_inner_steps(inner_steps)
+        test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
+        check_inner_steps(test_inner_steps)
         self.model, self.inner_lr, self.inner_steps = model, inner_lr, inner_steps
-        self.first_order = first_order
-        self.optimizer = Adam(meta_lr, epsilon=1e-8)  # PyTorch's Adam formula and epsilon
-        self.optimizer.build(list(model.params().values()))
-        self._meta_step = tf.function(self._step)  # 3-5x faster than eager on a CPU
+        self.first_order, self.transductive, self.test_inner_steps = first_order, transductive, test_inner_steps
+        # PyTorch's Adam formula and epsilon. The rate is given as a function returning it in θ's
+        # dtype: a plain float Keras keeps in float32 (1e-3 is then 5e-8 off), which in a float64
+        # model moves θ differently from PyTorch's Adam by ~1e-9 after a few steps.
+        dtype = next(iter(model.params().values())).dtype
+        self.optimizer = Adam(lambda: tf.constant(meta_lr, dtype), epsilon=1e-8)
+        self.optimizer.build(self._meta_parameters())
+        # Compiled: 3-5x faster than eager on a CPU; reduce_retracing lets one trace serve
+        # meta-batches, support and query sets of any size.
+        self._meta_step = tf.function(self._step, reduce_retracing=True)
+        self._predict = tf.function(self._adapted_outputs, reduce_retracing=True)
         self._curve = tf.function(lambda episode, steps: adaptation_curve(
-            self.model.params(), episode, self.inner_lr, steps), reduce_retracing=True)
+            self.model, self.model.params(), episode, self.inner_lr, steps, self.transductive),
+            reduce_retracing=True)
+
+    def _meta_parameters(self) -> list[tf.Variable]:
+        """What the outer loop learns: θ (Meta-SGD adds α)."""
+        return list(self.model.params().values())
 
     def _tensors(self, episode: Episode) -> Episode:
-        dtype = self.model.layers[0].kernel.dtype.as_numpy_dtype
-        return Episode(*(np.asarray(part, dtype) for part in episode))
+        """NumPy episode parts, the floating ones (images, regression targets) in the model's dtype."""
+        dtype = next(iter(self.model.params().values())).dtype.as_numpy_dtype
+        parts = (np.asarray(part) for part in episode)
+        return Episode(*(part.astype(dtype) if np.issubdtype(part.dtype, np.floating) else part
+                         for part in parts))
 
     def _step(self, meta_batch: Episode):
-        params = self.model.params()
+        variables = self._meta_parameters()
         with tf.GradientTape() as tape:  # the outer tape: records the inner gradients too
-            value = meta_loss(params, meta_batch, self.inner_lr, self.inner_steps, self.first_order)
-        gradients = tape.gradient(value, list(params.values()))
-        self.optimizer.apply_gradients(zip(gradients, params.values()))
-        return value
+            value, metric = meta_loss(self.model, self.model.params(), meta_batch, self.inner_lr,
+                                      self.inner_steps, self.first_order, self.transductive)
+        gradients = tape.gradient(value, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return value, metric
 
-    def meta_step(self, meta_batch: Episode) -> float:
-        """One meta-update on a meta-batch of tasks; returns the meta-loss before the update."""
-        return float(self._meta_step(self._tensors(meta_batch)))
+    def meta_step(self, meta_batch: Episode) -> dict:
+        """One meta-update on a meta-batch of tasks; the meta-loss and metric before the update."""
+        value, metric = self._meta_step(self._tensors(meta_batch))
+        return {"loss": float(value), self.model.metric_name: float(metric)}
+
+    def _adapted_outputs(self, support_x, support_y, query_x):
+        adapted = adapt(self.model, self.model.params(), support_x, support_y, self.inner_lr,
+                        self.test_inner_steps, first_order=True)
+        return query_outputs(self.model, adapted, support_x, query_x, self.transductive)
+
+    def predict(self, episode: Episode) -> np.ndarray:
+        """Query outputs (logits, or regression values) after ``test_inner_steps`` steps on the
+        episode's support set. θ itself is not changed."""
+        support_x, support_y, query_x, _ = self._tensors(episode)
+        return self._predict(support_x, support_y, query_x).numpy()
 
     def adaptation_curve(self, episode: Episode, steps: int = 10) -> np.ndarray:
-        """Query MSE of one task after 0..``steps`` inner steps (see :func:`adaptation_curve`)."""
+        """Query loss of one task after 0..``steps`` inner steps (see :func:`adaptation_curve`)."""
         return self._curve(self._tensors(episode), steps).numpy()
+
+    def state(self) -> dict[str, np.ndarray]:
+        """θ under ``model.<canonical name>``, Adam's step count and moments under ``optimizer.<i>``."""
+        arrays = {f"model.{k}": v for k, v in tf_to_canonical(self.model).items()}
+        arrays.update({f"optimizer.{i}": np.asarray(v) for i, v in enumerate(self.optimizer.variables)})
+        return arrays
+
+    def load_state(self, arrays: dict) -> None:
+        """The inverse of :meth:`state`: the next meta_step is the one the saved run would have taken."""
+        canonical_to_tf({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
+        for i, variable in enumerate(self.optimizer.variables):
+            variable.assign(arrays[f"optimizer.{i}"])

@@ -31,73 +31,31 @@ term −α ∇²L_S(θ) ∇_θ' L_Q(θ'), saving the double backward. (For a ReL
 respect to the *input* is zero almost everywhere, but not the one with respect to the *weights*:
 the term is genuinely dropped, as ``tests/test_maml.py`` shows against finite differences.)
 
-The sinusoid model (Sec. 5.1) is an MLP 1-40-40-1 with ReLU, trained on the mean squared error
-(Eq. 4 writes a sum; the authors' code, and the MSE the paper reports, average). Its parameters
-are a ``dict`` of canonical names and layouts (``common.weights``): ``layers.0.kernel`` (1, 40),
-``layers.0.bias`` (40,), ..., ``layers.2.bias`` (1,), the very same dict in ``maml_tf.py`` and
-``maml_keras.py``. The network is a *function* of that dict, :func:`forward`, because MAML must run
-it on adapted parameters θ' (tensors computed from θ), not only on the module's own.
+The functions here take the network as their first argument: any model of
+``networks_torch.py`` (the sinusoid MLP of Sec. 5.1, the Conv-4 classifier of Sec. 5.2), which
+provides ``params()`` (θ as a dict of canonical names), ``forward(params, x, reference=None)``,
+``loss`` and ``metric``. The network is a *function* of the dict because MAML must run it on
+adapted parameters θ' (tensors computed from θ), not only on the module's own.
+
+**BatchNorm and the query set.** The Conv-4 network normalises with batch statistics, never
+running ones (see ``networks_torch.py``). The support set is always normalised with its own
+statistics. For the query set, ``transductive=True`` (the default, Finn et al.'s code) uses the
+query batch's own statistics, so each query's prediction depends on the other queries;
+``transductive=False`` uses the support set's, so it depends on the support set and itself only.
 
 Tasks are looped over one by one (not ``torch.func.vmap``): on a CPU a loop is as fast, and vmap
-gives wrong second-order gradients through BatchNorm, which the image models of this chapter have.
+gives wrong second-order gradients through BatchNorm.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
-from torch import nn
 
+from common.adapters import to_torch
 from common.episodes import Episode
 from common.errors import ConfigError
-
-
-class Dense(nn.Module):
-    """``x @ kernel + bias`` with the kernel stored (in, out), the canonical layout.
-
-    Not ``nn.Linear``, whose ``weight`` is (out, in): with this layer ``model.named_parameters()``
-    *is* the canonical dict (``layers.0.kernel``, ...), the same keys and shapes as in TensorFlow
-    and Keras. Initialised as ``nn.Linear``: uniform in ±1/sqrt(fan_in).
-    """
-
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__()
-        bound = 1 / math.sqrt(in_features)
-        self.kernel = nn.Parameter(torch.empty(in_features, out_features).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
-
-
-class SinusoidMLP(nn.Module):
-    """The regression network of Finn et al. Sec. 5.1: 1 → 40 → 40 → 1, ReLU between layers."""
-
-    def __init__(self, hidden: tuple[int, ...] = (40, 40)):
-        super().__init__()
-        sizes = (1, *hidden, 1)
-        self.layers = nn.ModuleList(Dense(n_in, n_out) for n_in, n_out in zip(sizes, sizes[1:]))
-
-    def params(self) -> dict[str, torch.Tensor]:
-        """θ as a dict of canonical names: ``{"layers.0.kernel": ..., "layers.0.bias": ..., ...}``."""
-        return dict(self.named_parameters())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return forward(self.params(), x)
-
-
-def forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """f_θ(x) for any parameters θ (the module's own, or adapted ones): (N, 1) -> (N, 1)."""
-    depth = len(params) // 2
-    for i in range(depth):
-        x = x @ params[f"layers.{i}.kernel"] + params[f"layers.{i}.bias"]
-        if i < depth - 1:
-            x = torch.relu(x)
-    return x
-
-
-def loss(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """L(θ) on the examples (x, y): the mean squared error of f_θ (Eq. 4, averaged)."""
-    return torch.mean((forward(params, x) - y) ** 2)
+from common.weights import canonical_to_torch, torch_to_canonical
 
 
 def check_inner_steps(inner_steps) -> None:
@@ -108,40 +66,55 @@ def check_inner_steps(inner_steps) -> None:
                           f"nothing is meta-learned")
 
 
-def adapt(params: dict[str, torch.Tensor], support_x: torch.Tensor, support_y: torch.Tensor,
-          inner_lr: float, inner_steps: int, first_order: bool = False) -> dict[str, torch.Tensor]:
+def adapt(model, params: dict[str, torch.Tensor], support_x: torch.Tensor, support_y: torch.Tensor,
+          inner_lr, inner_steps: int, first_order: bool = False) -> dict[str, torch.Tensor]:
     """θ' after ``inner_steps`` gradient steps θ ← θ − α ∇_θ L_S(θ) (Eq. 1), as a new dict.
 
-    Second order (default): ``create_graph=True`` keeps the graph of each inner gradient, so a
-    backward pass from the query loss differentiates through it (the Hessian term). First order:
-    the inner gradients are plain numbers, constants for the meta-gradient.
+    ``inner_lr`` is α: a float (MAML), or a dict name -> tensor shaped like ``params[name]``
+    (Meta-SGD's learned rates, the step α ∘ ∇ elementwise). The support set is normalised with its
+    own statistics. Second order (default): ``create_graph=True`` keeps the graph of each inner
+    gradient, so a backward pass from the query loss differentiates through it (the Hessian term).
+    First order: the inner gradients are plain numbers, constants for the meta-gradient.
     """
     check_inner_steps(inner_steps)
     for _ in range(inner_steps):
-        support_loss = loss(params, support_x, support_y)
+        support_loss = model.loss(model.forward(params, support_x), support_y)
         gradients = torch.autograd.grad(support_loss, list(params.values()), create_graph=not first_order)
-        params = {name: p - inner_lr * g for (name, p), g in zip(params.items(), gradients)}
+        params = {name: p - (inner_lr[name] if isinstance(inner_lr, dict) else inner_lr) * g
+                  for (name, p), g in zip(params.items(), gradients)}
     return params
 
 
-def meta_loss(params: dict[str, torch.Tensor], meta_batch: Episode, inner_lr: float, inner_steps: int,
-              first_order: bool = False) -> torch.Tensor:
-    """Eq. (2)/(3): the mean over the meta-batch's tasks of L_Q at each task's adapted θ'.
+def query_outputs(model, params: dict[str, torch.Tensor], support_x: torch.Tensor, query_x: torch.Tensor,
+                  transductive: bool = True) -> torch.Tensor:
+    """f_θ'(query_x): BatchNorm statistics from the query batch itself (transductive) or from the
+    support set (not). Networks without BatchNorm give the same either way."""
+    if transductive:
+        return model.forward(params, query_x)
+    return model.forward(params, query_x, reference=support_x)
 
-    ``meta_batch`` holds B tasks along a leading axis: support_x (B, K, 1), ..., query_y (B, Q, 1).
-    Its gradient with respect to ``params`` is the meta-gradient (second or first order).
+
+def meta_loss(model, params: dict[str, torch.Tensor], meta_batch: Episode, inner_lr, inner_steps: int,
+              first_order: bool = False, transductive: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. (2)/(3): the mean over the meta-batch's tasks of L_Q at each task's adapted θ', and the
+    mean of the model's metric there (for monitoring; it carries no gradient).
+
+    ``meta_batch`` holds B tasks along a leading axis (support_x (B, N·K, C, H, W) or (B, K, 1), ...).
+    The loss's gradient with respect to ``params`` is the meta-gradient (second or first order).
     """
     support_x, support_y, query_x, query_y = meta_batch
-    total = 0.0
+    total_loss, total_metric = 0.0, 0.0
     for t in range(len(support_x)):  # one task at a time: exact, and as fast as vmap on a CPU
-        adapted = adapt(params, support_x[t], support_y[t], inner_lr, inner_steps, first_order)
-        total = total + loss(adapted, query_x[t], query_y[t])
-    return total / len(support_x)
+        adapted = adapt(model, params, support_x[t], support_y[t], inner_lr, inner_steps, first_order)
+        outputs = query_outputs(model, adapted, support_x[t], query_x[t], transductive)
+        total_loss = total_loss + model.loss(outputs, query_y[t])
+        total_metric = total_metric + model.metric(outputs.detach(), query_y[t])
+    return total_loss / len(support_x), total_metric / len(support_x)
 
 
-def adaptation_curve(params: dict[str, torch.Tensor], episode: Episode, inner_lr: float,
-                     steps: int) -> np.ndarray:
-    """Query MSE of one task after 0, 1, ..., ``steps`` gradient steps on its support set.
+def adaptation_curve(model, params: dict[str, torch.Tensor], episode: Episode, inner_lr, steps: int,
+                     transductive: bool = True) -> np.ndarray:
+    """Query loss of one task after 0, 1, ..., ``steps`` gradient steps on its support set.
 
     Entry 0 is f_θ without adaptation; entry k is what the paper reports "after k steps"
     (Finn et al. Fig. 3). No meta-gradient is needed, so the steps are first-order.
@@ -151,35 +124,81 @@ def adaptation_curve(params: dict[str, torch.Tensor], episode: Episode, inner_lr
     curve = []
     for k in range(steps + 1):
         if k:
-            params = adapt(params, support_x, support_y, inner_lr, 1, first_order=True)
+            params = adapt(model, params, support_x, support_y, inner_lr, 1, first_order=True)
         with torch.no_grad():
-            curve.append(loss(params, query_x, query_y).item())
+            curve.append(model.loss(query_outputs(model, params, support_x, query_x, transductive),
+                                    query_y).item())
     return np.array(curve)
 
 
 class MAML:
-    """Meta-training of a :class:`SinusoidMLP`: Adam (rate β) on the meta-loss, Eq. (3)."""
+    """Meta-training of a network of ``networks_torch.py``: Adam (rate β) on the meta-loss, Eq. (3).
 
-    def __init__(self, model: SinusoidMLP, inner_lr: float = 0.01, inner_steps: int = 1,
-                 first_order: bool = False, meta_lr: float = 1e-3):
+    ``test_inner_steps`` is the number of inner steps :meth:`predict` takes (default:
+    ``inner_steps``); Finn et al. train Omniglot 5-way with 1 and test with 3.
+    """
+
+    def __init__(self, model, inner_lr=0.01, inner_steps: int = 1, first_order: bool = False,
+                 meta_lr: float = 1e-3, transductive: bool = True, test_inner_steps: int | None = None):
         check_inner_steps(inner_steps)
+        test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
+        check_inner_steps(test_inner_steps)
         self.model, self.inner_lr, self.inner_steps = model, inner_lr, inner_steps
-        self.first_order = first_order
+        self.first_order, self.transductive = first_order, transductive
+        self.test_inner_steps = test_inner_steps
         self.optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr)
+        self.steps = 0  # meta-updates taken
 
     def _tensors(self, episode: Episode) -> Episode:
-        dtype = next(self.model.parameters()).dtype
-        return Episode(*(torch.as_tensor(np.asarray(part), dtype=dtype) for part in episode))
+        """NumPy episode -> torch (images as NCHW views), floating parts in the model's dtype."""
+        reference = next(self.model.parameters())
+        parts = to_torch(Episode(*(np.asarray(part) for part in episode)))
+        return Episode(*(part.to(reference.device, reference.dtype) if part.is_floating_point()
+                         else part.to(reference.device) for part in parts))
 
-    def meta_step(self, meta_batch: Episode) -> float:
-        """One meta-update on a meta-batch of tasks; returns the meta-loss before the update."""
-        value = meta_loss(self.model.params(), self._tensors(meta_batch), self.inner_lr,
-                          self.inner_steps, self.first_order)
+    def meta_step(self, meta_batch: Episode) -> dict[str, float]:
+        """One meta-update on a meta-batch of tasks; returns the meta-loss and metric before it."""
+        loss, metric = meta_loss(self.model, self.model.params(), self._tensors(meta_batch),
+                                 self.inner_lr, self.inner_steps, self.first_order, self.transductive)
         self.optimizer.zero_grad(set_to_none=True)
-        value.backward()  # through every inner update: the meta-gradient
+        loss.backward()  # through every inner update: the meta-gradient
         self.optimizer.step()
-        return value.item()
+        self.steps += 1
+        return {"loss": loss.item(), self.model.metric_name: metric.item()}
+
+    def predict(self, episode: Episode) -> np.ndarray:
+        """Query outputs (logits, or regression values) of one task after ``test_inner_steps``
+        first-order steps on its support set. θ itself is not changed."""
+        support_x, support_y, query_x, _ = self._tensors(episode)
+        params = {name: p.detach().requires_grad_() for name, p in self.model.params().items()}
+        adapted = adapt(self.model, params, support_x, support_y, self.inner_lr, self.test_inner_steps,
+                        first_order=True)
+        with torch.no_grad():
+            return query_outputs(self.model, adapted, support_x, query_x, self.transductive).cpu().numpy()
 
     def adaptation_curve(self, episode: Episode, steps: int = 10) -> np.ndarray:
-        """Query MSE of one task after 0..``steps`` inner steps (see :func:`adaptation_curve`)."""
-        return adaptation_curve(self.model.params(), self._tensors(episode), self.inner_lr, steps)
+        """Query loss of one task after 0..``steps`` inner steps (see :func:`adaptation_curve`)."""
+        return adaptation_curve(self.model, self.model.params(), self._tensors(episode), self.inner_lr,
+                                steps, self.transductive)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything a checkpoint needs: θ (``model.<canonical name>``), Adam's moments
+        (``optimizer.<index>.<slot>``) and the meta-step counter (``steps``)."""
+        arrays = {f"model.{k}": v for k, v in torch_to_canonical(self.model).items()}
+        for index, slots in self.optimizer.state_dict()["state"].items():
+            arrays.update({f"optimizer.{index}.{k}": v.detach().cpu().numpy().copy()
+                           for k, v in slots.items() if v is not None})
+        arrays["steps"] = np.array(self.steps)
+        return arrays
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """The inverse of :meth:`state`: meta-training then continues exactly where it was."""
+        canonical_to_torch({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
+        slots = {}
+        for key, value in arrays.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                slots.setdefault(int(index), {})[name] = torch.from_numpy(np.array(value))
+        self.optimizer.load_state_dict({"state": slots,
+                                        "param_groups": self.optimizer.state_dict()["param_groups"]})
+        self.steps = int(arrays["steps"])

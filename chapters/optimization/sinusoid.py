@@ -1,26 +1,32 @@
-"""MAML on sinusoid regression (Finn, Abbeel & Levine 2017, Sec. 5.1), in the framework of your choice.
+"""Sinusoid regression (Finn, Abbeel & Levine 2017, Sec. 5.1) with MAML, first-order MAML, Meta-SGD
+or Reptile, in the framework of your choice.
 
-    python -m chapters.optimization.sinusoid --framework torch --shot 10 --iterations 70000
-    python -m chapters.optimization.sinusoid --framework tf    --shot 10 --iterations 70000 --first-order
-    python -m chapters.optimization.sinusoid --framework keras --shot 5  --iterations 70000
+    python -m chapters.optimization.sinusoid --framework torch --algorithm maml    --shot 10
+    python -m chapters.optimization.sinusoid --framework tf    --algorithm fomaml  --shot 10
+    python -m chapters.optimization.sinusoid --framework keras --algorithm metasgd --shot 5
+    python -m chapters.optimization.sinusoid --framework torch --algorithm reptile --shot 10 --inner-steps 5 --meta-lr 1.0 --inner-lr 0.02
 
-The defaults are the paper's: the MLP 1-40-40-1 with ReLU, meta-batches of 25 tasks, one inner
-gradient step with α = 0.01, Adam with β = 1e-3 as the meta-optimizer, the mean squared error,
-70,000 meta-iterations. Each training task has K support points and K query points (the
-authors' code draws 2K points per task and splits them; ``--query`` changes it). ``--first-order``
-trains first-order MAML (Sec. 5.2; reported as algorithm "fomaml").
+The defaults are MAML's protocol: the MLP 1-40-40-1 with ReLU, meta-batches of 25 tasks, one
+inner gradient step with α = 0.01, Adam with β = 1e-3 as the meta-optimizer, the mean squared
+error, 70,000 meta-iterations. Each training task has K support points and K query points (the
+authors' code draws 2K points per task and splits them; ``--query`` changes it). Meta-SGD (Li et
+al. 2017, Sec. 4.1) uses the same protocol and starts its learned rates α uniform in [0.005, 0.1].
+Reptile (Nichol et al. 2018) takes ``--inner-steps`` plain gradient steps per task and moves θ a
+fraction ε = ``--meta-lr`` of the way to the adapted weights (annealed linearly to 0 over the run).
 
 Evaluation uses the 600 fixed test tasks of ``common.data.sinusoid.evaluation_tasks(K)``: K support
 points and 100 query points each. From the meta-learned θ, the model takes 1 and 10 gradient
-steps (α as in training) on the support points, and the query MSE is averaged over the tasks
-(mean ± 95% CI). The number after one step, the setting MAML was trained for, is the result's
-``mse`` (Li et al. 2017, Table 2 report 1.13 / 0.85 / 0.71 for K = 5 / 10 / 20); the MSE before
-adaptation and after 10 steps (Finn et al. Fig. 3) are stored beside it. For scale: on these
-test tasks the best function without adaptation (the average wave) has an MSE of 2.91 ± 0.22
-(``chapters/foundations/README.md``, section 7).
+steps (α as in training; Meta-SGD's learned α) on the support points, and the query MSE is averaged
+over the tasks (mean ± 95% CI). The number after ``--inner-steps`` steps (one, for MAML and
+Meta-SGD), the setting the model was trained for, is the result's ``mse`` (Li et al. 2017,
+Table 2 report 1.13 / 0.85 / 0.71 for MAML and 0.90 / 0.53 / 0.31 for Meta-SGD, K = 5 / 10 / 20);
+the MSE before adaptation and after 10 steps (Finn et al. Fig. 3) are stored beside it. For scale:
+on these test tasks the best function without adaptation (the average wave) has an MSE of
+2.91 ± 0.22 (``chapters/foundations/README.md``, section 7).
 
-A run writes into ``--out``/<algorithm>_<framework>_sinusoid_1w<K>s/: the results JSON (the
-``common.results`` format with ``"metric": "mse"``) and the meta-learned weights
+A run writes into ``--out``/<algorithm>_<framework>_sinusoid_1w<K>s/: a checkpoint every
+``--log-every`` meta-iterations (a second run with the same options resumes it), the results JSON
+(the ``common.results`` format with ``"metric": "mse"``) and the meta-learned weights
 (``weights.npz``, canonical: they load into any of the three frameworks).
 """
 
@@ -40,147 +46,192 @@ from common.errors import ConfigError
 from common.evaluation import mean_ci95
 from common.results import make_result, write_result
 from common.training import TrainingDiverged
-from common.weights import save_weights, to_canonical
+from common.weights import load_weights, save_weights, to_canonical
 
 TEST_QUERY = 100  # query points of each fixed test task (the default of evaluation_tasks)
+ALGORITHMS = ("maml", "fomaml", "metasgd", "reptile")
 
 
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m chapters.optimization.sinusoid",
-                                     description="Train and evaluate MAML on sinusoid regression.")
+                                     description="Meta-train and evaluate on sinusoid regression.")
     parser.add_argument("--framework", choices=FRAMEWORKS, default="torch")
+    parser.add_argument("--algorithm", choices=ALGORITHMS, default="maml")
     parser.add_argument("--shot", type=int, default=10, help="support points per task (K)")
     parser.add_argument("--query", type=int, default=None, help="query points per training task (default: K)")
     parser.add_argument("--iterations", type=int, default=70_000, help="meta-iterations (meta-batches)")
     parser.add_argument("--meta-batch", type=int, default=25, help="tasks per meta-batch")
-    parser.add_argument("--inner-lr", type=float, default=0.01, help="α, the inner step size")
+    parser.add_argument("--inner-lr", type=float, default=0.01, help="α, the inner step size (not Meta-SGD)")
     parser.add_argument("--inner-steps", type=int, default=1, help="inner gradient steps in meta-training")
-    parser.add_argument("--meta-lr", type=float, default=1e-3, help="β, Adam's learning rate")
-    parser.add_argument("--first-order", action="store_true", help="first-order MAML (drop the Hessian term)")
+    parser.add_argument("--meta-lr", type=float, default=1e-3, help="β, Adam's learning rate (Reptile: ε)")
     parser.add_argument("--eval-steps", type=int, default=10, help="most inner steps at evaluation")
     parser.add_argument("--test-tasks", type=int, default=600)
     parser.add_argument("--log-every", type=int, default=1000,
-                        help="print the mean meta-loss every N iterations")
+                        help="print the mean meta-loss and checkpoint every N iterations")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs", help="folder for the run's results and weights")
+    parser.add_argument("--out", default="runs", help="folder for the run's checkpoint, results and weights")
     args = parser.parse_args(argv)
     args.query = args.query or args.shot
-    for name in ("shot", "query", "iterations", "meta_batch", "eval_steps", "test_tasks", "log_every"):
+    for name in ("shot", "query", "iterations", "meta_batch", "inner_steps", "eval_steps", "test_tasks",
+                 "log_every"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    for name in ("inner_lr", "meta_lr"):
+        if not math.isfinite(getattr(args, name)) or getattr(args, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(args, name)}")
+    if args.iterations % args.log_every:
+        raise ConfigError(f"--iterations ({args.iterations}) must be a multiple of --log-every ({args.log_every})")
     return args
 
 
+def settings(args) -> dict:
+    """The keyword arguments of the learner's class (recorded in the results)."""
+    common = {"inner_steps": args.inner_steps, "meta_lr": args.meta_lr}
+    if args.algorithm == "metasgd":
+        return {**common, "inner_lr_range": (0.005, 0.1), "seed": args.seed}
+    if args.algorithm == "reptile":
+        return {**common, "inner_lr": args.inner_lr, "anneal_steps": args.iterations}
+    return {**common, "inner_lr": args.inner_lr, "first_order": args.algorithm == "fomaml"}
+
+
 def build_learner(args):
-    """The MAML learner of ``args.framework``: ``meta_step(meta_batch)``, ``adaptation_curve(episode,
-    steps)`` and ``model``, with the same settings in every framework."""
-    settings = dict(inner_lr=args.inner_lr, inner_steps=args.inner_steps, first_order=args.first_order)
+    """The learner of ``args.algorithm`` in ``args.framework``: ``meta_step(meta_batch)``,
+    ``adaptation_curve(episode, steps)``, ``state()``, ``load_state()`` and ``model``."""
+    import importlib
+    module, name = {"maml": ("maml", "MAML"), "fomaml": ("maml", "MAML"), "metasgd": ("metasgd", "MetaSGD"),
+                    "reptile": ("reptile", "Reptile")}[args.algorithm]
+    networks = importlib.import_module(f"chapters.optimization.networks_{args.framework}")
+    learner_class = getattr(importlib.import_module(f"chapters.optimization.{module}_{args.framework}"), name)
+    options = settings(args)
     if args.framework == "torch":
         import torch
-        from chapters.optimization import maml_torch
         torch.manual_seed(args.seed)
-        return maml_torch.MAML(maml_torch.SinusoidMLP(), meta_lr=args.meta_lr, **settings)
+        return learner_class(networks.SinusoidMLP(), **options)
     if args.framework == "tf":
-        from chapters.optimization import maml_tf
-        return maml_tf.MAML(maml_tf.SinusoidMLP(seed=args.seed), meta_lr=args.meta_lr, **settings)
+        return learner_class(networks.SinusoidMLP(seed=args.seed), **options)
     import keras
-    from chapters.optimization import maml_keras
     from common.episodic_tf import Adam
     keras.utils.set_random_seed(args.seed)
-    learner = maml_keras.MAML(maml_keras.SinusoidMLP(), **settings)
-    learner.compile(optimizer=Adam(args.meta_lr, epsilon=1e-8))  # PyTorch's Adam formula and epsilon
+    if args.algorithm == "reptile":  # its outer step is plain SGD of rate ε, set up by the class
+        return learner_class(networks.SinusoidMLP(), **options)
+    meta_lr = options.pop("meta_lr")
+    learner = learner_class(networks.SinusoidMLP(), **options)
+    learner.compile(optimizer=Adam(meta_lr, epsilon=1e-8))  # PyTorch's Adam formula and epsilon
     return learner
 
 
 class History:
-    """The meta-loss of every iteration, summarised every ``log_every`` iterations."""
+    """The meta-loss of every iteration; every ``log_every`` iterations a summary and a checkpoint."""
 
-    def __init__(self, log_every: int):
-        self.log_every, self.window, self.points = log_every, [], []
-        self.start = time.perf_counter()
+    def __init__(self, args, learner, folder: Path, points: list, wall_seconds: float):
+        self.args, self.learner, self.folder = args, learner, folder
+        self.window, self.points, self.wall_seconds = [], points, wall_seconds
+        self.since = time.perf_counter()
 
     def step(self, index: int, loss: float) -> None:
         if not math.isfinite(loss):
-            raise TrainingDiverged(f"the meta-loss became {loss} at iteration {index:,}; "
-                                   f"lower --meta-lr or --inner-lr")
+            raise TrainingDiverged(f"the meta-loss became {loss} at iteration {index:,}; lower --meta-lr or "
+                                   f"--inner-lr. The last good checkpoint ({self.folder / 'checkpoint.npz'}) "
+                                   f"is kept and resumes from there.")
         self.window.append(loss)
-        if (index + 1) % self.log_every == 0:
-            point = {"iteration": index + 1, "loss": float(np.mean(self.window)),
-                     "seconds": time.perf_counter() - self.start}
+        if (index + 1) % self.args.log_every == 0:
+            self.wall_seconds += time.perf_counter() - self.since
+            point = {"iteration": index + 1, "loss": float(np.mean(self.window)), "seconds": self.wall_seconds}
             self.points.append(point)
             self.window = []
+            save_weights(self.folder / "checkpoint.npz", self.learner.state(),
+                         {"identity": identity(self.args), "iteration": index + 1, "history": self.points,
+                          "wall_seconds": self.wall_seconds})
             print(f"iteration {point['iteration']:>6,}: meta-loss {point['loss']:.3f} "
                   f"({point['seconds']:.0f} s)", flush=True)
+            self.since = time.perf_counter()
 
 
-def train(learner, args, tasks: SinusoidTasks) -> tuple[list, float]:
-    """Meta-iterations 0..N-1, meta-batch i being tasks i*B .. i*B + B - 1 in every framework."""
-    history = History(args.log_every)
-    start = time.perf_counter()
+def identity(args) -> dict:
+    """What a checkpoint must match to be resumed (not the number of iterations, except for Reptile,
+    whose annealing schedule depends on it)."""
+    keys = ("framework", "algorithm", "shot", "query", "meta_batch", "inner_lr", "inner_steps", "meta_lr", "seed")
+    found = {key: getattr(args, key) for key in keys}
+    if args.algorithm == "reptile":
+        found["iterations"] = args.iterations
+    return found
+
+
+def resume(args, learner, folder: Path) -> tuple[int, list, float]:
+    """(iterations done, history, seconds) from the run's checkpoint; (0, [], 0.0) if it has none."""
+    path = folder / "checkpoint.npz"
+    if not path.exists():
+        return 0, [], 0.0
+    arrays, meta = load_weights(path)
+    ours = json.loads(json.dumps(identity(args)))
+    if meta.get("identity") != ours:
+        raise ConfigError(f"{path} belongs to another run ({meta.get('identity')}) than this one ({ours}); "
+                          f"choose another --out folder, or move that file away; it was not changed.")
+    learner.load_state(arrays)
+    print(f"resuming {path} at iteration {meta['iteration']:,} of {args.iterations:,}")
+    return int(meta["iteration"]), list(meta["history"]), float(meta["wall_seconds"])
+
+
+def train(learner, args, tasks: SinusoidTasks, history: History, start: int) -> None:
+    """Meta-iterations start..N-1, meta-batch i being tasks i*B .. i*B + B - 1 in every framework."""
     if args.framework == "keras":
         import keras
         from common.adapters import keras_episodes
 
         class Log(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
-                history.step(batch, float(logs["loss"]))
+                history.step(start + batch, float(logs["loss"]))
 
-        # shuffle=False: item i of the PyDataset is meta-batch i, as in the loops of torch and tf.
-        learner.fit(keras_episodes(tasks, args.iterations, meta_batch_size=args.meta_batch), epochs=1,
-                    shuffle=False, callbacks=[Log()], verbose=0)
+        # shuffle=False: item i of the PyDataset is meta-batch start + i, as in the loops of torch and tf.
+        learner.fit(keras_episodes(tasks, args.iterations - start, start=start, meta_batch_size=args.meta_batch),
+                    epochs=1, shuffle=False, callbacks=[Log()], verbose=0)
     else:
-        for index in range(args.iterations):
-            history.step(index, learner.meta_step(tasks.meta_batch(index, args.meta_batch)))
-    return history.points, time.perf_counter() - start
+        for index in range(start, args.iterations):
+            history.step(index, learner.meta_step(tasks.meta_batch(index, args.meta_batch))["loss"])
 
 
 def evaluate(learner, args) -> dict:
-    """Query MSE (mean, 95% CI) over the fixed test tasks after 0, 1 and ``eval_steps`` inner steps."""
-    curves = np.array([learner.adaptation_curve(episode, args.eval_steps)
+    """Query MSE (mean, 95% CI) over the fixed test tasks after 0, 1, inner-steps and eval-steps steps."""
+    steps = max(args.eval_steps, args.inner_steps)
+    curves = np.array([learner.adaptation_curve(episode, steps)
                        for episode in evaluation_tasks(args.shot, TEST_QUERY, args.test_tasks)])
-    return {steps: mean_ci95(curves[:, steps]) for steps in sorted({0, 1, args.eval_steps})}
+    return {k: mean_ci95(curves[:, k]) for k in sorted({0, 1, args.inner_steps, args.eval_steps})}
 
 
 def main(argv=None) -> dict:
     args = parse(argv)
     require_framework(args.framework)
-    algorithm = "fomaml" if args.first_order else "maml"
     tasks = SinusoidTasks(args.shot, args.query, seed=args.seed)
     learner = build_learner(args)
-    print(f"{algorithm} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
+    folder = Path(args.out) / f"{args.algorithm}_{args.framework}_sinusoid_1w{args.shot}s"
+    folder.mkdir(parents=True, exist_ok=True)
+    start, points, wall_seconds = resume(args, learner, folder)
+    print(f"{args.algorithm} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
           f"{args.shot}-shot sinusoid tasks", flush=True)
-    history, wall_seconds = train(learner, args, tasks)
+    history = History(args, learner, folder, points, wall_seconds)
+    if start < args.iterations:
+        train(learner, args, tasks, history, start)
     mse = evaluate(learner, args)
     for steps, (mean, ci95) in mse.items():
         print(f"query MSE after {steps:>2} step{'s' if steps != 1 else ''}: {mean:.3f} ± {ci95:.3f}")
 
-    folder = Path(args.out) / f"{algorithm}_{args.framework}_sinusoid_1w{args.shot}s"
-    folder.mkdir(parents=True, exist_ok=True)
-    save_weights(folder / "weights.npz", to_canonical(learner.model, args.framework),
-                 {"algorithm": algorithm, "framework": args.framework, "model": "SinusoidMLP 1-40-40-1"})
-    steps = args.eval_steps
-    fields = dict(
-        algorithm=algorithm, framework=args.framework, dataset="sinusoid", way=1, shot=args.shot,
+    metadata = {"algorithm": args.algorithm, "framework": args.framework, "model": "SinusoidMLP 1-40-40-1"}
+    save_weights(folder / "weights.npz", to_canonical(learner.model, args.framework), metadata)
+    k, most = args.inner_steps, args.eval_steps
+    extra = {f"mse_after_{s}_steps": mse[s][0] for s in mse if s not in (0, k)}
+    extra.update({f"mse_after_{s}_steps_ci95": mse[s][1] for s in mse if s not in (0, k)})
+    result = make_result(
+        algorithm=args.algorithm, framework=args.framework, dataset="sinusoid", way=1, shot=args.shot,
         query=TEST_QUERY, train_query=args.query, train_episodes=args.iterations, metric="mse",
-        mse=mse[1][0], mse_ci95=mse[1][1], adaptation_steps=1,
-        mse_before_adaptation=mse[0][0], mse_before_adaptation_ci95=mse[0][1],
-        **{f"mse_after_{steps}_steps": mse[steps][0], f"mse_after_{steps}_steps_ci95": mse[steps][1]},
-        test_tasks=args.test_tasks, wall_seconds=wall_seconds,
-        seconds_per_episode=wall_seconds / args.iterations,
-        seed=args.seed, options={"meta_batch": args.meta_batch, "inner_lr": args.inner_lr,
-                                 "inner_steps": args.inner_steps, "meta_lr": args.meta_lr,
-                                 "first_order": args.first_order},
-        history=history)
-    try:
-        result = make_result(**fields)
-        path = write_result(result, folder)
-    except ConfigError as error:  # a results format without "metric": keep the numbers anyway
-        result, path = fields, folder / "result.json"
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"note: {error}; wrote a plain JSON instead")
-    print(f"{algorithm} ({args.framework}) sinusoid {args.shot}-shot: MSE {mse[1][0]:.3f} ± {mse[1][1]:.3f} "
-          f"after 1 step, {mse[steps][0]:.3f} ± {mse[steps][1]:.3f} after {steps}; "
-          f"{wall_seconds / args.iterations * 1000:.1f} ms per meta-iteration -> {path}")
+        mse=mse[k][0], mse_ci95=mse[k][1], adaptation_steps=k,
+        mse_before_adaptation=mse[0][0], mse_before_adaptation_ci95=mse[0][1], **extra,
+        test_tasks=args.test_tasks, wall_seconds=history.wall_seconds,
+        seconds_per_episode=history.wall_seconds / args.iterations, seed=args.seed,
+        options={"meta_batch": args.meta_batch, **settings(args)}, history=history.points)
+    path = write_result(result, folder)
+    print(f"{args.algorithm} ({args.framework}) sinusoid {args.shot}-shot: MSE {mse[k][0]:.3f} ± {mse[k][1]:.3f} "
+          f"after {k} step{'s' if k != 1 else ''}, {mse[most][0]:.3f} ± {mse[most][1]:.3f} after {most}; "
+          f"{history.wall_seconds / args.iterations * 1000:.1f} ms per meta-iteration -> {path}")
     return result
 
 

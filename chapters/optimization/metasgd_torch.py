@@ -1,0 +1,62 @@
+"""Meta-SGD (Li, Zhou, Chen & Li 2017) in PyTorch: MAML that also learns the inner learning rates.
+
+MAML adapts with one scalar step size α for every parameter. Meta-SGD makes α a *vector*, one
+rate per parameter entry, of the same shape as θ, and learns it with θ (Li et al. Eq. 2/3):
+
+    θ' = θ − α ∘ ∇_θ L_S(θ)                               (∘: elementwise product)
+    (θ, α) ← (θ, α) − β ∇_(θ,α) Σ_T L_Q(θ')
+
+α sets both the direction and the size of the inner step: a negative entry reverses a gradient
+component, a zero freezes it. The meta-gradient with respect to α is read off the same backward
+pass as θ's: ∂θ'/∂α = −∇_θ L_S(θ), so ∇_α L_Q(θ') = −∇_θ L_S(θ) ∘ ∇_θ' L_Q(θ') for one step.
+Everything else is MAML's (``maml_torch.py``): the same :func:`~maml_torch.adapt` and
+:func:`~maml_torch.meta_loss`, given the dict of rates instead of a float. Li et al. (Sec. 4.1)
+initialise α uniformly in [0.005, 0.1]; with one inner step, as they train, α is the whole
+"learning algorithm" the method learns.
+
+α is drawn with ``np.random.default_rng(seed)``, one ``uniform(low, high, size=shape)`` per
+parameter in ``params()`` order, so the three frameworks start from the same α for a seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from chapters.optimization.maml_torch import MAML
+
+
+class MetaSGD(MAML):
+    """Meta-training of θ and the per-parameter inner rates α (``inner_lrs``) with Adam (rate β)."""
+
+    def __init__(self, model, inner_lr_range: tuple[float, float] = (0.005, 0.1), inner_steps: int = 1,
+                 first_order: bool = False, meta_lr: float = 1e-3, transductive: bool = True,
+                 test_inner_steps: int | None = None, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        low, high = inner_lr_range
+        # α: one trainable tensor per parameter, same name, shape, dtype and device (a plain dict,
+        # not registered on the model: the network's canonical weights stay θ alone).
+        self.inner_lrs = {name: nn.Parameter(torch.from_numpy(rng.uniform(low, high, size=tuple(p.shape)))
+                                             .to(p.device, p.dtype))
+                          for name, p in model.params().items()}
+        super().__init__(model, self.inner_lrs, inner_steps, first_order, meta_lr, transductive,
+                         test_inner_steps)
+        # The meta-optimizer updates θ and α together: indices 0..n-1 are θ, n..2n-1 are α.
+        self.optimizer = torch.optim.Adam([*model.parameters(), *self.inner_lrs.values()], lr=meta_lr)
+
+    def learned_inner_lrs(self) -> dict[str, np.ndarray]:
+        """α as NumPy arrays, by parameter name."""
+        return {name: alpha.detach().cpu().numpy().copy() for name, alpha in self.inner_lrs.items()}
+
+    def state(self) -> dict[str, np.ndarray]:
+        """MAML's state plus α, as ``inner_lr.<name>``."""
+        arrays = super().state()
+        arrays.update({f"inner_lr.{name}": value for name, value in self.learned_inner_lrs().items()})
+        return arrays
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        super().load_state(arrays)
+        with torch.no_grad():
+            for name, alpha in self.inner_lrs.items():
+                alpha.copy_(torch.from_numpy(np.array(arrays[f"inner_lr.{name}"])))

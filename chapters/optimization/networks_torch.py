@@ -1,0 +1,194 @@
+"""The two networks of the optimization-based chapter in PyTorch, as functions of a parameter dict.
+
+MAML (Finn, Abbeel & Levine 2017), Meta-SGD (Li et al. 2017) and Reptile (Nichol et al. 2018)
+run a network on *adapted* parameters θ' = θ − α ∇L_S(θ), tensors computed from θ rather than
+the module's own ``nn.Parameter``\\ s. So each network here is a ``forward(params, x)`` of a dict
+``{canonical name: tensor}``; the module only holds θ and gives it its names.
+
+* :class:`SinusoidMLP`: Finn et al. Sec. 5.1, regression 1 → 40 → 40 → 1 with ReLU, MSE loss.
+* :class:`Conv4Classifier`: Finn et al. Sec. 5.2 (the network of Vinyals et al. 2016): four blocks
+  conv 3x3 (64 filters) → BatchNorm → ReLU → max-pool 2x2, then a linear head to N logits.
+
+The parameters live in small modules of our own (:class:`Dense`, :class:`Conv`, :class:`Norm`)
+whose ``nn.Parameter``\\ s already have the canonical names and layouts of ``common.weights``
+(conv kernels (3, 3, in, out), dense kernels (in, out), as TensorFlow stores them). Then
+``model.params()`` = ``dict(model.named_parameters())`` is the very same dict, keys and shapes, as
+in ``networks_tf.py`` and ``networks_keras.py``, and canonical weights load into any of the three.
+
+**BatchNorm in MAML.** Finn et al.'s networks keep no running statistics: every forward pass
+normalises each channel with the mean and the *biased* variance of the batch it is given,
+
+    y = (x − mean) / sqrt(var + 1e-5) · γ + β,    mean, var over (N, H, W) for each channel,
+
+written out here by hand (not ``F.batch_norm`` and not ``nn.BatchNorm2d``): the formula must be
+differentiable twice, through the statistics too, for second-order MAML's Hessian term, and it
+must be the same formula in all three frameworks. Whose batch gives the statistics matters:
+
+* ``reference=None``: ``x`` itself, as in Finn et al.'s code. On a query set this is
+  *transductive*: each query's prediction depends on the other queries of the task.
+* ``reference=support_x``: the statistics of the support set only, applied to ``x``. A query is
+  then normalised like the support images the network adapted on, and its prediction depends on
+  the support set and itself alone (non-transductive, the fair protocol when queries arrive one
+  at a time). The network runs once on ``concat([reference, x])``; every BatchNorm takes its
+  statistics from the first ``len(reference)`` rows, and the rows of ``x`` are returned.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common.backbones import conv4_embedding_size
+
+EPSILON = 1e-5  # BatchNorm's ε, PyTorch's and TensorFlow's default
+
+
+class Dense(nn.Module):
+    """``x @ kernel + bias`` with the kernel stored (in, out), the canonical layout.
+
+    Not ``nn.Linear``, whose ``weight`` is (out, in). Initialised as ``nn.Linear``: kernel and bias
+    uniform in ±1/sqrt(fan_in).
+    """
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        bound = 1 / math.sqrt(in_features)
+        self.kernel = nn.Parameter(torch.empty(in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
+
+
+class Conv(nn.Module):
+    """A 3x3 convolution with its kernel stored (3, 3, in, out), the canonical layout.
+
+    Initialised as ``nn.Conv2d``: kernel and bias uniform in ±1/sqrt(9 · in).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        bound = 1 / math.sqrt(9 * in_channels)
+        self.kernel = nn.Parameter(torch.empty(3, 3, in_channels, out_channels).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound))
+
+
+class Norm(nn.Module):
+    """BatchNorm's affine parameters γ (ones) and β (zeros), and nothing else: no running statistics."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+
+
+class Block(nn.Module):
+    """The parameters of one Conv-4 block: ``conv`` (kernel, bias) and ``norm`` (gamma, beta)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = Conv(in_channels, out_channels)
+        self.norm = Norm(out_channels)
+
+
+def conv2d(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """3x3 convolution, stride 1, padding 1 ("same"), on NCHW input with a (3, 3, in, out) kernel."""
+    return F.conv2d(x, kernel.permute(3, 2, 0, 1), bias, padding=1)  # to torch's (out, in, 3, 3)
+
+
+def batch_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+               reference_rows: int | None = None) -> torch.Tensor:
+    """Normalise each channel of x (N, C, H, W) with the batch statistics of its first
+    ``reference_rows`` rows (all rows when None), then scale by γ and shift by β.
+
+    The variance is the biased one, mean((x − mean)²), as BatchNorm uses in training.
+    """
+    reference = x if reference_rows is None else x[:reference_rows]
+    mean = reference.mean(dim=(0, 2, 3), keepdim=True)
+    var = ((reference - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+    return (x - mean) / torch.sqrt(var + EPSILON) * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)
+
+
+class SinusoidMLP(nn.Module):
+    """The regression network of Finn et al. Sec. 5.1: 1 → 40 → 40 → 1, ReLU between layers."""
+
+    metric_name = "mse"
+
+    def __init__(self, hidden: tuple[int, ...] = (40, 40)):
+        super().__init__()
+        sizes = (1, *hidden, 1)
+        self.layers = nn.ModuleList(Dense(n_in, n_out) for n_in, n_out in zip(sizes, sizes[1:]))
+
+    def params(self) -> dict[str, torch.Tensor]:
+        """θ as a dict of canonical names: ``{"layers.0.kernel": (1, 40), "layers.0.bias": (40,), ...}``."""
+        return dict(self.named_parameters())
+
+    def forward(self, params: dict[str, torch.Tensor], x: torch.Tensor, reference=None) -> torch.Tensor:
+        """f_θ(x) for any parameters θ: (N, 1) -> (N, 1). ``reference`` is ignored (no BatchNorm)."""
+        depth = len(self.layers)
+        for i in range(depth):
+            x = x @ params[f"layers.{i}.kernel"] + params[f"layers.{i}.bias"]
+            if i < depth - 1:
+                x = torch.relu(x)
+        return x
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The mean squared error (Finn et al. Eq. 4 writes a sum; their code averages)."""
+        return torch.mean((outputs - targets) ** 2)
+
+    def metric(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The MSE again: what the paper reports for regression."""
+        return self.loss(outputs, targets)
+
+
+class Conv4Classifier(nn.Module):
+    """MAML's Omniglot and mini-ImageNet network (Finn et al. Sec. 5.2, after Vinyals et al.):
+    ``depth`` blocks conv 3x3 → BatchNorm → ReLU → max-pool 2x2, then a linear head to ``way`` logits.
+
+    Each block halves height and width (rounding down), so 28x28 images end as 1x1x64 and the
+    head reads D = ``conv4_embedding_size(image_shape, hidden, depth)`` features, flattened
+    channels-last (H, W, C) as in TensorFlow, so the canonical head kernel means the same everywhere.
+    """
+
+    metric_name = "accuracy"
+
+    def __init__(self, way: int, image_shape: tuple[int, int, int] = (28, 28, 1), hidden: int = 64,
+                 depth: int = 4):
+        super().__init__()
+        channels = [image_shape[2]] + [hidden] * depth
+        self.blocks = nn.ModuleList(Block(c_in, c_out) for c_in, c_out in zip(channels, channels[1:]))
+        self.head = Dense(conv4_embedding_size(image_shape, hidden, depth), way)
+
+    def params(self) -> dict[str, torch.Tensor]:
+        """θ: ``blocks.{i}.conv.kernel`` (3, 3, c_in, c_out), ``blocks.{i}.conv.bias``,
+        ``blocks.{i}.norm.gamma``, ``blocks.{i}.norm.beta`` (c_out,), ``head.kernel`` (D, way),
+        ``head.bias`` (way,)."""
+        return dict(self.named_parameters())
+
+    def forward(self, params: dict[str, torch.Tensor], x: torch.Tensor,
+                reference: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (N, way) of images x (N, C, H, W) under parameters θ.
+
+        BatchNorm statistics come from x itself (``reference=None``, transductive) or from
+        ``reference`` only (support images, non-transductive): see the module docstring.
+        """
+        reference_rows = None
+        if reference is not None:
+            reference_rows = len(reference)
+            x = torch.cat([reference, x])  # one pass; the statistics are taken over the first rows
+        for i in range(len(self.blocks)):
+            x = conv2d(x, params[f"blocks.{i}.conv.kernel"], params[f"blocks.{i}.conv.bias"])
+            x = batch_norm(x, params[f"blocks.{i}.norm.gamma"], params[f"blocks.{i}.norm.beta"],
+                           reference_rows)
+            x = F.max_pool2d(torch.relu(x), 2)  # 2x2, stride 2, floor: "valid"
+        x = x.movedim(1, -1).flatten(1)  # channels-last flatten, as in TensorFlow and Keras
+        logits = x @ params["head.kernel"] + params["head.bias"]
+        return logits if reference_rows is None else logits[reference_rows:]
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean softmax cross-entropy of the logits against int64 labels."""
+        return F.cross_entropy(logits, labels)
+
+    def metric(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Accuracy: the fraction of rows whose largest logit is the label, as a float tensor."""
+        return (logits.argmax(dim=1) == labels).to(logits.dtype).mean()

@@ -1,0 +1,132 @@
+"""Reptile (Nichol, Achiam & Schulman, 2018, "On First-Order Meta-Learning Algorithms") in Keras 3.
+
+Reptile learns an initialisation θ like MAML, without any meta-gradient. For each task t of a
+meta-batch it runs k plain SGD steps on the task from θ, giving θ'_t, and then moves θ towards
+the adapted parameters (Algorithm 2, the batched version):
+
+    θ ← θ + ε (mean_t θ'_t − θ)
+
+With k = 1 that is joint training on the tasks; with k > 1 the update contains, to second order,
+the same gradient-alignment term as first-order MAML (Nichol et al. Sec. 5). Here the outer
+update is written as an optimizer step on the "gradient" g = θ − mean_t θ'_t with plain SGD of rate
+ε (``keras.optimizers.SGD``: θ ← θ − ε g), so Reptile's difference vector is seen as a gradient.
+Nichol et al. anneal ε linearly to 0 over training: with ``anneal_steps``, ε_i = meta_lr (1 −
+i / anneal_steps) at meta-step i, a ``PolynomialDecay`` schedule of power 1 that the optimizer
+evaluates at its step counter ``iterations`` (saved with the optimizer's variables, so a resumed
+run continues the annealing).
+
+Unlike :class:`maml_keras.MAML`, Reptile's optimizer is part of the algorithm (plain SGD, rate ε),
+so :class:`Reptile` compiles itself in ``__init__``: no ``compile`` call is needed.
+
+``train_step`` loops over the meta-batch's tasks with ``ops.fori_loop`` (``fit`` traces it for an
+unknown task count), carrying the sum of the θ'_t and, for monitoring only, the query loss and
+metric at θ'_t (transductive or not, as configured).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from chapters.optimization.maml_keras import (adapt, adaptation_curve, cast_floats, check_inner_steps,
+                                              query_outputs)
+from common.episodes import Episode
+from common.weights import canonical_to_keras, keras_to_canonical
+
+
+class Reptile(keras.Model):
+    """Reptile on a network of ``networks_keras``, trained with ``fit``:
+
+        reptile = Reptile(Conv4Classifier(way=5), inner_lr=1e-3, inner_steps=5, meta_lr=1.0,
+                          anneal_steps=iterations)
+        reptile.fit(keras_episodes(tasks, iterations, meta_batch_size=5), shuffle=False)
+
+    Nichol et al. use Adam for the inner steps; here they are plain SGD (``maml_keras.adapt``), so
+    that the inner loop is the same function as MAML's.
+    """
+
+    def __init__(self, model, inner_lr: float = 1e-3, inner_steps: int = 5, meta_lr: float = 1.0,
+                 anneal_steps: int | None = None, transductive: bool = True,
+                 test_inner_steps: int | None = None, **kwargs):
+        check_inner_steps(inner_steps)
+        test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
+        check_inner_steps(test_inner_steps)
+        super().__init__(**kwargs)
+        self.model, self.inner_lr, self.inner_steps = model, inner_lr, inner_steps
+        self.transductive, self.test_inner_steps = transductive, test_inner_steps
+        self.built = True  # the network's weights exist: nothing for fit to build on a first batch
+        self._curve = tf.function(lambda episode, steps: adaptation_curve(
+            self.model, self.model.params(), episode, self.inner_lr, steps, self.transductive),
+            reduce_retracing=True)
+        epsilon = meta_lr if anneal_steps is None else keras.optimizers.schedules.PolynomialDecay(
+            meta_lr, anneal_steps, end_learning_rate=0.0, power=1.0)  # ε_i = meta_lr (1 − i / anneal_steps)
+        self.compile(optimizer=keras.optimizers.SGD(epsilon))
+        self.optimizer.build(self.trainable_variables)  # its step counter exists: state() works at once
+
+    def call(self, inputs, training=False):
+        """Query outputs after ``test_inner_steps`` SGD steps on the support set; θ unchanged."""
+        support_x, support_y, query_x = inputs
+        adapted = adapt(self.model, self.model.params(), support_x, support_y, self.inner_lr,
+                        self.test_inner_steps, first_order=True)
+        return query_outputs(self.model, adapted, support_x, query_x, self.transductive)
+
+    def train_step(self, data):
+        (support_x, support_y, query_x), query_y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        support_x, support_y, query_x, query_y = cast_floats(Episode(support_x, support_y, query_x, query_y),
+                                                             self.model.compute_dtype)
+        model, params = self.model, self.model.params()
+
+        def add_task(t, totals):
+            adapted_total, loss_total, metric_total = totals
+            adapted = adapt(model, params, support_x[t], support_y[t], self.inner_lr, self.inner_steps,
+                            first_order=True)  # θ'_t: k SGD steps, no meta-gradient
+            outputs = query_outputs(model, adapted, support_x[t], query_x[t], self.transductive)
+            return ([total + a for total, a in zip(adapted_total, adapted.values())],
+                    loss_total + model.loss(outputs, query_y[t]),
+                    metric_total + model.metric(outputs, query_y[t]))
+
+        tasks = ops.shape(support_x)[0]
+        zero = ops.zeros([], support_x.dtype)
+        initial = ([ops.zeros_like(p) for p in params.values()], zero, zero)
+        adapted_total, loss_total, metric_total = ops.fori_loop(0, tasks, add_task, initial)
+        count = ops.cast(tasks, zero.dtype)
+        # The outer update as a gradient step: g = θ − mean_t θ'_t, and SGD does θ ← θ − ε g.
+        differences = [p - total / count for p, total in zip(params.values(), adapted_total)]
+        self.optimizer.apply_gradients(zip(differences, params.values()))
+        return {"loss": loss_total / count, model.metric_name: metric_total / count}
+
+    def _arrays(self, episode: Episode) -> Episode:
+        """The episode's floating parts (images, regression values) in the network's dtype."""
+        dtype = self.model.compute_dtype
+        return Episode(*(part.astype(dtype) if part.dtype.kind == "f" else part for part in map(np.asarray, episode)))
+
+    def meta_step(self, meta_batch: Episode) -> dict:
+        """One Reptile update on a meta-batch of tasks (``train_on_batch``); returns the mean query
+        loss and metric at the adapted θ'_t: ``{"loss": ..., model.metric_name: ...}``."""
+        support_x, support_y, query_x, query_y = self._arrays(meta_batch)
+        logs = self.train_on_batch((support_x, support_y, query_x), query_y, return_dict=True)
+        return {name: float(value) for name, value in logs.items()}
+
+    def predict(self, episode: Episode) -> np.ndarray:
+        """Query outputs of one episode after ``test_inner_steps`` SGD steps on its support set."""
+        support_x, support_y, query_x, _ = self._arrays(episode)
+        return np.asarray(self.predict_on_batch((support_x, support_y, query_x)))
+
+    def adaptation_curve(self, episode: Episode, steps: int = 10) -> np.ndarray:
+        """Query loss of one task after 0..``steps`` inner steps (see ``maml_keras.adaptation_curve``)."""
+        return ops.convert_to_numpy(self._curve(self._arrays(episode), steps))
+
+    def state(self) -> dict:
+        """θ as ``model.<canonical name>``; the optimizer's variables as ``optimizer.<i>``, among
+        them its step counter ``iterations``, the meta-step i of the annealing."""
+        arrays = {f"model.{k}": v for k, v in keras_to_canonical(self.model).items()}
+        arrays.update({f"optimizer.{i}": np.asarray(v) for i, v in enumerate(self.optimizer.variables)})
+        return arrays
+
+    def load_state(self, arrays: dict) -> None:
+        """The inverse of :meth:`state`: meta-training then continues exactly, annealing included."""
+        canonical_to_keras({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
+        for i, variable in enumerate(self.optimizer.variables):
+            variable.assign(arrays[f"optimizer.{i}"])

@@ -1,0 +1,173 @@
+"""Train and evaluate an optimization-based learner on few-shot classification, in any framework.
+
+    python -m chapters.optimization.maml    --framework torch --way 5 --shot 1 --episodes 60000
+    python -m chapters.optimization.maml    --framework tf    --way 5 --shot 1 --first-order
+    python -m chapters.optimization.metasgd --framework keras --way 5 --shot 1
+    python -m chapters.optimization.reptile --framework torch --way 5 --shot 10 --test-shot 1
+
+Each algorithm script (``maml.py``, ``metasgd.py``, ``reptile.py``) is this one with its own
+defaults; their docstrings give the papers' protocols. One training "episode" here is one
+meta-iteration: a meta-batch of ``--meta-batch`` tasks (``common.episodes.MetaBatches``), so
+``--episodes 60000`` is MAML's 60,000 meta-iterations. The network is MAML's Conv-4 with a
+``--way``-output head (``networks_<framework>.Conv4Classifier``), so a model is tested with the
+number of classes it was trained for.
+
+BatchNorm (see the chapter text): by default a query is normalised with the statistics of the
+support set, so its prediction depends on the support set and itself only. ``--transductive``
+normalises the query set as one batch, as Finn et al.'s code does; the run is then named
+``<algorithm>-transductive`` everywhere (results, run folder), since its numbers are not
+comparable with the others'.
+
+A run writes into ``--out``/<algorithm>_<framework>_<dataset>_<way>w<shot>s/: the checkpoint (a
+second run with the same options resumes it), ``curve.png`` and the results JSON, through the
+training loop every chapter shares (``common.training``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+import numpy as np
+
+from common.cli import episode_parser, require_framework
+from common.data import load_dataset
+from common.episodes import EpisodeSampler, MetaBatches, evaluation_episodes
+from common.errors import ConfigError
+from common.training import Run, train
+
+# algorithm -> the module (per framework) and class that implement it
+ALGORITHMS = {"maml": ("maml", "MAML"), "fomaml": ("maml", "MAML"),
+              "metasgd": ("metasgd", "MetaSGD"), "reptile": ("reptile", "Reptile")}
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, meta_batch: int, inner_lr: float | None,
+                         inner_steps: int, test_inner_steps: int, meta_lr: float) -> None:
+    """The options of every optimization-based learner (defaults are each script's own; Meta-SGD,
+    which learns its inner learning rates, passes ``inner_lr=None`` and has flags of its own)."""
+    parser.add_argument("--meta-batch", type=int, default=meta_batch, help="tasks per meta-iteration")
+    if inner_lr is not None:
+        parser.add_argument("--inner-lr", type=float, default=inner_lr, help="α, the inner (adaptation) step size")
+    parser.add_argument("--inner-steps", type=int, default=inner_steps, help="inner steps in meta-training")
+    parser.add_argument("--test-inner-steps", type=int, default=test_inner_steps,
+                        help="inner steps on a test task's support set before it is scored")
+    parser.add_argument("--meta-lr", type=float, default=meta_lr, help="β (MAML, Meta-SGD) or ε (Reptile)")
+    parser.add_argument("--transductive", action="store_true",
+                        help="normalise the query set as one batch (Finn et al.'s code); labels the run "
+                             "'<algorithm>-transductive'")
+    parser.add_argument("--eval-every", type=int, default=500, help="validate and checkpoint every N meta-iterations")
+    parser.add_argument("--val-episodes", type=int, default=100)
+    parser.add_argument("--test-episodes", type=int, default=600)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def check_options(args) -> None:
+    """Clear errors for settings that cannot work, before any data is loaded or model built."""
+    for name in ("meta_batch", "inner_steps", "test_inner_steps", "episodes", "eval_every"):
+        value = getattr(args, name)
+        if value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    for name in ("inner_lr", "meta_lr"):
+        if hasattr(args, name) and (not np.isfinite(getattr(args, name)) or getattr(args, name) <= 0):
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(args, name)}")
+    if args.test_way is not None and args.test_way != args.way:
+        raise ConfigError(f"the network's head has --way {args.way} outputs, so it is tested {args.way}-way; "
+                          f"drop --test-way {args.test_way}, or train a {args.test_way}-way model")
+
+
+def build_learner(algorithm: str, framework: str, way: int, image_shape, seed: int, settings: dict):
+    """The learner object of ``algorithm`` in ``framework``: ``meta_step``, ``predict``, ``state``."""
+    module_name, class_name = ALGORITHMS[algorithm]
+    networks = importlib.import_module(f"chapters.optimization.networks_{framework}")
+    algorithm_class = getattr(importlib.import_module(f"chapters.optimization.{module_name}_{framework}"),
+                              class_name)
+    settings = dict(settings)
+    if framework == "torch":
+        import torch
+        torch.manual_seed(seed)
+        return algorithm_class(networks.Conv4Classifier(way, image_shape), **settings)
+    if framework == "tf":
+        return algorithm_class(networks.Conv4Classifier(way, image_shape, seed=seed), **settings)
+    import keras
+    from common.episodic_tf import Adam
+    keras.utils.set_random_seed(seed)
+    if algorithm == "reptile":  # Reptile's outer step is plain SGD of rate ε, which it sets up itself
+        return algorithm_class(networks.Conv4Classifier(way, image_shape), **settings)
+    meta_lr = settings.pop("meta_lr")
+    learner = algorithm_class(networks.Conv4Classifier(way, image_shape), **settings)
+    learner.compile(optimizer=Adam(meta_lr, epsilon=1e-8))  # β, with PyTorch's Adam formula
+    return learner
+
+
+class Learner:
+    """The interface of ``common.training`` around a MAML, Meta-SGD or Reptile object.
+
+    ``train_step`` is one meta-iteration (one meta-batch); ``predict`` adapts to a test episode's
+    support set (``--test-inner-steps``) and labels its queries.
+    """
+
+    def __init__(self, algorithm):
+        self.algorithm = algorithm
+
+    def train_step(self, meta_batch) -> dict:
+        return self.algorithm.meta_step(meta_batch)
+
+    def predict(self, episode) -> np.ndarray:
+        return np.argmax(self.algorithm.predict(episode), axis=1)
+
+    def state(self) -> dict:
+        return self.algorithm.state()
+
+    def load_state(self, arrays: dict) -> None:
+        self.algorithm.load_state(arrays)
+
+
+class KerasLearner(Learner):
+    """Keras trains with ``fit``: one call for the whole run, one meta-batch per batch."""
+
+    def fit(self, sampler: MetaBatches, start: int, log, progress: bool = True) -> None:
+        from common.adapters import keras_episodes
+        from common.episodic_keras import LogCallback
+
+        # shuffle=False: item i is meta-batch start + i, as in the loops of torch and tf.
+        self.algorithm.fit(keras_episodes(sampler, log.run.episodes - start, start=start), epochs=1,
+                           shuffle=False, callbacks=[LogCallback(log, start)], verbose=1 if progress else 0)
+
+
+def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defaults) -> dict:
+    """Parse the options, meta-train, test. ``add_arguments(parser)`` adds an algorithm's own flags,
+    ``settings(args)`` turns them into keyword arguments of its class (recorded in the results)."""
+    defaults = dict(defaults)
+    common_defaults = {key: defaults.pop(key) for key in
+                       ("meta_batch", "inner_lr", "inner_steps", "test_inner_steps", "meta_lr")}
+    parser = episode_parser(f"Train {algorithm} (optimization-based meta-learning) on few-shot classification.",
+                            **defaults)
+    parser.set_defaults(query=None)  # training queries per class: --shot, as in Finn et al.'s code
+    add_common_arguments(parser, **common_defaults)
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    require_framework(args.framework)
+    check_options(args)
+    if algorithm == "maml" and getattr(args, "first_order", False):
+        algorithm = "fomaml"
+
+    query = args.query or args.shot
+    test_shot, test_query = args.test_shot or args.shot, args.test_query or 15
+    train_set = load_dataset(args.dataset, "train", args.data_dir)
+    val_set = load_dataset(args.dataset, "val", args.data_dir)
+    test_set = load_dataset(args.dataset, "test", args.data_dir)
+    sampler = MetaBatches(EpisodeSampler(train_set, args.way, args.shot, query, seed=args.seed), args.meta_batch)
+    val_episodes = evaluation_episodes(val_set, args.way, test_shot, test_query, count=args.val_episodes)
+    test_episodes = evaluation_episodes(test_set, args.way, test_shot, test_query, count=args.test_episodes)
+
+    learner_settings = {"inner_steps": args.inner_steps, "test_inner_steps": args.test_inner_steps,
+                        "meta_lr": args.meta_lr, "transductive": args.transductive,
+                        **(settings(args) if settings is not None else {"inner_lr": args.inner_lr})}
+    name = f"{algorithm}-transductive" if args.transductive else algorithm
+    run = Run(name, args.framework, args.dataset, args.way, args.shot, query, args.way, test_shot, test_query,
+              args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
+              args.test_episodes, args.out, options={"meta_batch": args.meta_batch, **learner_settings})
+    learner = build_learner(algorithm, args.framework, args.way, train_set.image_shape, args.seed, learner_settings)
+    wrapper = KerasLearner(learner) if args.framework == "keras" else Learner(learner)
+    return train(run, wrapper, sampler, val_episodes, test_episodes, progress=not args.quiet)

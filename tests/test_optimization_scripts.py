@@ -1,0 +1,132 @@
+"""The optimization chapter's scripts: real Omniglot and sinusoid runs end to end, resumed runs,
+short-run agreement between the frameworks, and clear errors for bad settings."""
+
+import json
+
+import numpy as np
+import pytest
+
+from chapters.optimization import maml as maml_script
+from chapters.optimization import metasgd as metasgd_script
+from chapters.optimization import reptile as reptile_script
+from chapters.optimization import sinusoid
+from chapters.optimization.train import Learner, build_learner, main
+from common.episodes import EpisodeSampler, MetaBatches, evaluation_episodes
+from common.errors import ConfigError
+from common.evaluation import evaluate
+from common.training import TrainingDiverged
+from common.weights import from_canonical, to_canonical
+
+SCRIPTS = {"maml": maml_script, "metasgd": metasgd_script, "reptile": reptile_script}
+TINY = ["--episodes", "4", "--eval-every", "2", "--meta-batch", "2", "--val-episodes", "3",
+        "--test-episodes", "4", "--quiet"]
+
+
+def run_script(algorithm, argv):
+    script = SCRIPTS[algorithm]
+    return main(algorithm, argv, add_arguments=script.add_arguments, settings=script.settings, **script.DEFAULTS)
+
+
+@pytest.mark.parametrize("algorithm,framework", [("maml", "torch"), ("maml", "tf"), ("maml", "keras"),
+                                                 ("metasgd", "torch"), ("reptile", "keras")])
+def test_omniglot_run_writes_results_and_resumes(algorithm, framework, omniglot_splits, tmp_path):
+    argv = ["--framework", framework, "--way", "5", "--shot", "1", "--out", str(tmp_path), *TINY]
+    if algorithm == "reptile":
+        argv += ["--inner-steps", "2", "--test-inner-steps", "3"]
+    result = run_script(algorithm, argv)
+    assert result["algorithm"] == algorithm and result["framework"] == framework
+    assert result["way"] == 5 and result["test_episodes"] == 4 and 0 <= result["accuracy"] <= 100
+    assert [point["episode"] for point in result["history"]] == [2, 4]
+    folder = tmp_path / f"{algorithm}_{framework}_omniglot_5w1s"
+    assert (folder / "checkpoint.npz").exists() and (folder / "curve.png").exists()
+    if framework == "torch" and algorithm == "maml":
+        # Continue the finished run to 6 meta-iterations: it resumes at 4 instead of starting over.
+        longer = run_script(algorithm, argv[:-len(TINY)] + ["--episodes", "6", *TINY[2:]])
+        assert [point["episode"] for point in longer["history"]] == [2, 4, 6]
+        # The same folder with other settings is refused, and the checkpoint is left alone.
+        before = (folder / "checkpoint.npz").read_bytes()
+        with pytest.raises(ConfigError, match="belongs to another run"):
+            run_script(algorithm, argv + ["--inner-lr", "0.1", "--episodes", "6"])
+        assert (folder / "checkpoint.npz").read_bytes() == before
+
+
+def test_transductive_runs_are_labelled(omniglot_splits, tmp_path):
+    result = run_script("maml", ["--out", str(tmp_path), "--transductive", "--first-order", *TINY])
+    assert result["algorithm"] == "fomaml-transductive" and result["options"]["transductive"] is True
+    assert (tmp_path / "fomaml-transductive_torch_omniglot_5w1s").is_dir()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--inner-steps", "0"], "--inner-steps must be at least 1"),
+    (["--test-way", "20"], "tested 5-way"),
+    (["--meta-lr", "nan"], "--meta-lr must be a positive number"),
+    (["--meta-batch", "0"], "--meta-batch must be at least 1"),
+])
+def test_bad_settings_are_clear_errors(argv, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        run_script("maml", ["--out", str(tmp_path), *TINY, *argv])
+
+
+def test_a_diverging_inner_rate_stops_with_a_clear_message(omniglot_splits, tmp_path):
+    argv = ["--out", str(tmp_path), "--inner-lr", "1e30", *TINY]
+    with pytest.raises(TrainingDiverged, match="at episode 0") as error:
+        run_script("maml", argv)
+    assert "lower the learning rate" in str(error.value)
+
+
+def test_a_meta_batch_larger_than_the_distinct_tasks_is_refused():
+    from common.data.base import FewShotDataset
+    images = np.zeros((4, 3, 28, 28, 1), np.uint8)
+    sampler = EpisodeSampler(FewShotDataset("tiny", "train", images, ("a", "b", "c", "d")), 3, 1, 1)
+    with pytest.raises(ConfigError, match="more than the 4 distinct 3-way tasks"):
+        MetaBatches(sampler, 5)
+    assert MetaBatches(sampler, 4).episode(0).support_x.shape == (4, 3, 28, 28, 1)
+
+
+def test_short_maml_training_reaches_the_same_accuracy_in_every_framework(omniglot_splits):
+    """float32, 40 second-order meta-iterations from the same weights on the same tasks: the
+    trajectories drift by rounding only, so the accuracies on 40 fixed validation episodes must
+    agree within 4 points (as for the metric chapter; see tests/test_metric_agreement.py)."""
+    sampler = MetaBatches(EpisodeSampler(omniglot_splits["train"], 5, 1, 1, seed=0), 4)
+    episodes = evaluation_episodes(omniglot_splits["val"], 5, 1, 5, count=40)
+    settings = dict(inner_lr=0.4, inner_steps=1, test_inner_steps=3, meta_lr=1e-3, transductive=False,
+                    first_order=False)
+    learners = {framework: build_learner("maml", framework, 5, (28, 28, 1), 0, settings)
+                for framework in ("torch", "tf", "keras")}
+    weights = to_canonical(learners["torch"].model, "torch")
+    for framework in ("tf", "keras"):
+        from_canonical(weights, learners[framework].model, framework)
+    accuracy = {}
+    for framework, learner in learners.items():
+        for index in range(40):
+            learner.meta_step(sampler.episode(index))
+        accuracy[framework] = evaluate(Learner(learner).predict, episodes)["accuracy"]
+    assert min(accuracy.values()) > 20 + 10, f"MAML did not learn: {accuracy}"  # chance: 20; measured 36-38
+    spread = max(accuracy.values()) - min(accuracy.values())
+    assert spread <= 4.0, f"accuracies {accuracy} differ by {spread:.1f} points"
+
+
+# ---------------------------------------------------------------------------------- sinusoid
+
+@pytest.mark.parametrize("algorithm,framework", [("maml", "torch"), ("fomaml", "tf"), ("metasgd", "keras"),
+                                                 ("reptile", "torch"), ("maml", "keras")])
+def test_sinusoid_runs_write_mse_results_and_resume(algorithm, framework, tmp_path):
+    argv = ["--framework", framework, "--algorithm", algorithm, "--shot", "5", "--iterations", "20",
+            "--log-every", "10", "--test-tasks", "5", "--eval-steps", "3", "--out", str(tmp_path)]
+    result = sinusoid.main(argv)
+    assert result["metric"] == "mse" and result["algorithm"] == algorithm and np.isfinite(result["mse"])
+    assert "mse_after_3_steps" in result and [p["iteration"] for p in result["history"]] == [10, 20]
+    folder = tmp_path / f"{algorithm}_{framework}_sinusoid_1w5s"
+    assert (folder / "weights.npz").exists() and (folder / "checkpoint.npz").exists()
+    if algorithm != "reptile":  # (Reptile's annealing schedule is tied to --iterations: a new run)
+        longer = sinusoid.main([*argv[:7], "30", *argv[8:]])
+        assert [p["iteration"] for p in longer["history"]] == [10, 20, 30]
+    written = json.loads(next(folder.glob("*_sinusoid_1w5s_*.json")).read_text())
+    assert written["command"].startswith("python")
+
+
+def test_sinusoid_bad_settings_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="--inner-steps must be at least 1"):
+        sinusoid.main(["--inner-steps", "0", "--out", str(tmp_path)])
+    with pytest.raises(ConfigError, match="multiple of --log-every"):
+        sinusoid.main(["--iterations", "15", "--log-every", "10", "--out", str(tmp_path)])
