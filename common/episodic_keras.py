@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.adapters import keras_episodes
-from common.episodic_tf import Adam, lr_schedule
+from common.episodic_tf import Adam, load_optimizer_arrays, lr_schedule, optimizer_arrays
 from common.weights import canonical_to_keras, keras_to_canonical
 
 
@@ -65,13 +65,12 @@ class EpisodicLearner:
 
     def state(self) -> dict:
         arrays = {f"model.{k}": v for k, v in keras_to_canonical(self.model).items()}
-        arrays.update({f"optimizer.{i}": np.asarray(v) for i, v in enumerate(self.model.optimizer.variables)})
+        arrays.update(optimizer_arrays(self.model.optimizer))
         return arrays
 
     def load_state(self, arrays: dict) -> None:
         canonical_to_keras({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
-        for i, variable in enumerate(self.model.optimizer.variables):
-            variable.assign(arrays[f"optimizer.{i}"])
+        load_optimizer_arrays(self.model.optimizer, arrays)
 
     def fit(self, sampler, start: int, log, progress: bool = True) -> None:
         """Train episodes ``start .. log.run.episodes - 1`` with one ``model.fit`` call.

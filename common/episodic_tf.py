@@ -88,10 +88,21 @@ class EpisodicLearner:
 
     def state(self) -> dict:
         arrays = {f"model.{k}": v for k, v in tf_to_canonical(self.model).items()}
-        arrays.update({f"optimizer.{i}": np.asarray(v) for i, v in enumerate(self.optimizer.variables)})
+        arrays.update(optimizer_arrays(self.optimizer))
         return arrays
 
     def load_state(self, arrays: dict) -> None:
         canonical_to_tf({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
-        for i, variable in enumerate(self.optimizer.variables):
-            variable.assign(arrays[f"optimizer.{i}"])
+        load_optimizer_arrays(self.optimizer, arrays)
+
+
+def optimizer_arrays(optimizer) -> dict:
+    """A (built) Keras optimizer's variables, its step count and slots (Adam's moments, ...), as
+    NumPy arrays named ``optimizer.<i>``: the optimizer's part of a checkpoint (TensorFlow and Keras)."""
+    return {f"optimizer.{i}": np.asarray(variable) for i, variable in enumerate(optimizer.variables)}
+
+
+def load_optimizer_arrays(optimizer, arrays: dict) -> None:
+    """The inverse of :func:`optimizer_arrays` (other keys of ``arrays`` are ignored)."""
+    for i, variable in enumerate(optimizer.variables):
+        variable.assign(arrays[f"optimizer.{i}"])

@@ -60,17 +60,31 @@ class EpisodicLearner:
 
     def state(self) -> dict:
         arrays = {f"model.{k}": v for k, v in torch_to_canonical(self.model).items()}
-        for index, slots in self.optimizer.state_dict()["state"].items():
-            arrays.update({f"optimizer.{index}.{k}": v.numpy() for k, v in slots.items()})
+        arrays.update(optimizer_arrays(self.optimizer))
         arrays["steps"] = np.array(self.steps)
         return arrays
 
     def load_state(self, arrays: dict) -> None:
         canonical_to_torch({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
-        slots = {}
-        for key, value in arrays.items():
-            if key.startswith("optimizer."):
-                _, index, name = key.split(".", 2)
-                slots.setdefault(int(index), {})[name] = torch.from_numpy(np.array(value))
-        self.optimizer.load_state_dict({"state": slots, "param_groups": self.optimizer.state_dict()["param_groups"]})
+        load_optimizer_arrays(self.optimizer, arrays)
         self.steps = int(arrays["steps"])
+
+
+def optimizer_arrays(optimizer: torch.optim.Optimizer) -> dict:
+    """A torch optimizer's per-parameter slots (Adam's step and moments, ...) as NumPy arrays named
+    ``optimizer.<parameter index>.<slot>``: the optimizer's part of a checkpoint."""
+    arrays = {}
+    for index, slots in optimizer.state_dict()["state"].items():
+        arrays.update({f"optimizer.{index}.{k}": v.detach().cpu().numpy().copy()
+                       for k, v in slots.items() if v is not None})
+    return arrays
+
+
+def load_optimizer_arrays(optimizer: torch.optim.Optimizer, arrays: dict) -> None:
+    """The inverse of :func:`optimizer_arrays` (other keys of ``arrays`` are ignored)."""
+    slots = {}
+    for key, value in arrays.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            slots.setdefault(int(index), {})[name] = torch.from_numpy(np.array(value))
+    optimizer.load_state_dict({"state": slots, "param_groups": optimizer.state_dict()["param_groups"]})

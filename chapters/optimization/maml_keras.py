@@ -42,6 +42,7 @@ from keras import ops
 
 from common.episodes import Episode
 from common.errors import ConfigError
+from common.episodic_tf import load_optimizer_arrays, optimizer_arrays
 from common.weights import canonical_to_keras, keras_to_canonical
 
 
@@ -131,37 +132,29 @@ def cast_floats(episode: Episode, dtype) -> Episode:
                      for part in episode))
 
 
-class MAML(keras.Model):
-    """Meta-training of a network of ``networks_keras`` with ``fit``: compile it with the meta-optimizer,
+class InnerLoopLearner(keras.Model):
+    """What every learner of this chapter shares (MAML, Meta-SGD, Reptile): the settings of the
+    inner loop, adapting to a test task (``call``, :meth:`predict`, :meth:`adaptation_curve`), one
+    meta-step through ``train_on_batch``, and the state of a checkpoint. The learners differ in
+    their outer optimizer and in ``train_step``.
 
-        maml = MAML(Conv4Classifier(way=5), inner_lr=0.4, inner_steps=1, test_inner_steps=3)
-        maml.compile(optimizer=common.episodic_tf.Adam(1e-3, epsilon=1e-8))   # β, PyTorch's Adam
-        maml.fit(keras_episodes(tasks, iterations, meta_batch_size=32), shuffle=False)
-
-    Each ``fit`` item is ``((support_x, support_y, query_x), query_y)`` of B tasks. ``call`` and
-    :meth:`predict` adapt with ``test_inner_steps`` first-order steps (Finn et al., Omniglot
-    5-way: 1 step in training, 3 at test). Note that :meth:`predict` takes an episode: it replaces
-    ``keras.Model.predict``.
+    ``call`` and :meth:`predict` adapt with ``test_inner_steps`` first-order steps (Finn et al.,
+    Omniglot 5-way: 1 step in training, 3 at test). Note that :meth:`predict` takes an episode: it
+    replaces ``keras.Model.predict``.
     """
 
-    def __init__(self, model, inner_lr=0.01, inner_steps: int = 1, first_order: bool = False,
-                 transductive: bool = True, test_inner_steps: int | None = None, **kwargs):
+    def __init__(self, model, inner_lr, inner_steps: int, transductive: bool, test_inner_steps: int | None,
+                 **kwargs):
         check_inner_steps(inner_steps)
         test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
         check_inner_steps(test_inner_steps)
         super().__init__(**kwargs)
         self.model, self.inner_lr, self.inner_steps = model, inner_lr, inner_steps
-        self.first_order, self.transductive, self.test_inner_steps = first_order, transductive, test_inner_steps
+        self.transductive, self.test_inner_steps = transductive, test_inner_steps
         self.built = True  # the network's weights exist: nothing for fit to build on a first batch
         self._curve = tf.function(lambda episode, steps: adaptation_curve(
             self.model, self.model.params(), episode, self.inner_lr, steps, self.transductive),
             reduce_retracing=True)
-
-    def compile(self, optimizer, **kwargs):
-        super().compile(optimizer=optimizer, **kwargs)
-        # The optimizer's moments exist from now on, in the order of trainable_variables (as fit
-        # would build them): state() and load_state() work before the first meta-step.
-        self.optimizer.build(self.trainable_variables)
 
     def call(self, inputs, training=False):
         """Query outputs after ``test_inner_steps`` first-order steps on the support set; θ unchanged."""
@@ -170,25 +163,14 @@ class MAML(keras.Model):
                         self.test_inner_steps, first_order=True)
         return query_outputs(self.model, adapted, support_x, query_x, self.transductive)
 
-    def train_step(self, data):
-        (support_x, support_y, query_x), query_y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        meta_batch = cast_floats(Episode(support_x, support_y, query_x, query_y), self.model.compute_dtype)
-        variables = self.trainable_variables  # θ (and, in Meta-SGD, the learned rates α)
-        with tf.GradientTape() as tape:  # the outer tape: records the inner gradients too
-            value, metric = meta_loss(self.model, self.model.params(), meta_batch, self.inner_lr,
-                                      self.inner_steps, self.first_order, self.transductive)
-        gradients = tape.gradient(value, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        return {"loss": value, self.model.metric_name: metric}
-
     def _arrays(self, episode: Episode) -> Episode:
         """The episode's floating parts (images, regression values) in the network's dtype."""
         dtype = self.model.compute_dtype
         return Episode(*(part.astype(dtype) if part.dtype.kind == "f" else part for part in map(np.asarray, episode)))
 
     def meta_step(self, meta_batch: Episode) -> dict:
-        """One meta-update on a meta-batch of tasks (``train_on_batch``); returns the meta-loss and
-        the metric before the update: ``{"loss": ..., model.metric_name: ...}``."""
+        """One meta-update on a meta-batch of tasks (``train_on_batch``); returns the loss and the
+        metric of the step: ``{"loss": ..., model.metric_name: ...}``."""
         support_x, support_y, query_x, query_y = self._arrays(meta_batch)
         logs = self.train_on_batch((support_x, support_y, query_x), query_y, return_dict=True)
         return {name: float(value) for name, value in logs.items()}
@@ -205,13 +187,46 @@ class MAML(keras.Model):
 
     def state(self) -> dict:
         """Everything a checkpoint needs: θ as ``model.<canonical name>``, the optimizer's
-        variables (step count, moments) as ``optimizer.<i>``."""
+        variables (its step count, the meta-steps taken, and slots such as Adam's moments) as
+        ``optimizer.<i>``."""
         arrays = {f"model.{k}": v for k, v in keras_to_canonical(self.model).items()}
-        arrays.update({f"optimizer.{i}": np.asarray(v) for i, v in enumerate(self.optimizer.variables)})
+        arrays.update(optimizer_arrays(self.optimizer))
         return arrays
 
     def load_state(self, arrays: dict) -> None:
         """The inverse of :meth:`state` (after ``compile``): meta-training then continues exactly."""
         canonical_to_keras({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
-        for i, variable in enumerate(self.optimizer.variables):
-            variable.assign(arrays[f"optimizer.{i}"])
+        load_optimizer_arrays(self.optimizer, arrays)
+
+
+class MAML(InnerLoopLearner):
+    """Meta-training of a network of ``networks_keras`` with ``fit``: compile it with the meta-optimizer,
+
+        maml = MAML(Conv4Classifier(way=5), inner_lr=0.4, inner_steps=1, test_inner_steps=3)
+        maml.compile(optimizer=common.episodic_tf.Adam(1e-3, epsilon=1e-8))   # β, PyTorch's Adam
+        maml.fit(keras_episodes(tasks, iterations, meta_batch_size=32), shuffle=False)
+
+    Each ``fit`` item is ``((support_x, support_y, query_x), query_y)`` of B tasks.
+    """
+
+    def __init__(self, model, inner_lr=0.01, inner_steps: int = 1, first_order: bool = False,
+                 transductive: bool = True, test_inner_steps: int | None = None, **kwargs):
+        super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps, **kwargs)
+        self.first_order = first_order
+
+    def compile(self, optimizer, **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        # The optimizer's moments exist from now on, in the order of trainable_variables (as fit
+        # would build them): state() and load_state() work before the first meta-step.
+        self.optimizer.build(self.trainable_variables)
+
+    def train_step(self, data):
+        (support_x, support_y, query_x), query_y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        meta_batch = cast_floats(Episode(support_x, support_y, query_x, query_y), self.model.compute_dtype)
+        variables = self.trainable_variables  # θ (and, in Meta-SGD, the learned rates α)
+        with tf.GradientTape() as tape:  # the outer tape: records the inner gradients too
+            value, metric = meta_loss(self.model, self.model.params(), meta_batch, self.inner_lr,
+                                      self.inner_steps, self.first_order, self.transductive)
+        gradients = tape.gradient(value, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return {"loss": value, self.model.metric_name: metric}

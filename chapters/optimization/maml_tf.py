@@ -48,7 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.episodes import Episode
-from common.episodic_tf import Adam
+from common.episodic_tf import Adam, load_optimizer_arrays, optimizer_arrays
 from common.errors import ConfigError
 from common.weights import canonical_to_tf, tf_to_canonical
 
@@ -129,37 +129,28 @@ def adaptation_curve(model, params: dict, episode: Episode, inner_lr, steps: int
     return tf.stack(curve)
 
 
-class MAML:
-    """Meta-training of any network of ``networks_tf.py``: Adam (rate β) on the meta-loss, Eq. (3).
+class InnerLoopLearner:
+    """What every learner of this chapter shares (MAML, Meta-SGD, Reptile): the settings of the
+    inner loop, adapting to a test task (:meth:`predict`, :meth:`adaptation_curve`) and the state
+    of a checkpoint. The learners differ in their outer optimizer and in ``meta_step``.
 
     ``test_inner_steps`` are the inner steps :meth:`predict` takes on a test task (default:
     ``inner_steps``); Finn et al. take 1 in training and 3 at test on 5-way Omniglot.
     """
 
-    def __init__(self, model, inner_lr: float = 0.01, inner_steps: int = 1, first_order: bool = False,
-                 meta_lr: float = 1e-3, transductive: bool = True, test_inner_steps: int | None = None):
+    def __init__(self, model, inner_lr, inner_steps: int, transductive: bool, test_inner_steps: int | None):
         check_inner_steps(inner_steps)
         test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
         check_inner_steps(test_inner_steps)
         self.model, self.inner_lr, self.inner_steps = model, inner_lr, inner_steps
-        self.first_order, self.transductive, self.test_inner_steps = first_order, transductive, test_inner_steps
-        # PyTorch's Adam formula and epsilon. The rate is given as a function returning it in θ's
-        # dtype: a plain float Keras keeps in float32 (1e-3 is then 5e-8 off), which in a float64
-        # model moves θ differently from PyTorch's Adam by ~1e-9 after a few steps.
-        dtype = next(iter(model.params().values())).dtype
-        self.optimizer = Adam(lambda: tf.constant(meta_lr, dtype), epsilon=1e-8)
-        self.optimizer.build(self._meta_parameters())
+        self.transductive, self.test_inner_steps = transductive, test_inner_steps
+        self.optimizer = None  # the outer optimizer: each learner sets (and builds) its own
         # Compiled: 3-5x faster than eager on a CPU; reduce_retracing lets one trace serve
         # meta-batches, support and query sets of any size.
-        self._meta_step = tf.function(self._step, reduce_retracing=True)
         self._predict = tf.function(self._adapted_outputs, reduce_retracing=True)
         self._curve = tf.function(lambda episode, steps: adaptation_curve(
             self.model, self.model.params(), episode, self.inner_lr, steps, self.transductive),
             reduce_retracing=True)
-
-    def _meta_parameters(self) -> list[tf.Variable]:
-        """What the outer loop learns: θ (Meta-SGD adds α)."""
-        return list(self.model.params().values())
 
     def _tensors(self, episode: Episode) -> Episode:
         """NumPy episode parts, the floating ones (images, regression targets) in the model's dtype."""
@@ -167,20 +158,6 @@ class MAML:
         parts = (np.asarray(part) for part in episode)
         return Episode(*(part.astype(dtype) if np.issubdtype(part.dtype, np.floating) else part
                          for part in parts))
-
-    def _step(self, meta_batch: Episode):
-        variables = self._meta_parameters()
-        with tf.GradientTape() as tape:  # the outer tape: records the inner gradients too
-            value, metric = meta_loss(self.model, self.model.params(), meta_batch, self.inner_lr,
-                                      self.inner_steps, self.first_order, self.transductive)
-        gradients = tape.gradient(value, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        return value, metric
-
-    def meta_step(self, meta_batch: Episode) -> dict:
-        """One meta-update on a meta-batch of tasks; the meta-loss and metric before the update."""
-        value, metric = self._meta_step(self._tensors(meta_batch))
-        return {"loss": float(value), self.model.metric_name: float(metric)}
 
     def _adapted_outputs(self, support_x, support_y, query_x):
         adapted = adapt(self.model, self.model.params(), support_x, support_y, self.inner_lr,
@@ -198,13 +175,47 @@ class MAML:
         return self._curve(self._tensors(episode), steps).numpy()
 
     def state(self) -> dict[str, np.ndarray]:
-        """θ under ``model.<canonical name>``, Adam's step count and moments under ``optimizer.<i>``."""
+        """θ under ``model.<canonical name>``; the outer optimizer's step count (the meta-steps
+        taken) and slots (Adam's moments) under ``optimizer.<i>``."""
         arrays = {f"model.{k}": v for k, v in tf_to_canonical(self.model).items()}
-        arrays.update({f"optimizer.{i}": np.asarray(v) for i, v in enumerate(self.optimizer.variables)})
+        arrays.update(optimizer_arrays(self.optimizer))
         return arrays
 
     def load_state(self, arrays: dict) -> None:
         """The inverse of :meth:`state`: the next meta_step is the one the saved run would have taken."""
         canonical_to_tf({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
-        for i, variable in enumerate(self.optimizer.variables):
-            variable.assign(arrays[f"optimizer.{i}"])
+        load_optimizer_arrays(self.optimizer, arrays)
+
+
+class MAML(InnerLoopLearner):
+    """Meta-training of any network of ``networks_tf.py``: Adam (rate β) on the meta-loss, Eq. (3)."""
+
+    def __init__(self, model, inner_lr: float = 0.01, inner_steps: int = 1, first_order: bool = False,
+                 meta_lr: float = 1e-3, transductive: bool = True, test_inner_steps: int | None = None):
+        super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps)
+        self.first_order = first_order
+        # PyTorch's Adam formula and epsilon. The rate is given as a function returning it in θ's
+        # dtype: a plain float Keras keeps in float32 (1e-3 is then 5e-8 off), which in a float64
+        # model moves θ differently from PyTorch's Adam by ~1e-9 after a few steps.
+        dtype = next(iter(model.params().values())).dtype
+        self.optimizer = Adam(lambda: tf.constant(meta_lr, dtype), epsilon=1e-8)
+        self.optimizer.build(self._meta_parameters())
+        self._meta_step = tf.function(self._step, reduce_retracing=True)
+
+    def _meta_parameters(self) -> list[tf.Variable]:
+        """What the outer loop learns: θ (Meta-SGD adds α)."""
+        return list(self.model.params().values())
+
+    def _step(self, meta_batch: Episode):
+        variables = self._meta_parameters()
+        with tf.GradientTape() as tape:  # the outer tape: records the inner gradients too
+            value, metric = meta_loss(self.model, self.model.params(), meta_batch, self.inner_lr,
+                                      self.inner_steps, self.first_order, self.transductive)
+        gradients = tape.gradient(value, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return value, metric
+
+    def meta_step(self, meta_batch: Episode) -> dict:
+        """One meta-update on a meta-batch of tasks; the meta-loss and metric before the update."""
+        value, metric = self._meta_step(self._tensors(meta_batch))
+        return {"loss": float(value), self.model.metric_name: float(metric)}

@@ -55,6 +55,7 @@ import torch
 from common.adapters import to_torch
 from common.episodes import Episode
 from common.errors import ConfigError
+from common.episodic_torch import load_optimizer_arrays, optimizer_arrays
 from common.weights import canonical_to_torch, torch_to_canonical
 
 
@@ -131,22 +132,22 @@ def adaptation_curve(model, params: dict[str, torch.Tensor], episode: Episode, i
     return np.array(curve)
 
 
-class MAML:
-    """Meta-training of a network of ``networks_torch.py``: Adam (rate β) on the meta-loss, Eq. (3).
+class InnerLoopLearner:
+    """What every learner of this chapter shares (MAML, Meta-SGD, Reptile): the settings of the
+    inner loop, adapting to a test task (:meth:`predict`, :meth:`adaptation_curve`) and the state
+    of a checkpoint. The learners differ in their outer optimizer and in ``meta_step``.
 
     ``test_inner_steps`` is the number of inner steps :meth:`predict` takes (default:
     ``inner_steps``); Finn et al. train Omniglot 5-way with 1 and test with 3.
     """
 
-    def __init__(self, model, inner_lr=0.01, inner_steps: int = 1, first_order: bool = False,
-                 meta_lr: float = 1e-3, transductive: bool = True, test_inner_steps: int | None = None):
+    def __init__(self, model, inner_lr, inner_steps: int, transductive: bool, test_inner_steps: int | None):
         check_inner_steps(inner_steps)
         test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
         check_inner_steps(test_inner_steps)
         self.model, self.inner_lr, self.inner_steps = model, inner_lr, inner_steps
-        self.first_order, self.transductive = first_order, transductive
-        self.test_inner_steps = test_inner_steps
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr)
+        self.transductive, self.test_inner_steps = transductive, test_inner_steps
+        self.optimizer = None  # the outer optimizer: each learner sets its own
         self.steps = 0  # meta-updates taken
 
     def _tensors(self, episode: Episode) -> Episode:
@@ -155,16 +156,6 @@ class MAML:
         parts = to_torch(Episode(*(np.asarray(part) for part in episode)))
         return Episode(*(part.to(reference.device, reference.dtype) if part.is_floating_point()
                          else part.to(reference.device) for part in parts))
-
-    def meta_step(self, meta_batch: Episode) -> dict[str, float]:
-        """One meta-update on a meta-batch of tasks; returns the meta-loss and metric before it."""
-        loss, metric = meta_loss(self.model, self.model.params(), self._tensors(meta_batch),
-                                 self.inner_lr, self.inner_steps, self.first_order, self.transductive)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # through every inner update: the meta-gradient
-        self.optimizer.step()
-        self.steps += 1
-        return {"loss": loss.item(), self.model.metric_name: metric.item()}
 
     def predict(self, episode: Episode) -> np.ndarray:
         """Query outputs (logits, or regression values) of one task after ``test_inner_steps``
@@ -182,23 +173,35 @@ class MAML:
                                 steps, self.transductive)
 
     def state(self) -> dict[str, np.ndarray]:
-        """Everything a checkpoint needs: θ (``model.<canonical name>``), Adam's moments
-        (``optimizer.<index>.<slot>``) and the meta-step counter (``steps``)."""
+        """Everything a checkpoint needs: θ (``model.<canonical name>``), the outer optimizer's
+        slots (``optimizer.<index>.<slot>``, e.g. Adam's moments) and the meta-step counter (``steps``)."""
         arrays = {f"model.{k}": v for k, v in torch_to_canonical(self.model).items()}
-        for index, slots in self.optimizer.state_dict()["state"].items():
-            arrays.update({f"optimizer.{index}.{k}": v.detach().cpu().numpy().copy()
-                           for k, v in slots.items() if v is not None})
+        arrays.update(optimizer_arrays(self.optimizer))
         arrays["steps"] = np.array(self.steps)
         return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """The inverse of :meth:`state`: meta-training then continues exactly where it was."""
         canonical_to_torch({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
-        slots = {}
-        for key, value in arrays.items():
-            if key.startswith("optimizer."):
-                _, index, name = key.split(".", 2)
-                slots.setdefault(int(index), {})[name] = torch.from_numpy(np.array(value))
-        self.optimizer.load_state_dict({"state": slots,
-                                        "param_groups": self.optimizer.state_dict()["param_groups"]})
+        load_optimizer_arrays(self.optimizer, arrays)
         self.steps = int(arrays["steps"])
+
+
+class MAML(InnerLoopLearner):
+    """Meta-training of a network of ``networks_torch.py``: Adam (rate β) on the meta-loss, Eq. (3)."""
+
+    def __init__(self, model, inner_lr=0.01, inner_steps: int = 1, first_order: bool = False,
+                 meta_lr: float = 1e-3, transductive: bool = True, test_inner_steps: int | None = None):
+        super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps)
+        self.first_order = first_order
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr)
+
+    def meta_step(self, meta_batch: Episode) -> dict[str, float]:
+        """One meta-update on a meta-batch of tasks; returns the meta-loss and metric before it."""
+        loss, metric = meta_loss(self.model, self.model.params(), self._tensors(meta_batch),
+                                 self.inner_lr, self.inner_steps, self.first_order, self.transductive)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # through every inner update: the meta-gradient
+        self.optimizer.step()
+        self.steps += 1
+        return {"loss": loss.item(), self.model.metric_name: metric.item()}

@@ -26,17 +26,13 @@ metric at θ'_t (transductive or not, as configured).
 from __future__ import annotations
 
 import keras
-import numpy as np
-import tensorflow as tf
 from keras import ops
 
-from chapters.optimization.maml_keras import (adapt, adaptation_curve, cast_floats, check_inner_steps,
-                                              query_outputs)
+from chapters.optimization.maml_keras import InnerLoopLearner, adapt, cast_floats, query_outputs
 from common.episodes import Episode
-from common.weights import canonical_to_keras, keras_to_canonical
 
 
-class Reptile(keras.Model):
+class Reptile(InnerLoopLearner):
     """Reptile on a network of ``networks_keras``, trained with ``fit``:
 
         reptile = Reptile(Conv4Classifier(way=5), inner_lr=1e-3, inner_steps=5, meta_lr=1.0,
@@ -50,27 +46,11 @@ class Reptile(keras.Model):
     def __init__(self, model, inner_lr: float = 1e-3, inner_steps: int = 5, meta_lr: float = 1.0,
                  anneal_steps: int | None = None, transductive: bool = True,
                  test_inner_steps: int | None = None, **kwargs):
-        check_inner_steps(inner_steps)
-        test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
-        check_inner_steps(test_inner_steps)
-        super().__init__(**kwargs)
-        self.model, self.inner_lr, self.inner_steps = model, inner_lr, inner_steps
-        self.transductive, self.test_inner_steps = transductive, test_inner_steps
-        self.built = True  # the network's weights exist: nothing for fit to build on a first batch
-        self._curve = tf.function(lambda episode, steps: adaptation_curve(
-            self.model, self.model.params(), episode, self.inner_lr, steps, self.transductive),
-            reduce_retracing=True)
+        super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps, **kwargs)
         epsilon = meta_lr if anneal_steps is None else keras.optimizers.schedules.PolynomialDecay(
             meta_lr, anneal_steps, end_learning_rate=0.0, power=1.0)  # ε_i = meta_lr (1 − i / anneal_steps)
         self.compile(optimizer=keras.optimizers.SGD(epsilon))
         self.optimizer.build(self.trainable_variables)  # its step counter exists: state() works at once
-
-    def call(self, inputs, training=False):
-        """Query outputs after ``test_inner_steps`` SGD steps on the support set; θ unchanged."""
-        support_x, support_y, query_x = inputs
-        adapted = adapt(self.model, self.model.params(), support_x, support_y, self.inner_lr,
-                        self.test_inner_steps, first_order=True)
-        return query_outputs(self.model, adapted, support_x, query_x, self.transductive)
 
     def train_step(self, data):
         (support_x, support_y, query_x), query_y, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -96,37 +76,3 @@ class Reptile(keras.Model):
         differences = [p - total / count for p, total in zip(params.values(), adapted_total)]
         self.optimizer.apply_gradients(zip(differences, params.values()))
         return {"loss": loss_total / count, model.metric_name: metric_total / count}
-
-    def _arrays(self, episode: Episode) -> Episode:
-        """The episode's floating parts (images, regression values) in the network's dtype."""
-        dtype = self.model.compute_dtype
-        return Episode(*(part.astype(dtype) if part.dtype.kind == "f" else part for part in map(np.asarray, episode)))
-
-    def meta_step(self, meta_batch: Episode) -> dict:
-        """One Reptile update on a meta-batch of tasks (``train_on_batch``); returns the mean query
-        loss and metric at the adapted θ'_t: ``{"loss": ..., model.metric_name: ...}``."""
-        support_x, support_y, query_x, query_y = self._arrays(meta_batch)
-        logs = self.train_on_batch((support_x, support_y, query_x), query_y, return_dict=True)
-        return {name: float(value) for name, value in logs.items()}
-
-    def predict(self, episode: Episode) -> np.ndarray:
-        """Query outputs of one episode after ``test_inner_steps`` SGD steps on its support set."""
-        support_x, support_y, query_x, _ = self._arrays(episode)
-        return np.asarray(self.predict_on_batch((support_x, support_y, query_x)))
-
-    def adaptation_curve(self, episode: Episode, steps: int = 10) -> np.ndarray:
-        """Query loss of one task after 0..``steps`` inner steps (see ``maml_keras.adaptation_curve``)."""
-        return ops.convert_to_numpy(self._curve(self._arrays(episode), steps))
-
-    def state(self) -> dict:
-        """θ as ``model.<canonical name>``; the optimizer's variables as ``optimizer.<i>``, among
-        them its step counter ``iterations``, the meta-step i of the annealing."""
-        arrays = {f"model.{k}": v for k, v in keras_to_canonical(self.model).items()}
-        arrays.update({f"optimizer.{i}": np.asarray(v) for i, v in enumerate(self.optimizer.variables)})
-        return arrays
-
-    def load_state(self, arrays: dict) -> None:
-        """The inverse of :meth:`state`: meta-training then continues exactly, annealing included."""
-        canonical_to_keras({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
-        for i, variable in enumerate(self.optimizer.variables):
-            variable.assign(arrays[f"optimizer.{i}"])

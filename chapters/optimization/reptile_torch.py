@@ -27,36 +27,21 @@ MAML, with ``test_inner_steps`` SGD steps on its support set.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from chapters.optimization.maml_torch import adapt, adaptation_curve, check_inner_steps, query_outputs
-from common.adapters import to_torch
+from chapters.optimization.maml_torch import InnerLoopLearner, adapt, query_outputs
 from common.episodes import Episode
-from common.weights import canonical_to_torch, torch_to_canonical
 
 
-class Reptile:
+class Reptile(InnerLoopLearner):
     """Meta-training of a network of ``networks_torch.py`` with Reptile's outer SGD step."""
 
     def __init__(self, model, inner_lr: float = 1e-3, inner_steps: int = 5, meta_lr: float = 1.0,
                  anneal_steps: int | None = None, transductive: bool = True,
                  test_inner_steps: int | None = None):
-        check_inner_steps(inner_steps)
-        test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
-        check_inner_steps(test_inner_steps)
-        self.model, self.inner_lr, self.inner_steps = model, inner_lr, inner_steps
+        super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps)
         self.meta_lr, self.anneal_steps = meta_lr, anneal_steps
-        self.transductive, self.test_inner_steps = transductive, test_inner_steps
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=meta_lr)
-        self.steps = 0  # meta-updates taken: the annealing schedule's clock
-
-    def _tensors(self, episode: Episode) -> Episode:
-        """NumPy episode -> torch (images as NCHW views), floating parts in the model's dtype."""
-        reference = next(self.model.parameters())
-        parts = to_torch(Episode(*(np.asarray(part) for part in episode)))
-        return Episode(*(part.to(reference.device, reference.dtype) if part.is_floating_point()
-                         else part.to(reference.device) for part in parts))
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=meta_lr)  # steps counts for the annealing
 
     def outer_lr(self) -> float:
         """ε of the current meta-step: meta_lr, or annealed linearly to 0 over ``anneal_steps``."""
@@ -90,40 +75,3 @@ class Reptile:
         self.optimizer.zero_grad(set_to_none=True)
         self.steps += 1
         return {"loss": total_loss / tasks, self.model.metric_name: total_metric / tasks}
-
-    def predict(self, episode: Episode) -> np.ndarray:
-        """Query outputs (logits, or regression values) of one task after ``test_inner_steps``
-        SGD steps on its support set. θ itself is not changed."""
-        support_x, support_y, query_x, _ = self._tensors(episode)
-        params = {name: p.detach().requires_grad_() for name, p in self.model.params().items()}
-        adapted = adapt(self.model, params, support_x, support_y, self.inner_lr, self.test_inner_steps,
-                        first_order=True)
-        with torch.no_grad():
-            return query_outputs(self.model, adapted, support_x, query_x, self.transductive).cpu().numpy()
-
-    def adaptation_curve(self, episode: Episode, steps: int = 10) -> np.ndarray:
-        """Query loss of one task after 0..``steps`` inner steps (see ``maml_torch.adaptation_curve``)."""
-        return adaptation_curve(self.model, self.model.params(), self._tensors(episode), self.inner_lr,
-                                steps, self.transductive)
-
-    def state(self) -> dict[str, np.ndarray]:
-        """θ (``model.<canonical name>``) and the meta-step counter (``steps``, for the annealing).
-        Plain SGD keeps no slots; any an optimizer has are saved as ``optimizer.<index>.<slot>``."""
-        arrays = {f"model.{k}": v for k, v in torch_to_canonical(self.model).items()}
-        for index, slots in self.optimizer.state_dict()["state"].items():
-            arrays.update({f"optimizer.{index}.{k}": v.detach().cpu().numpy().copy()
-                           for k, v in slots.items() if v is not None})
-        arrays["steps"] = np.array(self.steps)
-        return arrays
-
-    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        """The inverse of :meth:`state`: meta-training then continues exactly where it was."""
-        canonical_to_torch({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
-        slots = {}
-        for key, value in arrays.items():
-            if key.startswith("optimizer."):
-                _, index, name = key.split(".", 2)
-                slots.setdefault(int(index), {})[name] = torch.from_numpy(np.array(value))
-        self.optimizer.load_state_dict({"state": slots,
-                                        "param_groups": self.optimizer.state_dict()["param_groups"]})
-        self.steps = int(arrays["steps"])
