@@ -82,7 +82,7 @@ def adapt(model, params: dict, support_x, support_y, inner_lr, inner_steps: int,
     return params
 
 
-def query_outputs(model, params: dict, support_x, query_x, transductive: bool = True):
+def query_outputs(model, params: dict, support_x, query_x, transductive: bool = False):
     """f_θ'(query_x): with the query set's own BatchNorm statistics (transductive) or the support
     set's (each query then depends on the support set and itself only)."""
     if transductive:
@@ -91,7 +91,7 @@ def query_outputs(model, params: dict, support_x, query_x, transductive: bool = 
 
 
 def meta_loss(model, params: dict, meta_batch: Episode, inner_lr, inner_steps: int,
-              first_order: bool = False, transductive: bool = True):
+              first_order: bool = False, transductive: bool = False):
     """Eq. (2)/(3): the means over the meta-batch's tasks of L_Q and of the metric at each task's θ'.
 
     ``meta_batch`` holds B tasks along a leading axis: support_x (B, K, ...), ..., query_y (B, Q, ...).
@@ -112,7 +112,7 @@ def meta_loss(model, params: dict, meta_batch: Episode, inner_lr, inner_steps: i
     return loss_total / ops.cast(tasks, zero.dtype), metric_total / ops.cast(tasks, zero.dtype)
 
 
-def adaptation_curve(model, params: dict, episode: Episode, inner_lr, steps: int, transductive: bool = True):
+def adaptation_curve(model, params: dict, episode: Episode, inner_lr, steps: int, transductive: bool = False):
     """Query loss of one task after 0, 1, ..., ``steps`` gradient steps on its support set.
 
     Entry 0 is f_θ without adaptation; entry k is what the paper reports "after k steps"
@@ -140,7 +140,8 @@ class InnerLoopLearner(keras.Model):
 
     ``call`` and :meth:`predict` adapt with ``test_inner_steps`` first-order steps (Finn et al.,
     Omniglot 5-way: 1 step in training, 3 at test). Note that :meth:`predict` takes an episode: it
-    replaces ``keras.Model.predict``.
+    replaces ``keras.Model.predict``. Settings are read when ``call`` is first traced: build a new
+    learner to change them.
     """
 
     def __init__(self, model, inner_lr, inner_steps: int, transductive: bool, test_inner_steps: int | None,
@@ -210,7 +211,7 @@ class MAML(InnerLoopLearner):
     """
 
     def __init__(self, model, inner_lr=0.01, inner_steps: int = 1, first_order: bool = False,
-                 transductive: bool = True, test_inner_steps: int | None = None, **kwargs):
+                 transductive: bool = False, test_inner_steps: int | None = None, **kwargs):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps, **kwargs)
         self.first_order = first_order
 

@@ -85,7 +85,7 @@ def adapt(model, params: dict, support_x, support_y, inner_lr, inner_steps: int,
     return params
 
 
-def query_outputs(model, params: dict, support_x, query_x, transductive: bool = True):
+def query_outputs(model, params: dict, support_x, query_x, transductive: bool = False):
     """f_θ'(query_x); BatchNorm statistics from the query set itself (transductive) or from the
     support set (each query on its own)."""
     if transductive:
@@ -94,7 +94,7 @@ def query_outputs(model, params: dict, support_x, query_x, transductive: bool = 
 
 
 def meta_loss(model, params: dict, meta_batch: Episode, inner_lr, inner_steps: int,
-              first_order: bool = False, transductive: bool = True):
+              first_order: bool = False, transductive: bool = False):
     """Eq. (2)/(3): the mean over the meta-batch's tasks of L_Q at each task's adapted θ',
     and the mean of the model's metric (MSE, accuracy) there: ``(loss, metric)``.
 
@@ -115,7 +115,7 @@ def meta_loss(model, params: dict, meta_batch: Episode, inner_lr, inner_steps: i
 
 
 def adaptation_curve(model, params: dict, episode: Episode, inner_lr, steps: int,
-                     transductive: bool = True):
+                     transductive: bool = False):
     """Query loss of one task after 0, 1, ..., ``steps`` gradient steps on its support set.
 
     Entry 0 is f_θ without adaptation; entry k is what the paper reports "after k steps"
@@ -135,7 +135,8 @@ class InnerLoopLearner:
     of a checkpoint. The learners differ in their outer optimizer and in ``meta_step``.
 
     ``test_inner_steps`` are the inner steps :meth:`predict` takes on a test task (default:
-    ``inner_steps``); Finn et al. take 1 in training and 3 at test on 5-way Omniglot.
+    ``inner_steps``); Finn et al. take 1 in training and 3 at test on 5-way Omniglot. Settings are
+    read when :meth:`predict` is first traced: build a new learner to change them.
     """
 
     def __init__(self, model, inner_lr, inner_steps: int, transductive: bool, test_inner_steps: int | None):
@@ -191,7 +192,7 @@ class MAML(InnerLoopLearner):
     """Meta-training of any network of ``networks_tf.py``: Adam (rate β) on the meta-loss, Eq. (3)."""
 
     def __init__(self, model, inner_lr: float = 0.01, inner_steps: int = 1, first_order: bool = False,
-                 meta_lr: float = 1e-3, transductive: bool = True, test_inner_steps: int | None = None):
+                 meta_lr: float = 1e-3, transductive: bool = False, test_inner_steps: int | None = None):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps)
         self.first_order = first_order
         # PyTorch's Adam formula and epsilon. The rate is given as a function returning it in θ's

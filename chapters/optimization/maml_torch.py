@@ -39,9 +39,10 @@ adapted parameters θ' (tensors computed from θ), not only on the module's own.
 
 **BatchNorm and the query set.** The Conv-4 network normalises with batch statistics, never
 running ones (see ``networks_torch.py``). The support set is always normalised with its own
-statistics. For the query set, ``transductive=True`` (the default, Finn et al.'s code) uses the
-query batch's own statistics, so each query's prediction depends on the other queries;
-``transductive=False`` uses the support set's, so it depends on the support set and itself only.
+statistics. For the query set, ``transductive=True`` (Finn et al.'s code) uses the query batch's
+own statistics, so each query's prediction depends on the other queries; ``transductive=False``
+(the default: no information flows between queries unless asked for) uses the support set's, so
+it depends on the support set and itself only.
 
 Tasks are looped over one by one (not ``torch.func.vmap``): on a CPU a loop is as fast, and vmap
 gives wrong second-order gradients through BatchNorm.
@@ -87,7 +88,7 @@ def adapt(model, params: dict[str, torch.Tensor], support_x: torch.Tensor, suppo
 
 
 def query_outputs(model, params: dict[str, torch.Tensor], support_x: torch.Tensor, query_x: torch.Tensor,
-                  transductive: bool = True) -> torch.Tensor:
+                  transductive: bool = False) -> torch.Tensor:
     """f_θ'(query_x): BatchNorm statistics from the query batch itself (transductive) or from the
     support set (not). Networks without BatchNorm give the same either way."""
     if transductive:
@@ -96,7 +97,7 @@ def query_outputs(model, params: dict[str, torch.Tensor], support_x: torch.Tenso
 
 
 def meta_loss(model, params: dict[str, torch.Tensor], meta_batch: Episode, inner_lr, inner_steps: int,
-              first_order: bool = False, transductive: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+              first_order: bool = False, transductive: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. (2)/(3): the mean over the meta-batch's tasks of L_Q at each task's adapted θ', and the
     mean of the model's metric there (for monitoring; it carries no gradient).
 
@@ -114,7 +115,7 @@ def meta_loss(model, params: dict[str, torch.Tensor], meta_batch: Episode, inner
 
 
 def adaptation_curve(model, params: dict[str, torch.Tensor], episode: Episode, inner_lr, steps: int,
-                     transductive: bool = True) -> np.ndarray:
+                     transductive: bool = False) -> np.ndarray:
     """Query loss of one task after 0, 1, ..., ``steps`` gradient steps on its support set.
 
     Entry 0 is f_θ without adaptation; entry k is what the paper reports "after k steps"
@@ -191,7 +192,7 @@ class MAML(InnerLoopLearner):
     """Meta-training of a network of ``networks_torch.py``: Adam (rate β) on the meta-loss, Eq. (3)."""
 
     def __init__(self, model, inner_lr=0.01, inner_steps: int = 1, first_order: bool = False,
-                 meta_lr: float = 1e-3, transductive: bool = True, test_inner_steps: int | None = None):
+                 meta_lr: float = 1e-3, transductive: bool = False, test_inner_steps: int | None = None):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps)
         self.first_order = first_order
         self.optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr)

@@ -37,7 +37,7 @@ class MetaSGD(MAML):
     """
 
     def __init__(self, model, inner_lr_range=(0.005, 0.1), inner_steps: int = 1, first_order: bool = False,
-                 transductive: bool = True, test_inner_steps: int | None = None, seed: int = 0, **kwargs):
+                 transductive: bool = False, test_inner_steps: int | None = None, seed: int = 0, **kwargs):
         super().__init__(model, None, inner_steps, first_order, transductive, test_inner_steps, **kwargs)
         low, high = inner_lr_range
         rng = np.random.default_rng(seed)

@@ -31,7 +31,7 @@ class MetaSGD(MAML):
     """Meta-training of θ and the per-parameter inner rates α (``inner_lrs``) with Adam (rate β)."""
 
     def __init__(self, model, inner_lr_range: tuple[float, float] = (0.005, 0.1), inner_steps: int = 1,
-                 first_order: bool = False, meta_lr: float = 1e-3, transductive: bool = True,
+                 first_order: bool = False, meta_lr: float = 1e-3, transductive: bool = False,
                  test_inner_steps: int | None = None, seed: int = 0):
         rng = np.random.default_rng(seed)
         low, high = inner_lr_range

@@ -44,7 +44,7 @@ class Reptile(InnerLoopLearner):
     """
 
     def __init__(self, model, inner_lr: float = 1e-3, inner_steps: int = 5, meta_lr: float = 1.0,
-                 anneal_steps: int | None = None, transductive: bool = True,
+                 anneal_steps: int | None = None, transductive: bool = False,
                  test_inner_steps: int | None = None, **kwargs):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps, **kwargs)
         epsilon = meta_lr if anneal_steps is None else keras.optimizers.schedules.PolynomialDecay(

@@ -35,7 +35,7 @@ class Reptile(InnerLoopLearner):
     """Reptile on any network of ``networks_tf.py``: SGD of rate ε on the difference θ − mean θ'_t."""
 
     def __init__(self, model, inner_lr: float = 1e-3, inner_steps: int = 5, meta_lr: float = 1.0,
-                 anneal_steps: int | None = None, transductive: bool = True,
+                 anneal_steps: int | None = None, transductive: bool = False,
                  test_inner_steps: int | None = None):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps)
         if anneal_steps is not None and anneal_steps < 1:

@@ -37,7 +37,7 @@ class Reptile(InnerLoopLearner):
     """Meta-training of a network of ``networks_torch.py`` with Reptile's outer SGD step."""
 
     def __init__(self, model, inner_lr: float = 1e-3, inner_steps: int = 5, meta_lr: float = 1.0,
-                 anneal_steps: int | None = None, transductive: bool = True,
+                 anneal_steps: int | None = None, transductive: bool = False,
                  test_inner_steps: int | None = None):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps)
         self.meta_lr, self.anneal_steps = meta_lr, anneal_steps

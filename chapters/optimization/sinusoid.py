@@ -191,11 +191,20 @@ def train(learner, args, tasks: SinusoidTasks, history: History, start: int) -> 
 
 
 def evaluate(learner, args) -> dict:
-    """Query MSE (mean, 95% CI) over the fixed test tasks after 0, 1, inner-steps and eval-steps steps."""
+    """Query MSE (mean, 95% CI) over the fixed test tasks after 0, 1, inner-steps and eval-steps steps.
+
+    A learned step can be fine for the one step it was trained for and diverge over ten (Meta-SGD's
+    rates are tuned to a single step): a count of tasks whose MSE is not finite, with (None, None)
+    for its mean and CI, says so instead of a NaN.
+    """
     steps = max(args.eval_steps, args.inner_steps)
     curves = np.array([learner.adaptation_curve(episode, steps)
                        for episode in evaluation_tasks(args.shot, TEST_QUERY, args.test_tasks)])
-    return {k: mean_ci95(curves[:, k]) for k in sorted({0, 1, args.inner_steps, args.eval_steps})}
+    found = {}
+    for k in sorted({0, 1, args.inner_steps, args.eval_steps}):
+        diverged = int((~np.isfinite(curves[:, k])).sum())
+        found[k] = (*mean_ci95(curves[:, k]), 0) if not diverged else (None, None, diverged)
+    return found
 
 
 def main(argv=None) -> dict:
@@ -212,14 +221,21 @@ def main(argv=None) -> dict:
     if start < args.iterations:
         train(learner, args, tasks, history, start)
     mse = evaluate(learner, args)
-    for steps, (mean, ci95) in mse.items():
-        print(f"query MSE after {steps:>2} step{'s' if steps != 1 else ''}: {mean:.3f} ± {ci95:.3f}")
+    for steps, (mean, ci95, diverged) in mse.items():
+        after = f"query MSE after {steps:>2} step{'s' if steps != 1 else ''}"
+        print(f"{after}: {mean:.3f} ± {ci95:.3f}" if not diverged else
+              f"{after}: diverged on {diverged} of {args.test_tasks} test tasks")
+    k, most = args.inner_steps, args.eval_steps
+    if mse[k][2]:
+        raise TrainingDiverged(f"after {k} inner step(s), the trained step size diverges on {mse[k][2]} of "
+                               f"{args.test_tasks} test tasks; lower --inner-lr or --meta-lr. The checkpoint "
+                               f"is kept in {folder}.")
 
     metadata = {"algorithm": args.algorithm, "framework": args.framework, "model": "SinusoidMLP 1-40-40-1"}
     save_weights(folder / "weights.npz", to_canonical(learner.model, args.framework), metadata)
-    k, most = args.inner_steps, args.eval_steps
     extra = {f"mse_after_{s}_steps": mse[s][0] for s in mse if s not in (0, k)}
     extra.update({f"mse_after_{s}_steps_ci95": mse[s][1] for s in mse if s not in (0, k)})
+    extra.update({f"diverged_tasks_after_{s}_steps": mse[s][2] for s in mse if mse[s][2]})
     result = make_result(
         algorithm=args.algorithm, framework=args.framework, dataset="sinusoid", way=1, shot=args.shot,
         query=TEST_QUERY, train_query=args.query, train_episodes=args.iterations, metric="mse",
@@ -229,8 +245,10 @@ def main(argv=None) -> dict:
         seconds_per_episode=history.wall_seconds / args.iterations, seed=args.seed,
         options={"meta_batch": args.meta_batch, **settings(args)}, history=history.points)
     path = write_result(result, folder)
+    after_most = (f"{mse[most][0]:.3f} ± {mse[most][1]:.3f}" if not mse[most][2] else
+                  f"diverged on {mse[most][2]} tasks")
     print(f"{args.algorithm} ({args.framework}) sinusoid {args.shot}-shot: MSE {mse[k][0]:.3f} ± {mse[k][1]:.3f} "
-          f"after {k} step{'s' if k != 1 else ''}, {mse[most][0]:.3f} ± {mse[most][1]:.3f} after {most}; "
+          f"after {k} step{'s' if k != 1 else ''}, {after_most} after {most}; "
           f"{history.wall_seconds / args.iterations * 1000:.1f} ms per meta-iteration -> {path}")
     return result
 

@@ -1,0 +1,174 @@
+"""The LSTM meta-learner (Ravi & Larochelle, ICLR 2017) on sinusoid regression (Finn et al. 2017,
+Sec. 5.1), in the framework of your choice.
+
+    python -m chapters.optimization.lstm_meta_learner --framework torch --shot 10 --iterations 2000 --steps 5
+    python -m chapters.optimization.lstm_meta_learner --framework tf    --shot 10 --iterations 2000 --steps 5
+    python -m chapters.optimization.lstm_meta_learner --framework keras --shot 10 --iterations 2000 --steps 5
+
+The learner is the chapter's MLP 1-40-40-1 with ReLU (``networks_<framework>.SinusoidMLP``); the
+meta-learner (``lstm_meta_learner_<framework>.py``) proposes each of its ``--steps`` updates on the
+K support points of a task (full batch) and is trained with Adam (``--meta-lr``) on the query MSE
+after the last one, over meta-batches of ``--meta-batch`` tasks with K query points each (as in
+``sinusoid.py``). Ravi & Larochelle evaluated on mini-ImageNet only; the sinusoid protocol here is
+the chapter's, so that the number sits beside MAML's.
+
+Evaluation uses the 600 fixed test tasks of ``common.data.sinusoid.evaluation_tasks(K)`` (K
+support points, 100 query points each): the meta-learner runs ``--steps`` updates from the learned
+c_0 and the query MSE is averaged over the tasks (mean ± 95% CI). That is the result's ``mse``; the
+MSE at c_0 before any update is stored beside it.
+
+A run writes into ``--out``/lstm-meta-learner_<framework>_sinusoid_1w<K>s/ the results JSON (the
+``common.results`` format, ``"metric": "mse"``) and the meta-learner's weights (``weights.npz``,
+canonical: they load into the meta-learner of any of the three frameworks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common.cli import FRAMEWORKS, require_framework, run
+from common.data.sinusoid import SinusoidTasks, evaluation_tasks
+from common.errors import ConfigError
+from common.evaluation import mean_ci95
+from common.results import make_result, write_result
+from common.training import TrainingDiverged
+from common.weights import save_weights, to_canonical
+
+ALGORITHM = "lstm-meta-learner"
+TEST_QUERY = 100  # query points of each fixed test task (the default of evaluation_tasks)
+
+
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m chapters.optimization.lstm_meta_learner",
+                                     description="Meta-train the LSTM meta-learner on sinusoid regression "
+                                                 "and evaluate it.")
+    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch")
+    parser.add_argument("--shot", type=int, default=10, help="support points per task (K)")
+    parser.add_argument("--query", type=int, default=None, help="query points per training task (default: K)")
+    parser.add_argument("--iterations", type=int, default=10_000, help="meta-iterations (meta-batches)")
+    parser.add_argument("--meta-batch", type=int, default=25, help="tasks per meta-batch")
+    parser.add_argument("--steps", type=int, default=5, help="updates of the learner per task (T), "
+                                                             "in training and at test")
+    parser.add_argument("--hidden", type=int, default=20, help="units of the meta-learner's first LSTM")
+    parser.add_argument("--meta-lr", type=float, default=1e-3, help="Adam's learning rate")
+    parser.add_argument("--test-tasks", type=int, default=600)
+    parser.add_argument("--log-every", type=int, default=500, help="print the mean meta-loss every N iterations")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs", help="folder for the run's results and weights")
+    args = parser.parse_args(argv)
+    args.query = args.query or args.shot
+    for name in ("shot", "query", "iterations", "meta_batch", "steps", "hidden", "test_tasks", "log_every"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if not math.isfinite(args.meta_lr) or args.meta_lr <= 0:
+        raise ConfigError(f"--meta-lr must be a positive number, got {args.meta_lr}")
+    return args
+
+
+def build_learner(args):
+    """The ``LSTMMetaLearner`` of ``args.framework`` around a fresh ``SinusoidMLP``."""
+    networks = importlib.import_module(f"chapters.optimization.networks_{args.framework}")
+    module = importlib.import_module(f"chapters.optimization.lstm_meta_learner_{args.framework}")
+    options = dict(steps=args.steps, hidden=args.hidden, seed=args.seed)
+    if args.framework == "torch":
+        import torch
+        torch.manual_seed(args.seed)
+        return module.LSTMMetaLearner(networks.SinusoidMLP(), meta_lr=args.meta_lr, **options)
+    if args.framework == "tf":
+        return module.LSTMMetaLearner(networks.SinusoidMLP(seed=args.seed), meta_lr=args.meta_lr, **options)
+    import keras
+    from common.episodic_tf import Adam
+    keras.utils.set_random_seed(args.seed)
+    learner = module.LSTMMetaLearner(networks.SinusoidMLP(), **options)
+    learner.compile(optimizer=Adam(args.meta_lr, epsilon=1e-8))  # PyTorch's Adam formula and epsilon
+    return learner
+
+
+class History:
+    """The meta-loss of every iteration; every ``log_every`` iterations the mean is printed and kept."""
+
+    def __init__(self, log_every: int):
+        self.log_every, self.window, self.points = log_every, [], []
+        self.start = time.perf_counter()
+
+    def step(self, index: int, loss: float) -> None:
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"the meta-loss became {loss} at iteration {index:,}; lower --meta-lr")
+        self.window.append(loss)
+        if (index + 1) % self.log_every == 0:
+            seconds = time.perf_counter() - self.start
+            self.points.append({"iteration": index + 1, "loss": float(np.mean(self.window)), "seconds": seconds})
+            self.window = []
+            print(f"iteration {index + 1:>6,}: meta-loss {self.points[-1]['loss']:.3f} ({seconds:.0f} s)",
+                  flush=True)
+
+
+def train(learner, args, tasks: SinusoidTasks, history: History) -> float:
+    """Meta-iterations 0..N-1 (meta-batch i: tasks i*B .. i*B + B - 1 in every framework); the seconds."""
+    start = time.perf_counter()
+    if args.framework == "keras":
+        import keras
+        from common.adapters import keras_episodes
+
+        class Log(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                history.step(batch, float(logs["loss"]))
+
+        # shuffle=False: item i of the PyDataset is meta-batch i, as in the loops of torch and tf.
+        learner.fit(keras_episodes(tasks, args.iterations, meta_batch_size=args.meta_batch),
+                    epochs=1, shuffle=False, callbacks=[Log()], verbose=0)
+    else:
+        for index in range(args.iterations):
+            history.step(index, learner.meta_step(tasks.meta_batch(index, args.meta_batch))["loss"])
+    return time.perf_counter() - start
+
+
+def evaluate(learner, args) -> dict:
+    """Query MSE (mean, 95% CI) over the fixed test tasks at c_0 and after ``--steps`` updates."""
+    curves = np.array([learner.adaptation_curve(episode, args.steps)
+                       for episode in evaluation_tasks(args.shot, TEST_QUERY, args.test_tasks)])
+    return {k: mean_ci95(curves[:, k]) for k in (0, args.steps)}
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    require_framework(args.framework)
+    tasks = SinusoidTasks(args.shot, args.query, seed=args.seed)
+    learner = build_learner(args)
+    folder = Path(args.out) / f"{ALGORITHM}_{args.framework}_sinusoid_1w{args.shot}s"
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"{ALGORITHM} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
+          f"{args.shot}-shot sinusoid tasks, {args.steps} updates each", flush=True)
+    history = History(args.log_every)
+    wall_seconds = train(learner, args, tasks, history)
+    mse = evaluate(learner, args)
+    k = args.steps
+    print(f"query MSE at c_0 (no update): {mse[0][0]:.3f} ± {mse[0][1]:.3f}")
+    print(f"query MSE after {k} update{'s' if k != 1 else ''}: {mse[k][0]:.3f} ± {mse[k][1]:.3f}")
+
+    metadata = {"algorithm": ALGORITHM, "framework": args.framework, "learner": "SinusoidMLP 1-40-40-1",
+                "steps": k, "hidden": args.hidden}
+    save_weights(folder / "weights.npz", to_canonical(learner.meta_learner, args.framework), metadata)
+    result = make_result(
+        algorithm=ALGORITHM, framework=args.framework, dataset="sinusoid", way=1, shot=args.shot,
+        query=TEST_QUERY, train_query=args.query, train_episodes=args.iterations, metric="mse",
+        mse=mse[k][0], mse_ci95=mse[k][1], adaptation_steps=k,
+        mse_before_adaptation=mse[0][0], mse_before_adaptation_ci95=mse[0][1],
+        test_tasks=args.test_tasks, wall_seconds=wall_seconds, seconds_per_episode=wall_seconds / args.iterations,
+        seed=args.seed, options={"meta_batch": args.meta_batch, "steps": k, "hidden": args.hidden,
+                                 "meta_lr": args.meta_lr}, history=history.points)
+    path = write_result(result, folder)
+    print(f"{ALGORITHM} ({args.framework}) sinusoid {args.shot}-shot: MSE {mse[k][0]:.3f} ± {mse[k][1]:.3f} "
+          f"after {k} update{'s' if k != 1 else ''} ({mse[0][0]:.3f} ± {mse[0][1]:.3f} before); "
+          f"{wall_seconds / args.iterations * 1000:.1f} ms per meta-iteration -> {path}")
+    return result
+
+
+if __name__ == "__main__":
+    run(main)
