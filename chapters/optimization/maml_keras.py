@@ -225,9 +225,23 @@ class MAML(InnerLoopLearner):
         (support_x, support_y, query_x), query_y, _ = keras.utils.unpack_x_y_sample_weight(data)
         meta_batch = cast_floats(Episode(support_x, support_y, query_x, query_y), self.model.compute_dtype)
         variables = self.trainable_variables  # θ (and, in Meta-SGD, the learned rates α)
-        with tf.GradientTape() as tape:  # the outer tape: records the inner gradients too
-            value, metric = meta_loss(self.model, self.model.params(), meta_batch, self.inner_lr,
-                                      self.inner_steps, self.first_order, self.transductive)
-        gradients = tape.gradient(value, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        return {"loss": value, self.model.metric_name: metric}
+
+        # The meta-gradient of the mean over tasks is the mean of the tasks' meta-gradients: each
+        # task gets its own outer tape, freed before the next task's inner loop is recorded, so
+        # memory does not grow with the meta-batch (as in maml_torch.py).
+        def add_task(t, totals):
+            gradients, total_loss, total_metric = totals
+            one_task = Episode(*(part[t:t + 1] for part in meta_batch))
+            with tf.GradientTape() as tape:  # the outer tape: records the inner gradients too
+                value, metric = meta_loss(self.model, self.model.params(), one_task, self.inner_lr,
+                                          self.inner_steps, self.first_order, self.transductive)
+            gradients = [g + d for g, d in zip(gradients, tape.gradient(value, variables))]
+            return gradients, total_loss + value, total_metric + ops.cast(metric, total_loss.dtype)
+
+        tasks = ops.shape(meta_batch.support_x)[0]  # a tensor while fit traces train_step
+        zero = ops.zeros([], meta_batch.support_x.dtype)
+        gradients, total_loss, total_metric = ops.fori_loop(
+            0, tasks, add_task, ([ops.zeros_like(v) for v in variables], zero, zero))
+        count = ops.cast(tasks, zero.dtype)
+        self.optimizer.apply_gradients(zip([g / count for g in gradients], variables))
+        return {"loss": total_loss / count, self.model.metric_name: total_metric / count}

@@ -208,13 +208,24 @@ class MAML(InnerLoopLearner):
         return list(self.model.params().values())
 
     def _step(self, meta_batch: Episode):
+        # The meta-gradient of the mean over tasks is the mean of the tasks' meta-gradients: each
+        # task gets its own outer tape, freed before the next task's inner loop is recorded, so
+        # memory does not grow with the meta-batch (as in maml_torch.py).
         variables = self._meta_parameters()
-        with tf.GradientTape() as tape:  # the outer tape: records the inner gradients too
-            value, metric = meta_loss(self.model, self.model.params(), meta_batch, self.inner_lr,
-                                      self.inner_steps, self.first_order, self.transductive)
-        gradients = tape.gradient(value, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        return value, metric
+        meta_batch = Episode(*(tf.convert_to_tensor(part) for part in meta_batch))
+        tasks = tf.shape(meta_batch.support_x)[0]
+        gradients = [tf.zeros_like(v) for v in variables]
+        total_loss = total_metric = tf.zeros([], meta_batch.support_x.dtype)
+        for t in tf.range(tasks):
+            one_task = Episode(*(part[t:t + 1] for part in meta_batch))
+            with tf.GradientTape() as tape:  # the outer tape: records the inner gradients too
+                value, metric = meta_loss(self.model, self.model.params(), one_task, self.inner_lr,
+                                          self.inner_steps, self.first_order, self.transductive)
+            gradients = [g + d for g, d in zip(gradients, tape.gradient(value, variables))]
+            total_loss, total_metric = total_loss + value, total_metric + tf.cast(metric, total_loss.dtype)
+        count = tf.cast(tasks, total_loss.dtype)
+        self.optimizer.apply_gradients(zip([g / count for g in gradients], variables))
+        return total_loss / count, total_metric / count
 
     def meta_step(self, meta_batch: Episode) -> dict:
         """One meta-update on a meta-batch of tasks; the meta-loss and metric before the update."""
