@@ -44,6 +44,13 @@ class Episode(NamedTuple):
     query_y: np.ndarray
 
 
+def astype_floats(episode: Episode, dtype) -> Episode:
+    """The episode with its floating parts (images, regression inputs and targets) as NumPy arrays of
+    ``dtype``; integer labels unchanged. Learners use it to feed a model built in float64 or float32."""
+    parts = (np.asarray(part) for part in episode)
+    return Episode(*(part.astype(dtype) if np.issubdtype(part.dtype, np.floating) else part for part in parts))
+
+
 class EpisodeSource:
     """Anything that can make episode ``i`` on demand: image episodes, sinusoid tasks, ...
 

@@ -15,7 +15,7 @@ from chapters.optimization import (maml_keras, maml_tf, maml_torch, metasgd_kera
 from common.adapters import to_torch
 from common.data.base import FewShotDataset
 from common.data.sinusoid import SinusoidTasks
-from common.episodes import Episode, EpisodeSampler
+from common.episodes import Episode, EpisodeSampler, astype_floats
 from common.episodic_tf import Adam
 from common.weights import from_canonical, to_canonical
 from tests.metric_helpers import assert_close, keras_floatx
@@ -54,7 +54,7 @@ def canonical_weights(network: str) -> dict:
 
 
 def float64(episode: Episode) -> Episode:
-    return Episode(*(part.astype(np.float64) if part.dtype.kind == "f" else part for part in episode))
+    return astype_floats(episode, np.float64)
 
 
 def meta_batch(network: str, index: int = 0, tasks: int = 3) -> Episode:

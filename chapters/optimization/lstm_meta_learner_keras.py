@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from common.episodes import Episode
+from common.episodes import Episode, astype_floats
 from common.errors import ConfigError
 from common.weights import canonical_to_keras, keras_to_canonical
 
@@ -258,8 +258,7 @@ class LSTMMetaLearner(keras.Model):
 
     def _arrays(self, episode: Episode) -> Episode:
         """The episode's floating parts in the meta-learner's dtype."""
-        dtype = self.meta_learner.compute_dtype
-        return Episode(*(part.astype(dtype) if part.dtype.kind == "f" else part for part in map(np.asarray, episode)))
+        return astype_floats(episode, self.meta_learner.compute_dtype)
 
     def meta_step(self, meta_batch: Episode) -> dict:
         """One meta-update on a meta-batch of tasks (``train_on_batch``); returns the meta-loss and

@@ -29,7 +29,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from common.episodes import Episode
+from common.episodes import Episode, astype_floats
 from common.episodic_tf import Adam
 from common.errors import ConfigError
 from common.tf_layers import lstm_cell
@@ -216,9 +216,7 @@ class LSTMMetaLearner:
 
     def _tensors(self, episode: Episode) -> Episode:
         """NumPy episode parts, the floating ones in the meta-learner's dtype."""
-        dtype = self.meta_learner.cell.initial_params.dtype.as_numpy_dtype
-        parts = (np.asarray(part) for part in episode)
-        return Episode(*(part.astype(dtype) if np.issubdtype(part.dtype, np.floating) else part for part in parts))
+        return astype_floats(episode, self.meta_learner.cell.initial_params.dtype.as_numpy_dtype)
 
     def _step(self, meta_batch: Episode):
         variables = list(self.meta_learner.params().values())

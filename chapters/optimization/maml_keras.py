@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from common.episodes import Episode
+from common.episodes import Episode, astype_floats
 from common.errors import ConfigError
 from common.episodic_tf import load_optimizer_arrays, optimizer_arrays
 from common.weights import canonical_to_keras, keras_to_canonical
@@ -166,8 +166,7 @@ class InnerLoopLearner(keras.Model):
 
     def _arrays(self, episode: Episode) -> Episode:
         """The episode's floating parts (images, regression values) in the network's dtype."""
-        dtype = self.model.compute_dtype
-        return Episode(*(part.astype(dtype) if part.dtype.kind == "f" else part for part in map(np.asarray, episode)))
+        return astype_floats(episode, self.model.compute_dtype)
 
     def meta_step(self, meta_batch: Episode) -> dict:
         """One meta-update on a meta-batch of tasks (``train_on_batch``); returns the loss and the

@@ -47,7 +47,7 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
-from common.episodes import Episode
+from common.episodes import Episode, astype_floats
 from common.episodic_tf import Adam, load_optimizer_arrays, optimizer_arrays
 from common.errors import ConfigError
 from common.weights import canonical_to_tf, tf_to_canonical
@@ -155,10 +155,7 @@ class InnerLoopLearner:
 
     def _tensors(self, episode: Episode) -> Episode:
         """NumPy episode parts, the floating ones (images, regression targets) in the model's dtype."""
-        dtype = next(iter(self.model.params().values())).dtype.as_numpy_dtype
-        parts = (np.asarray(part) for part in episode)
-        return Episode(*(part.astype(dtype) if np.issubdtype(part.dtype, np.floating) else part
-                         for part in parts))
+        return astype_floats(episode, next(iter(self.model.params().values())).dtype.as_numpy_dtype)
 
     def _adapted_outputs(self, support_x, support_y, query_x):
         adapted = adapt(self.model, self.model.params(), support_x, support_y, self.inner_lr,
