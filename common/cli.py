@@ -3,7 +3,7 @@
 A chapter script builds its parser with :func:`episode_parser`, so every algorithm takes the same
 options (``--framework {torch,tf,keras}``, ``--dataset``, ``--way/--shot/--query`` for training and
 ``--test-way/--test-shot/--test-query`` for testing, ``--episodes``, ``--seed``, ``--out``,
-``--data-dir``), and runs its ``main`` through :func:`run`, which turns a
+``--data-dir``, ``--device``), and runs its ``main`` through :func:`run`, which turns a
 :class:`~common.errors.MetaLearnError` into one line on stderr and exit status 2.
 """
 
@@ -14,6 +14,7 @@ import importlib.util
 import sys
 from typing import Callable
 
+from common.devices import DEVICE_HELP
 from common.errors import ConfigError, MetaLearnError
 
 FRAMEWORKS = ("torch", "tf", "keras")
@@ -54,6 +55,7 @@ def episode_parser(description: str, *, dataset: str = "omniglot", way: int = 5,
     parser.add_argument("--episodes", type=int, default=episodes, help="training episodes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs", help="folder for checkpoints, curves and results")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     return parser
 
 

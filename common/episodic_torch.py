@@ -32,15 +32,19 @@ def episode_loss(model, support_x, support_y, query_x, query_y):
 
 
 class EpisodicLearner:
+    """``device``: where the model and every episode go (``common.devices.torch_device``)."""
+
     def __init__(self, model: torch.nn.Module, learning_rate: float = 1e-3,
-                 decay_every: int | None = None, decay: float = 0.5):
-        self.model = model.to(memory_format=torch.channels_last)  # ~1.3x faster convolutions on CPU
+                 decay_every: int | None = None, decay: float = 0.5, device=None):
+        self.device = torch.device("cpu") if device is None else torch.device(device)
+        # channels_last: ~1.3x faster Conv-4 on a CPU, and what GPU kernels prefer too
+        self.model = model.to(self.device, memory_format=torch.channels_last)
         self.base_lr, self.decay_every, self.decay = learning_rate, decay_every, decay
         self.optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
         self.steps = 0
 
     def train_step(self, episode) -> dict:
-        support_x, support_y, query_x, query_y = to_torch(episode)
+        support_x, support_y, query_x, query_y = to_torch(episode, self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = lr_schedule(self.base_lr, self.steps, self.decay_every, self.decay)
         self.model.train()
@@ -54,9 +58,9 @@ class EpisodicLearner:
 
     @torch.no_grad()
     def predict(self, episode) -> np.ndarray:
-        support_x, support_y, query_x, _ = to_torch(episode)
+        support_x, support_y, query_x, _ = to_torch(episode, self.device)
         self.model.eval()  # BatchNorm uses its running statistics: no information flows between queries
-        return self.model(support_x, support_y, query_x).argmax(dim=1).numpy()
+        return self.model(support_x, support_y, query_x).argmax(dim=1).cpu().numpy()
 
     def state(self) -> dict:
         arrays = {f"model.{k}": v for k, v in torch_to_canonical(self.model).items()}

@@ -10,6 +10,9 @@ Regression runs (sinusoids) set ``"metric": "mse"`` and report ``mse`` and ``mse
 squared error after adaptation, over the fixed test tasks) instead of ``accuracy`` and ``ci95``;
 their ``way`` is 1 and ``shot`` is K.
 
+Runs also record ``device`` (``cpu``, ``cuda:0``, ...; ``common.devices``), where they computed,
+which ``seconds_per_episode`` depends on.
+
 ``command`` is the exact command line that produced the file, so every number in a table traces
 back to something a reader can run. ``python -m common.results table`` collects the files into a
 Markdown table, ours per framework beside the published number.

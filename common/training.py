@@ -59,6 +59,7 @@ class Run:
     test_episodes: int = 600
     out: str = "runs"
     options: dict = field(default_factory=dict)  # algorithm-specific settings (lr, distance, ...)
+    device: str = "cpu"  # where it computes (common.devices); recorded, not part of the identity
 
     @property
     def folder(self) -> Path:
@@ -77,27 +78,45 @@ class Run:
 
 # ----------------------------------------------------------------------------- checkpoints
 
-def save_checkpoint(run: Run, learner, episode: int, history: list, wall_seconds: float) -> None:
-    """``wall_seconds``: training time so far, summed over every session of the run."""
-    save_weights(run.checkpoint, learner.state(),
-                 {"run": asdict(run), "identity": run.identity(), "episode": episode, "history": history,
-                  "wall_seconds": wall_seconds})
+def write_checkpoint(path: Path, learner, identity: dict, **progress) -> None:
+    """The learner's state (weights, optimizer, step counter) and the run's ``identity`` and
+    ``progress`` (episodes done, history, ...) in one file. ``save_weights`` writes a temporary file
+    and renames it, so an interrupted run never leaves a broken checkpoint."""
+    save_weights(path, learner.state(), {"identity": identity, **progress})
 
 
-def load_checkpoint(run: Run, learner) -> tuple[int, list, float]:
-    """(episodes done, history, training seconds) from ``run.checkpoint``; (0, [], 0.0) if none."""
-    if not run.checkpoint.exists():
-        return 0, [], 0.0
-    arrays, meta = load_weights(run.checkpoint)
-    theirs, ours = meta.get("identity", {}), json.loads(json.dumps(run.identity()))  # JSON-normalised
+def read_checkpoint(path: Path, learner, identity: dict) -> dict | None:
+    """Load ``path`` into ``learner`` and return its progress metadata; None if there is no file.
+
+    A checkpoint written by another run (another algorithm, framework or setting: any key of
+    ``identity`` that differs) is refused with the differences named, and left as it is.
+    """
+    if not path.exists():
+        return None
+    arrays, meta = load_weights(path)
+    theirs, ours = meta.get("identity", {}), json.loads(json.dumps(identity))  # JSON-normalised
     if theirs != ours:
         differences = "; ".join(f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} here"
                                 for key in ours if theirs.get(key) != ours.get(key))
         raise ConfigError(
-            f"{run.checkpoint} belongs to another run ({theirs.get('algorithm')}, --framework "
-            f"{theirs.get('framework')}) than this one ({run.algorithm}, --framework {run.framework}): "
-            f"{differences}. Choose another --out folder, or move that file away; it was not changed.")
+            f"{path} belongs to another run ({theirs.get('algorithm')}, --framework {theirs.get('framework')}) "
+            f"than this one ({ours.get('algorithm')}, --framework {ours.get('framework')}): {differences}. "
+            f"Choose another --out folder, or move that file away; it was not changed.")
     learner.load_state(arrays)
+    return meta
+
+
+def save_checkpoint(run: Run, learner, episode: int, history: list, wall_seconds: float) -> None:
+    """``wall_seconds``: training time so far, summed over every session of the run."""
+    write_checkpoint(run.checkpoint, learner, run.identity(), run=asdict(run), episode=episode, history=history,
+                     wall_seconds=wall_seconds)
+
+
+def load_checkpoint(run: Run, learner) -> tuple[int, list, float]:
+    """(episodes done, history, training seconds) from ``run.checkpoint``; (0, [], 0.0) if none."""
+    meta = read_checkpoint(run.checkpoint, learner, run.identity())
+    if meta is None:
+        return 0, [], 0.0
     return int(meta["episode"]), list(meta["history"]), float(meta.get("wall_seconds", 0.0))
 
 
@@ -155,6 +174,9 @@ def train(run: Run, learner, train_sampler, val_episodes, test_episodes, progres
         raise ConfigError(f"--episodes ({run.episodes}) must be a multiple of --eval-every ({run.eval_every})")
     run.folder.mkdir(parents=True, exist_ok=True)
     start, history, wall_seconds = load_checkpoint(run, learner)
+    if start > run.episodes:  # it would be tested as a model of fewer episodes than it has seen
+        raise ConfigError(f"{run.checkpoint} has trained {start:,} episodes, more than --episodes "
+                          f"{run.episodes:,}; pass --episodes {start:,} (or more) to test or continue it")
     if start:
         print(f"resuming {run.checkpoint} at episode {start:,} of {run.episodes:,}")
     log = Log(run, learner, val_episodes, history, wall_seconds)
@@ -184,7 +206,7 @@ def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float)
         train_episodes=run.episodes, accuracy=test["accuracy"], ci95=test["ci95"],
         test_episodes=test["episodes"], wall_seconds=wall_seconds,
         seconds_per_episode=wall_seconds / run.episodes, seed=run.seed, options=run.options,
-        history=history)
+        device=run.device, history=history)
     path = write_result(result, run.folder)
     (run.folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"{run.algorithm} ({run.framework}) {run.dataset} {run.test_way}-way {run.test_shot}-shot: "

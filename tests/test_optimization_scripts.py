@@ -125,6 +125,13 @@ def test_sinusoid_runs_write_mse_results_and_resume(algorithm, framework, tmp_pa
     if algorithm != "reptile":  # (Reptile's annealing schedule is tied to --iterations: a new run)
         longer = sinusoid.main([*argv[:7], "30", *argv[8:]])
         assert [p["iteration"] for p in longer["history"]] == [10, 20, 30]
+    if framework == "torch" and algorithm == "maml":  # other settings in the same folder: refused, file kept
+        before = (folder / "checkpoint.npz").read_bytes()
+        with pytest.raises(ConfigError, match="belongs to another run.*inner_lr: 0.01 there, 0.02 here"):
+            sinusoid.main([*argv, "--inner-lr", "0.02"])
+        with pytest.raises(ConfigError, match="has trained 30 meta-iterations, more than --iterations 20"):
+            sinusoid.main(argv)
+        assert (folder / "checkpoint.npz").read_bytes() == before
     written = json.loads(next(folder.glob("*_sinusoid_1w5s_*.json")).read_text())
     assert written["command"].startswith("python")
 

@@ -115,3 +115,11 @@ def test_a_nan_loss_stops_with_the_episode_and_keeps_the_last_good_checkpoint(tm
 def test_episodes_must_be_a_multiple_of_eval_every(tmp_path):
     with pytest.raises(ConfigError, match="multiple of --eval-every"):
         run_training(tmp_path, "torch", 5)
+
+
+def test_a_checkpoint_past_episodes_is_not_tested_as_a_shorter_run(tmp_path):
+    run_training(tmp_path, "torch", 4)
+    with pytest.raises(ConfigError, match="has trained 4 episodes, more than --episodes 2; pass --episodes 4"):
+        run_training(tmp_path, "torch", 2)
+    _, result = run_training(tmp_path, "torch", 4)  # the finished run, tested again: no training
+    assert result["train_episodes"] == 4

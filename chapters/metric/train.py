@@ -25,6 +25,7 @@ import importlib
 
 from common.cli import episode_parser, require_framework
 from common.data import FewShotDataset, load_dataset
+from common.devices import torch_device, use_device
 from common.episodes import EpisodeSampler, evaluation_episodes
 from common.errors import ConfigError
 from common.training import Run, train
@@ -75,15 +76,17 @@ def pipeline_check_splits(test_set: FewShotDataset, train_classes: int | None = 
 
 
 def build_learner(algorithm: str, framework: str, in_channels: int, example, learning_rate: float,
-                  decay_every: int | None, seed: int, **model_options):
-    """The model of ``algorithm`` in ``framework``, wrapped in that framework's episodic learner."""
+                  decay_every: int | None, seed: int, device: str = "cpu", **model_options):
+    """The model of ``algorithm`` in ``framework``, wrapped in that framework's episodic learner.
+    ``device`` matters to PyTorch only (TensorFlow places ops itself; see ``common.devices``)."""
     module, name = MODELS[algorithm][framework].split(":")
     model_class = getattr(importlib.import_module(module), name)
     learners = importlib.import_module(LEARNERS[framework])
     if framework == "torch":
         import torch
         torch.manual_seed(seed)
-        return learners.EpisodicLearner(model_class(in_channels, **model_options), learning_rate, decay_every)
+        return learners.EpisodicLearner(model_class(in_channels, **model_options), learning_rate, decay_every,
+                                        device=torch_device(device))
     if framework == "tf":
         return learners.EpisodicLearner(model_class(in_channels, seed=seed, **model_options), learning_rate, decay_every)
     import keras
@@ -112,6 +115,7 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
         add_arguments(parser)
     args = parser.parse_args(argv)
     require_framework(args.framework)
+    device = use_device(args.framework, args.device)
 
     test_way, test_shot = args.test_way or args.way, args.test_shot or args.shot
     test_query = args.test_query or args.query
@@ -135,7 +139,7 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
     run = Run(algorithm, args.framework, dataset, args.way, args.shot, args.query, test_way, test_shot,
               test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
               args.test_episodes, args.out, options={"lr": args.lr, "decay_every": args.decay_every,
-                                                     **split_options, **options})
+                                                     **split_options, **options}, device=device)
     learner = build_learner(algorithm, args.framework, train_set.image_shape[-1], sampler.episode(0),
-                            args.lr, args.decay_every or None, args.seed, **options)
+                            args.lr, args.decay_every or None, args.seed, device, **options)
     return train(run, learner, sampler, val_episodes, test_episodes, progress=not args.quiet)

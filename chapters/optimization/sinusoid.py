@@ -33,30 +33,30 @@ A run writes into ``--out``/<algorithm>_<framework>_sinusoid_1w<K>s/: a checkpoi
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
 
+from chapters.optimization.train import ALGORITHMS, make_learner
 from common.cli import FRAMEWORKS, require_framework, run
 from common.data.sinusoid import SinusoidTasks, evaluation_tasks
+from common.devices import DEVICE_HELP, use_device
 from common.errors import ConfigError
 from common.evaluation import mean_ci95
 from common.results import make_result, write_result
-from common.training import TrainingDiverged
-from common.weights import load_weights, save_weights, to_canonical
+from common.training import TrainingDiverged, read_checkpoint, write_checkpoint
+from common.weights import save_weights, to_canonical
 
 TEST_QUERY = 100  # query points of each fixed test task (the default of evaluation_tasks)
-ALGORITHMS = ("maml", "fomaml", "metasgd", "reptile")
 
 
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m chapters.optimization.sinusoid",
                                      description="Meta-train and evaluate on sinusoid regression.")
     parser.add_argument("--framework", choices=FRAMEWORKS, default="torch")
-    parser.add_argument("--algorithm", choices=ALGORITHMS, default="maml")
+    parser.add_argument("--algorithm", choices=sorted(ALGORITHMS), default="maml")
     parser.add_argument("--shot", type=int, default=10, help="support points per task (K)")
     parser.add_argument("--query", type=int, default=None, help="query points per training task (default: K)")
     parser.add_argument("--iterations", type=int, default=70_000, help="meta-iterations (meta-batches)")
@@ -70,6 +70,7 @@ def parse(argv=None) -> argparse.Namespace:
                         help="print the mean meta-loss and checkpoint every N iterations")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs", help="folder for the run's checkpoint, results and weights")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     args = parser.parse_args(argv)
     args.query = args.query or args.shot
     for name in ("shot", "query", "iterations", "meta_batch", "inner_steps", "eval_steps", "test_tasks",
@@ -95,29 +96,9 @@ def settings(args) -> dict:
 
 
 def build_learner(args):
-    """The learner of ``args.algorithm`` in ``args.framework``: ``meta_step(meta_batch)``,
-    ``adaptation_curve(episode, steps)``, ``state()``, ``load_state()`` and ``model``."""
-    import importlib
-    module, name = {"maml": ("maml", "MAML"), "fomaml": ("maml", "MAML"), "metasgd": ("metasgd", "MetaSGD"),
-                    "reptile": ("reptile", "Reptile")}[args.algorithm]
-    networks = importlib.import_module(f"chapters.optimization.networks_{args.framework}")
-    learner_class = getattr(importlib.import_module(f"chapters.optimization.{module}_{args.framework}"), name)
-    options = settings(args)
-    if args.framework == "torch":
-        import torch
-        torch.manual_seed(args.seed)
-        return learner_class(networks.SinusoidMLP(), **options)
-    if args.framework == "tf":
-        return learner_class(networks.SinusoidMLP(seed=args.seed), **options)
-    import keras
-    from common.episodic_tf import Adam
-    keras.utils.set_random_seed(args.seed)
-    if args.algorithm == "reptile":  # its outer step is plain SGD of rate ε, set up by the class
-        return learner_class(networks.SinusoidMLP(), **options)
-    meta_lr = options.pop("meta_lr")
-    learner = learner_class(networks.SinusoidMLP(), **options)
-    learner.compile(optimizer=Adam(meta_lr, epsilon=1e-8))  # PyTorch's Adam formula and epsilon
-    return learner
+    """The learner of ``args.algorithm`` in ``args.framework`` around the MLP 1-40-40-1:
+    ``meta_step(meta_batch)``, ``adaptation_curve(episode, steps)``, ``state()``, ``load_state()``, ``model``."""
+    return make_learner(args.algorithm, args.framework, "SinusoidMLP", (), args.seed, settings(args), args.device)
 
 
 class History:
@@ -139,9 +120,8 @@ class History:
             point = {"iteration": index + 1, "loss": float(np.mean(self.window)), "seconds": self.wall_seconds}
             self.points.append(point)
             self.window = []
-            save_weights(self.folder / "checkpoint.npz", self.learner.state(),
-                         {"identity": identity(self.args), "iteration": index + 1, "history": self.points,
-                          "wall_seconds": self.wall_seconds})
+            write_checkpoint(self.folder / "checkpoint.npz", self.learner, identity(self.args),
+                             iteration=index + 1, history=self.points, wall_seconds=self.wall_seconds)
             print(f"iteration {point['iteration']:>6,}: meta-loss {point['loss']:.3f} "
                   f"({point['seconds']:.0f} s)", flush=True)
             self.since = time.perf_counter()
@@ -159,16 +139,10 @@ def identity(args) -> dict:
 
 def resume(args, learner, folder: Path) -> tuple[int, list, float]:
     """(iterations done, history, seconds) from the run's checkpoint; (0, [], 0.0) if it has none."""
-    path = folder / "checkpoint.npz"
-    if not path.exists():
+    meta = read_checkpoint(folder / "checkpoint.npz", learner, identity(args))
+    if meta is None:
         return 0, [], 0.0
-    arrays, meta = load_weights(path)
-    ours = json.loads(json.dumps(identity(args)))
-    if meta.get("identity") != ours:
-        raise ConfigError(f"{path} belongs to another run ({meta.get('identity')}) than this one ({ours}); "
-                          f"choose another --out folder, or move that file away; it was not changed.")
-    learner.load_state(arrays)
-    print(f"resuming {path} at iteration {meta['iteration']:,} of {args.iterations:,}")
+    print(f"resuming {folder / 'checkpoint.npz'} at iteration {meta['iteration']:,} of {args.iterations:,}")
     return int(meta["iteration"]), list(meta["history"]), float(meta["wall_seconds"])
 
 
@@ -210,11 +184,15 @@ def evaluate(learner, args) -> dict:
 def main(argv=None) -> dict:
     args = parse(argv)
     require_framework(args.framework)
+    args.device = use_device(args.framework, args.device)
     tasks = SinusoidTasks(args.shot, args.query, seed=args.seed)
     learner = build_learner(args)
     folder = Path(args.out) / f"{args.algorithm}_{args.framework}_sinusoid_1w{args.shot}s"
     folder.mkdir(parents=True, exist_ok=True)
     start, points, wall_seconds = resume(args, learner, folder)
+    if start > args.iterations:  # it would be reported as a model of fewer iterations than it has had
+        raise ConfigError(f"{folder / 'checkpoint.npz'} has trained {start:,} meta-iterations, more than "
+                          f"--iterations {args.iterations:,}; pass --iterations {start:,} (or more)")
     print(f"{args.algorithm} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
           f"{args.shot}-shot sinusoid tasks", flush=True)
     history = History(args, learner, folder, points, wall_seconds)
@@ -243,7 +221,7 @@ def main(argv=None) -> dict:
         mse_before_adaptation=mse[0][0], mse_before_adaptation_ci95=mse[0][1], **extra,
         test_tasks=args.test_tasks, wall_seconds=history.wall_seconds,
         seconds_per_episode=history.wall_seconds / args.iterations, seed=args.seed,
-        options={"meta_batch": args.meta_batch, **settings(args)}, history=history.points)
+        options={"meta_batch": args.meta_batch, **settings(args)}, device=args.device, history=history.points)
     path = write_result(result, folder)
     after_most = (f"{mse[most][0]:.3f} ± {mse[most][1]:.3f}" if not mse[most][2] else
                   f"diverged on {mse[most][2]} tasks")

@@ -32,6 +32,7 @@ import numpy as np
 
 from common.cli import episode_parser, require_framework
 from common.data import load_dataset
+from common.devices import torch_device, use_device
 from common.episodes import EpisodeSampler, MetaBatches, evaluation_episodes
 from common.errors import ConfigError
 from common.training import Run, train
@@ -75,28 +76,38 @@ def check_options(args) -> None:
                           f"drop --test-way {args.test_way}, or train a {args.test_way}-way model")
 
 
-def build_learner(algorithm: str, framework: str, way: int, image_shape, seed: int, settings: dict):
-    """The learner object of ``algorithm`` in ``framework``: ``meta_step``, ``predict``, ``state``."""
+def make_learner(algorithm: str, framework: str, network: str, network_args: tuple, seed: int, settings: dict,
+                 device: str = "cpu"):
+    """The learner of ``algorithm`` in ``framework`` (``meta_step``, ``predict``, ``state``, ...) around
+    a fresh ``networks_<framework>.<network>(*network_args)`` drawn from ``seed``. Both scripts of the
+    chapter build their learners here: ``Conv4Classifier`` for Omniglot, ``SinusoidMLP`` for sinusoids.
+    ``device`` matters to PyTorch only (TensorFlow places ops itself; see ``common.devices``)."""
     module_name, class_name = ALGORITHMS[algorithm]
-    networks = importlib.import_module(f"chapters.optimization.networks_{framework}")
+    network_class = getattr(importlib.import_module(f"chapters.optimization.networks_{framework}"), network)
     algorithm_class = getattr(importlib.import_module(f"chapters.optimization.{module_name}_{framework}"),
                               class_name)
     settings = dict(settings)
     if framework == "torch":
         import torch
-        torch.manual_seed(seed)
-        return algorithm_class(networks.Conv4Classifier(way, image_shape), **settings)
+        torch.manual_seed(seed)  # the network is drawn on the CPU, so every device starts from the same θ
+        return algorithm_class(network_class(*network_args).to(torch_device(device)), **settings)
     if framework == "tf":
-        return algorithm_class(networks.Conv4Classifier(way, image_shape, seed=seed), **settings)
+        return algorithm_class(network_class(*network_args, seed=seed), **settings)
     import keras
     from common.episodic_tf import Adam
     keras.utils.set_random_seed(seed)
     if algorithm == "reptile":  # Reptile's outer step is plain SGD of rate ε, which it sets up itself
-        return algorithm_class(networks.Conv4Classifier(way, image_shape), **settings)
+        return algorithm_class(network_class(*network_args), **settings)
     meta_lr = settings.pop("meta_lr")
-    learner = algorithm_class(networks.Conv4Classifier(way, image_shape), **settings)
+    learner = algorithm_class(network_class(*network_args), **settings)
     learner.compile(optimizer=Adam(meta_lr, epsilon=1e-8))  # β, with PyTorch's Adam formula
     return learner
+
+
+def build_learner(algorithm: str, framework: str, way: int, image_shape, seed: int, settings: dict,
+                  device: str = "cpu"):
+    """The learner of ``algorithm`` in ``framework`` around MAML's Conv-4 with a ``way``-output head."""
+    return make_learner(algorithm, framework, "Conv4Classifier", (way, tuple(image_shape)), seed, settings, device)
 
 
 class Learner:
@@ -149,6 +160,7 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
     args = parser.parse_args(argv)
     require_framework(args.framework)
     check_options(args)
+    device = use_device(args.framework, args.device)
     if algorithm == "maml" and getattr(args, "first_order", False):
         algorithm = "fomaml"
 
@@ -167,7 +179,9 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
     name = f"{algorithm}-transductive" if args.transductive else algorithm
     run = Run(name, args.framework, args.dataset, args.way, args.shot, query, args.way, test_shot, test_query,
               args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
-              args.test_episodes, args.out, options={"meta_batch": args.meta_batch, **learner_settings})
-    learner = build_learner(algorithm, args.framework, args.way, train_set.image_shape, args.seed, learner_settings)
+              args.test_episodes, args.out, options={"meta_batch": args.meta_batch, **learner_settings},
+              device=device)
+    learner = build_learner(algorithm, args.framework, args.way, train_set.image_shape, args.seed, learner_settings,
+                            device)
     wrapper = KerasLearner(learner) if args.framework == "keras" else Learner(learner)
     return train(run, wrapper, sampler, val_episodes, test_episodes, progress=not args.quiet)
