@@ -3,25 +3,12 @@
     python -m common.exercises check chapters/optimization/exercises/01_first_order
 """
 
-from contextlib import contextmanager
-
 import numpy as np
+
+from chapters.optimization.exercises.tiny_mlp import one_thread
 
 INNER_LR = 0.1   # α: large enough on this tiny network that the Hessian term is clearly visible
 SHOT, QUERY = 10, 20
-
-
-@contextmanager
-def one_thread():
-    """Single-threaded torch: fast for these tiny tensors, and the same sums on every machine."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def sinusoid_task(seed):

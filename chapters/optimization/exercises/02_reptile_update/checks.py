@@ -3,9 +3,9 @@
     python -m common.exercises check chapters/optimization/exercises/02_reptile_update
 """
 
-from contextlib import contextmanager
-
 import numpy as np
+
+from chapters.optimization.exercises.tiny_mlp import one_thread
 
 # Hand-worked meta-batch of two tasks, parameters "w" (2,) and "b" (1,), ε = 0.5:
 #   θ = (w [1, 2], b [0]);  θ'_1 = (w [3, 2], b [1]),  θ'_2 = (w [1, 6], b [-3])
@@ -14,18 +14,6 @@ HAND_THETA = {"w": [1.0, 2.0], "b": [0.0]}
 HAND_ADAPTED = [{"w": [3.0, 2.0], "b": [1.0]}, {"w": [1.0, 6.0], "b": [-3.0]}]
 HAND_EPSILON = 0.5
 HAND_EXPECTED = {"w": [1.5, 3.0], "b": [-0.5]}
-
-
-@contextmanager
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def tensors(values):

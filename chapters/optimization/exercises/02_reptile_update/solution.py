@@ -6,36 +6,15 @@ with tanh, as a dict of named tensors), the inner loop and ``meta_step`` are giv
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-
-def init_params(seed: int = 0, hidden: int = 16, dtype=torch.float64) -> dict[str, torch.Tensor]:
-    """θ: ``layers.{i}.kernel`` (in, out) and ``layers.{i}.bias`` (out,), uniform in ±1/sqrt(fan_in)."""
-    generator = torch.Generator().manual_seed(seed)
-    sizes = (1, hidden, hidden, 1)
-    params = {}
-    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
-        bound = 1 / math.sqrt(n_in)
-        params[f"layers.{i}.kernel"] = (2 * torch.rand(n_in, n_out, generator=generator, dtype=dtype) - 1) * bound
-        params[f"layers.{i}.bias"] = (2 * torch.rand(n_out, generator=generator, dtype=dtype) - 1) * bound
-    return params
+from chapters.optimization.exercises import tiny_mlp
+from chapters.optimization.exercises.tiny_mlp import forward, loss  # noqa: F401 (the checks call them)
 
 
-def forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """f_θ(x): (N, 1) -> (N, 1)."""
-    depth = len(params) // 2
-    for i in range(depth):
-        x = x @ params[f"layers.{i}.kernel"] + params[f"layers.{i}.bias"]
-        if i < depth - 1:
-            x = torch.tanh(x)
-    return x
-
-
-def loss(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The mean squared error of f_θ on (x, y)."""
-    return torch.mean((forward(params, x) - y) ** 2)
+def init_params(seed: int = 0, hidden: int = 16) -> dict[str, torch.Tensor]:
+    """θ of the tiny MLP 1 -> hidden -> hidden -> 1 (``tiny_mlp.py``), without gradients."""
+    return tiny_mlp.init_params(seed, hidden, requires_grad=False)
 
 
 def inner_sgd(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, inner_lr: float,

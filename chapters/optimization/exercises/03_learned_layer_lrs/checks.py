@@ -3,23 +3,11 @@
     python -m common.exercises check chapters/optimization/exercises/03_learned_layer_lrs
 """
 
-from contextlib import contextmanager
-
 import numpy as np
 
+from chapters.optimization.exercises.tiny_mlp import one_thread
+
 SHOT, QUERY = 10, 10
-
-
-@contextmanager
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def sinusoid_task(rng):
