@@ -24,7 +24,7 @@ from chapters.optimization import networks_torch
 from common.data.sinusoid import SinusoidTasks, evaluation_tasks
 from common.episodic_tf import Adam
 from common.errors import ConfigError
-from common.weights import from_canonical, to_canonical
+from common.weights import from_canonical, load_weights, to_canonical
 from tests.metric_helpers import assert_close, keras_floatx
 from tests.optimization_helpers import (AGREE, FRAMEWORKS, assert_same_arrays, build, canonical_weights, float64,
                                         framework_batch, meta_batch, numpy_dict, task, value_and_gradient)
@@ -210,3 +210,21 @@ def test_script_writes_an_mse_result_and_refuses_bad_settings(tmp_path):
                           (["--meta-batch", "0"], "--meta-batch must be at least 1")]:
         with pytest.raises(ConfigError, match=message):
             script.main([*argv, "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("framework", ["torch", "tf", "keras"])
+def test_script_resumes_exactly_where_an_uninterrupted_run_ends(framework, tmp_path):
+    argv = ["--framework", framework, "--shot", "5", "--meta-batch", "2", "--steps", "2", "--test-tasks", "3",
+            "--log-every", "2"]
+    straight = script.main([*argv, "--iterations", "4", "--out", str(tmp_path / "straight")])
+    script.main([*argv, "--iterations", "2", "--out", str(tmp_path / "resumed")])     # stopped after 2
+    resumed = script.main([*argv, "--iterations", "4", "--out", str(tmp_path / "resumed")])
+    assert [p["iteration"] for p in resumed["history"]] == [2, 4]
+    np.testing.assert_allclose(resumed["mse"], straight["mse"], rtol=1e-6)
+    folder = f"lstm-meta-learner_{framework}_sinusoid_1w5s"
+    a = load_weights(tmp_path / "straight" / folder / "checkpoint.npz")[0]
+    b = load_weights(tmp_path / "resumed" / folder / "checkpoint.npz")[0]
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-8, err_msg=key)
+    with pytest.raises(ConfigError, match="belongs to another run.*hidden: 20 there, 8 here"):
+        script.main([*argv, "--iterations", "4", "--hidden", "8", "--out", str(tmp_path / "resumed")])

@@ -17,9 +17,11 @@ support points, 100 query points each): the meta-learner runs ``--steps`` update
 c_0 and the query MSE is averaged over the tasks (mean ± 95% CI). That is the result's ``mse``; the
 MSE at c_0 before any update is stored beside it.
 
-A run writes into ``--out``/lstm-meta-learner_<framework>_sinusoid_1w<K>s/ the results JSON (the
-``common.results`` format, ``"metric": "mse"``) and the meta-learner's weights (``weights.npz``,
-canonical: they load into the meta-learner of any of the three frameworks).
+A run writes into ``--out``/lstm-meta-learner_<framework>_sinusoid_1w<K>s/: a checkpoint every
+``--log-every`` meta-iterations (a second run with the same options resumes it), the results JSON
+(the ``common.results`` format, ``"metric": "mse"``) and the meta-learner's weights
+(``weights.npz``, canonical: they load into the meta-learner of any of the three frameworks). The
+training loop and its checkpoints are ``sinusoid.py``'s.
 """
 
 from __future__ import annotations
@@ -27,17 +29,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
-import time
 from pathlib import Path
 
 import numpy as np
 
+from chapters.optimization.sinusoid import History, resume, train
 from common.cli import FRAMEWORKS, require_framework, run
 from common.data.sinusoid import SinusoidTasks, evaluation_tasks
 from common.errors import ConfigError
 from common.evaluation import mean_ci95
 from common.results import make_result, write_result
-from common.training import TrainingDiverged
 from common.weights import save_weights, to_canonical
 
 ALGORITHM = "lstm-meta-learner"
@@ -58,9 +59,10 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=20, help="units of the meta-learner's first LSTM")
     parser.add_argument("--meta-lr", type=float, default=1e-3, help="Adam's learning rate")
     parser.add_argument("--test-tasks", type=int, default=600)
-    parser.add_argument("--log-every", type=int, default=500, help="print the mean meta-loss every N iterations")
+    parser.add_argument("--log-every", type=int, default=500,
+                        help="print the mean meta-loss and checkpoint every N iterations")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs", help="folder for the run's results and weights")
+    parser.add_argument("--out", default="runs", help="folder for the run's checkpoint, results and weights")
     args = parser.parse_args(argv)
     args.query = args.query or args.shot
     for name in ("shot", "query", "iterations", "meta_batch", "steps", "hidden", "test_tasks", "log_every"):
@@ -68,7 +70,15 @@ def parse(argv=None) -> argparse.Namespace:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if not math.isfinite(args.meta_lr) or args.meta_lr <= 0:
         raise ConfigError(f"--meta-lr must be a positive number, got {args.meta_lr}")
+    if args.iterations % args.log_every:
+        raise ConfigError(f"--iterations ({args.iterations}) must be a multiple of --log-every ({args.log_every})")
     return args
+
+
+def identity(args) -> dict:
+    """What a checkpoint must match to be resumed (not the number of iterations)."""
+    keys = ("framework", "shot", "query", "meta_batch", "steps", "hidden", "meta_lr", "seed")
+    return {"algorithm": ALGORITHM, **{key: getattr(args, key) for key in keys}}
 
 
 def build_learner(args):
@@ -90,45 +100,6 @@ def build_learner(args):
     return learner
 
 
-class History:
-    """The meta-loss of every iteration; every ``log_every`` iterations the mean is printed and kept."""
-
-    def __init__(self, log_every: int):
-        self.log_every, self.window, self.points = log_every, [], []
-        self.start = time.perf_counter()
-
-    def step(self, index: int, loss: float) -> None:
-        if not math.isfinite(loss):
-            raise TrainingDiverged(f"the meta-loss became {loss} at iteration {index:,}; lower --meta-lr")
-        self.window.append(loss)
-        if (index + 1) % self.log_every == 0:
-            seconds = time.perf_counter() - self.start
-            self.points.append({"iteration": index + 1, "loss": float(np.mean(self.window)), "seconds": seconds})
-            self.window = []
-            print(f"iteration {index + 1:>6,}: meta-loss {self.points[-1]['loss']:.3f} ({seconds:.0f} s)",
-                  flush=True)
-
-
-def train(learner, args, tasks: SinusoidTasks, history: History) -> float:
-    """Meta-iterations 0..N-1 (meta-batch i: tasks i*B .. i*B + B - 1 in every framework); the seconds."""
-    start = time.perf_counter()
-    if args.framework == "keras":
-        import keras
-        from common.adapters import keras_episodes
-
-        class Log(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                history.step(batch, float(logs["loss"]))
-
-        # shuffle=False: item i of the PyDataset is meta-batch i, as in the loops of torch and tf.
-        learner.fit(keras_episodes(tasks, args.iterations, meta_batch_size=args.meta_batch),
-                    epochs=1, shuffle=False, callbacks=[Log()], verbose=0)
-    else:
-        for index in range(args.iterations):
-            history.step(index, learner.meta_step(tasks.meta_batch(index, args.meta_batch))["loss"])
-    return time.perf_counter() - start
-
-
 def evaluate(learner, args) -> dict:
     """Query MSE (mean, 95% CI) over the fixed test tasks at c_0 and after ``--steps`` updates."""
     curves = np.array([learner.adaptation_curve(episode, args.steps)
@@ -145,8 +116,11 @@ def main(argv=None) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"{ALGORITHM} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
           f"{args.shot}-shot sinusoid tasks, {args.steps} updates each", flush=True)
-    history = History(args.log_every)
-    wall_seconds = train(learner, args, tasks, history)
+    start, points, wall_seconds = resume(args, learner, folder, identity(args))
+    history = History(args, learner, folder, identity(args), points, wall_seconds)
+    if start < args.iterations:
+        train(learner, args, tasks, history, start)
+    wall_seconds = history.wall_seconds
     mse = evaluate(learner, args)
     k = args.steps
     print(f"query MSE at c_0 (no update): {mse[0][0]:.3f} ± {mse[0][1]:.3f}")

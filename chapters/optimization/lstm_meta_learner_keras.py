@@ -36,6 +36,7 @@ import tensorflow as tf
 from keras import ops
 
 from common.episodes import Episode, astype_floats
+from common.episodic_tf import load_optimizer_arrays, optimizer_arrays
 from common.errors import ConfigError
 from common.weights import canonical_to_keras, keras_to_canonical
 
@@ -276,7 +277,7 @@ class LSTMMetaLearner(keras.Model):
         """The meta-learner under ``meta_learner.<canonical name>``, the optimizer's variables
         (step count, moments) under ``optimizer.<i>``, the meta-update counter under ``meta_steps``."""
         arrays = {f"meta_learner.{k}": v for k, v in keras_to_canonical(self.meta_learner).items()}
-        arrays.update({f"optimizer.{i}": np.asarray(v) for i, v in enumerate(self.optimizer.variables)})
+        arrays.update(optimizer_arrays(self.optimizer))
         arrays["meta_steps"] = np.array(self.meta_steps)
         return arrays
 
@@ -285,6 +286,5 @@ class LSTMMetaLearner(keras.Model):
         prefix = "meta_learner."
         canonical_to_keras({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
                            self.meta_learner)
-        for i, variable in enumerate(self.optimizer.variables):
-            variable.assign(arrays[f"optimizer.{i}"])
+        load_optimizer_arrays(self.optimizer, arrays)
         self.meta_steps = int(arrays["meta_steps"])

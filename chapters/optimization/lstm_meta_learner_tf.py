@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.episodes import Episode, astype_floats
-from common.episodic_tf import Adam
+from common.episodic_tf import Adam, load_optimizer_arrays, optimizer_arrays
 from common.errors import ConfigError
 from common.tf_layers import lstm_cell
 from common.weights import canonical_to_tf, tf_to_canonical
@@ -240,7 +240,7 @@ class LSTMMetaLearner:
         """The meta-learner under ``meta_learner.<canonical name>``, Adam's variables under
         ``optimizer.<i>``, the meta-update counter under ``meta_steps``."""
         arrays = {f"meta_learner.{k}": v for k, v in tf_to_canonical(self.meta_learner).items()}
-        arrays.update({f"optimizer.{i}": np.asarray(v) for i, v in enumerate(self.optimizer.variables)})
+        arrays.update(optimizer_arrays(self.optimizer))
         arrays["meta_steps"] = np.array(self.meta_steps)
         return arrays
 
@@ -249,6 +249,5 @@ class LSTMMetaLearner:
         prefix = "meta_learner."
         canonical_to_tf({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
                         self.meta_learner)
-        for i, variable in enumerate(self.optimizer.variables):
-            variable.assign(arrays[f"optimizer.{i}"])
+        load_optimizer_arrays(self.optimizer, arrays)
         self.meta_steps = int(arrays["meta_steps"])

@@ -51,6 +51,7 @@ from torch import nn
 
 from common.adapters import to_torch
 from common.episodes import Episode
+from common.episodic_torch import load_optimizer_arrays, optimizer_arrays
 from common.errors import ConfigError
 from common.weights import canonical_to_torch, torch_to_canonical
 
@@ -268,9 +269,7 @@ class LSTMMetaLearner:
         """Everything a checkpoint needs: the meta-learner (``meta_learner.<canonical name>``),
         Adam's moments (``optimizer.<index>.<slot>``) and the meta-update counter (``meta_steps``)."""
         arrays = {f"meta_learner.{k}": v for k, v in torch_to_canonical(self.meta_learner).items()}
-        for index, slots in self.optimizer.state_dict()["state"].items():
-            arrays.update({f"optimizer.{index}.{k}": v.detach().cpu().numpy().copy()
-                           for k, v in slots.items() if v is not None})
+        arrays.update(optimizer_arrays(self.optimizer))
         arrays["meta_steps"] = np.array(self.meta_steps)
         return arrays
 
@@ -279,11 +278,5 @@ class LSTMMetaLearner:
         prefix = "meta_learner."
         canonical_to_torch({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
                            self.meta_learner)
-        slots = {}
-        for key, value in arrays.items():
-            if key.startswith("optimizer."):
-                _, index, name = key.split(".", 2)
-                slots.setdefault(int(index), {})[name] = torch.from_numpy(np.array(value))
-        self.optimizer.load_state_dict({"state": slots,
-                                        "param_groups": self.optimizer.state_dict()["param_groups"]})
+        load_optimizer_arrays(self.optimizer, arrays)
         self.meta_steps = int(arrays["meta_steps"])

@@ -102,17 +102,19 @@ def build_learner(args):
 
 
 class History:
-    """The meta-loss of every iteration; every ``log_every`` iterations a summary and a checkpoint."""
+    """The meta-loss of every iteration; every ``log_every`` iterations a summary and a checkpoint
+    (with the run's ``identity``, which a resumed run must match). The LSTM meta-learner's script
+    uses it too."""
 
-    def __init__(self, args, learner, folder: Path, points: list, wall_seconds: float):
-        self.args, self.learner, self.folder = args, learner, folder
+    def __init__(self, args, learner, folder: Path, identity: dict, points: list, wall_seconds: float):
+        self.args, self.learner, self.folder, self.identity = args, learner, folder, identity
         self.window, self.points, self.wall_seconds = [], points, wall_seconds
         self.since = time.perf_counter()
 
     def step(self, index: int, loss: float) -> None:
         if not math.isfinite(loss):
-            raise TrainingDiverged(f"the meta-loss became {loss} at iteration {index:,}; lower --meta-lr or "
-                                   f"--inner-lr. The last good checkpoint ({self.folder / 'checkpoint.npz'}) "
+            raise TrainingDiverged(f"the meta-loss became {loss} at iteration {index:,}; lower the learning "
+                                   f"rates. The last good checkpoint ({self.folder / 'checkpoint.npz'}) "
                                    f"is kept and resumes from there.")
         self.window.append(loss)
         if (index + 1) % self.args.log_every == 0:
@@ -120,7 +122,7 @@ class History:
             point = {"iteration": index + 1, "loss": float(np.mean(self.window)), "seconds": self.wall_seconds}
             self.points.append(point)
             self.window = []
-            write_checkpoint(self.folder / "checkpoint.npz", self.learner, identity(self.args),
+            write_checkpoint(self.folder / "checkpoint.npz", self.learner, self.identity,
                              iteration=index + 1, history=self.points, wall_seconds=self.wall_seconds)
             print(f"iteration {point['iteration']:>6,}: meta-loss {point['loss']:.3f} "
                   f"({point['seconds']:.0f} s)", flush=True)
@@ -137,12 +139,18 @@ def identity(args) -> dict:
     return found
 
 
-def resume(args, learner, folder: Path) -> tuple[int, list, float]:
-    """(iterations done, history, seconds) from the run's checkpoint; (0, [], 0.0) if it has none."""
-    meta = read_checkpoint(folder / "checkpoint.npz", learner, identity(args))
+def resume(args, learner, folder: Path, identity: dict) -> tuple[int, list, float]:
+    """(iterations done, history, seconds) from the run's checkpoint; (0, [], 0.0) if it has none.
+    A checkpoint that has seen more than ``--iterations`` is refused: it would be reported as a
+    model of fewer iterations than it has had."""
+    path = folder / "checkpoint.npz"
+    meta = read_checkpoint(path, learner, identity)
     if meta is None:
         return 0, [], 0.0
-    print(f"resuming {folder / 'checkpoint.npz'} at iteration {meta['iteration']:,} of {args.iterations:,}")
+    if meta["iteration"] > args.iterations:
+        raise ConfigError(f"{path} has trained {meta['iteration']:,} meta-iterations, more than --iterations "
+                          f"{args.iterations:,}; pass --iterations {meta['iteration']:,} (or more)")
+    print(f"resuming {path} at iteration {meta['iteration']:,} of {args.iterations:,}")
     return int(meta["iteration"]), list(meta["history"]), float(meta["wall_seconds"])
 
 
@@ -189,13 +197,10 @@ def main(argv=None) -> dict:
     learner = build_learner(args)
     folder = Path(args.out) / f"{args.algorithm}_{args.framework}_sinusoid_1w{args.shot}s"
     folder.mkdir(parents=True, exist_ok=True)
-    start, points, wall_seconds = resume(args, learner, folder)
-    if start > args.iterations:  # it would be reported as a model of fewer iterations than it has had
-        raise ConfigError(f"{folder / 'checkpoint.npz'} has trained {start:,} meta-iterations, more than "
-                          f"--iterations {args.iterations:,}; pass --iterations {start:,} (or more)")
+    start, points, wall_seconds = resume(args, learner, folder, identity(args))
     print(f"{args.algorithm} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
           f"{args.shot}-shot sinusoid tasks", flush=True)
-    history = History(args, learner, folder, points, wall_seconds)
+    history = History(args, learner, folder, identity(args), points, wall_seconds)
     if start < args.iterations:
         train(learner, args, tasks, history, start)
     mse = evaluate(learner, args)
