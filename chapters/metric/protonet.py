@@ -17,7 +17,7 @@ with a message that says where to put it:
 
 Snell et al. do not give a number of episodes; with the rate halved every 2,000 episodes it is
 below 1e-6 after 20,000, so later episodes change little. Add ``--framework tf`` or ``keras`` for
-the other frameworks (they use a GPU when TensorFlow sees one; the PyTorch learner runs on the CPU).
+the other frameworks; every framework uses a GPU when it sees one (``--device``, see ``common/devices.py``).
 
 With only the offline test split of mini-ImageNet, ``--pipeline-check`` meta-trains on 12 of its
 20 classes and tests on the other 8 (a check of the pipeline, not comparable to the paper):

@@ -1,0 +1,41 @@
+"""This chapter's reproduction table on Omniglot (Vinyals split, 28x28, rotations as classes; 600
+fixed test episodes, 15 queries per class), one protocol per training run:
+
+    python -m chapters.metric.reproduce                            # what is measured, beside the papers
+    python -m chapters.metric.reproduce --framework tf --run protonet-1shot
+    python -m chapters.metric.reproduce --framework keras --next   # the first protocol not yet measured
+
+ProtoNet and Siamese networks train 60-way with 5 queries per class (Snell et al.) and one
+trained model is tested 5-way and 20-way; Matching Networks train in the test setting (Vinyals et
+al.: "test and train conditions must match"). Adam 1e-3, halved every 2,000 episodes, throughout.
+The runner is ``common/reproduce.py``; each protocol's command is its script's own (see their
+docstrings for the papers' protocols, and mini-ImageNet, which needs data that is not offline).
+"""
+
+from common.cli import run
+from common.reproduce import Protocol, main
+
+EVERY = ("--eval-every", "500", "--decay-every", "2000", "--quiet")
+
+
+def sixty_way(algorithm: str, shot: int, episodes: int) -> Protocol:
+    """Trained 60-way K-shot with 5 queries per class, tested 5- and 20-way K-shot."""
+    return Protocol(f"{algorithm}-{shot}shot", f"chapters.metric.{algorithm}",
+                    ("--way", "60", "--shot", str(shot), "--query", "5", "--test-shot", str(shot),
+                     "--test-query", "15", "--episodes", str(episodes), *EVERY),
+                    {(algorithm, "omniglot", way, shot): ("--test-way", str(way)) for way in (5, 20)})
+
+
+def matching(way: int, shot: int) -> Protocol:
+    """Trained and tested N-way K-shot with 15 queries per class."""
+    return Protocol(f"matching-{way}w{shot}s", "chapters.metric.matching",
+                    ("--way", str(way), "--shot", str(shot), "--query", "15", "--episodes", "20000", *EVERY),
+                    {("matching", "omniglot", way, shot): ()})
+
+
+PROTOCOLS = [sixty_way("protonet", 1, 8000), sixty_way("protonet", 5, 8000),
+             *(matching(way, shot) for way in (5, 20) for shot in (1, 5)),
+             sixty_way("siamese", 1, 20000), sixty_way("siamese", 5, 20000)]
+
+if __name__ == "__main__":
+    run(main, PROTOCOLS, "metric")

@@ -1,0 +1,61 @@
+"""This chapter's reproduction table, one protocol per training run: Omniglot (Vinyals split,
+28x28, 600 fixed test tasks with 15 queries per class) and sinusoid regression (600 fixed test
+tasks with 100 query points):
+
+    python -m chapters.optimization.reproduce                            # what is measured, beside the papers
+    python -m chapters.optimization.reproduce --framework tf --run maml-5w1s
+    python -m chapters.optimization.reproduce --framework keras --next   # the first protocol not yet measured
+
+Omniglot, as in the scripts' docstrings: MAML and first-order MAML with Finn et al.'s settings and
+BatchNorm as in their code (``--transductive``, the setting of the published numbers); Meta-SGD with
+MAML's settings and its learned rates; Reptile as Nichol et al. (10 shots per class in training,
+one model tested 1- and 5-shot, not transductive; its inner loop is plain gradient descent, see
+``reptile.py``). Sinusoids: Finn et al.'s protocol, 70,000 meta-iterations, for K = 5, 10, 20.
+The runner is ``common/reproduce.py``.
+"""
+
+from common.cli import run
+from common.reproduce import Protocol, main
+
+QUIET = ("--eval-every", "250", "--val-episodes", "100", "--quiet")
+FIVE_WAY = ("--meta-batch", "32", "--inner-lr", "0.4", "--inner-steps", "1", "--test-inner-steps", "3")
+TWENTY_WAY = ("--meta-batch", "16", "--inner-lr", "0.1", "--inner-steps", "5", "--test-inner-steps", "5")
+
+
+def maml(way: int, shot: int, first_order: bool = False) -> Protocol:
+    name = "fomaml" if first_order else "maml"
+    return Protocol(f"{name}-{way}w{shot}s", "chapters.optimization.maml",
+                    ("--way", str(way), "--shot", str(shot), *(FIVE_WAY if way == 5 else TWENTY_WAY),
+                     *(("--first-order",) if first_order else ()), "--transductive", "--episodes", "60000", *QUIET),
+                    {(f"{name}-transductive", "omniglot", way, shot): ()})
+
+
+def metasgd(way: int, shot: int) -> Protocol:
+    return Protocol(f"metasgd-{way}w{shot}s", "chapters.optimization.metasgd",
+                    ("--way", str(way), "--shot", str(shot), "--meta-batch", "32" if way == 5 else "16",
+                     "--episodes", "60000", *QUIET),
+                    {("metasgd", "omniglot", way, shot): ()})
+
+
+def reptile(way: int) -> Protocol:
+    return Protocol(f"reptile-{way}w", "chapters.optimization.reptile",
+                    ("--way", str(way), "--shot", "10", "--inner-steps", "5" if way == 5 else "10",
+                     "--test-inner-steps", "50", "--episodes", "100000", "--eval-every", "1000",
+                     "--val-episodes", "100", "--quiet"),
+                    {("reptile", "omniglot", way, shot): ("--test-shot", str(shot)) for shot in (1, 5)})
+
+
+def sinusoid(algorithm: str, shot: int) -> Protocol:
+    return Protocol(f"{algorithm}-sinusoid-{shot}", "chapters.optimization.sinusoid",
+                    ("--algorithm", algorithm, "--shot", str(shot), "--iterations", "70000", "--log-every", "5000"),
+                    {(algorithm, "sinusoid", 1, shot): ()})
+
+
+PROTOCOLS = [*(sinusoid(algorithm, shot) for algorithm in ("maml", "metasgd") for shot in (5, 10, 20)),
+             *(maml(way, shot) for way in (5, 20) for shot in (1, 5)),
+             *(maml(way, shot, first_order=True) for way in (5, 20) for shot in (1, 5)),
+             *(metasgd(way, shot) for way in (5, 20) for shot in (1, 5)),
+             reptile(5), reptile(20)]
+
+if __name__ == "__main__":
+    run(main, PROTOCOLS, "optimization")

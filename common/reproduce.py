@@ -1,0 +1,155 @@
+"""A chapter's reproduction table as a program: every paper protocol is one entry, with the command
+that trains it and the settings it is tested in, and a runner that measures them one by one.
+
+Each chapter lists its protocols in ``chapters/<chapter>/reproduce.py`` and runs this module's
+:func:`main` on them:
+
+    python -m chapters.metric.reproduce                          # status: what is measured, what is not
+    python -m chapters.metric.reproduce --framework tf --run protonet-1shot
+    python -m chapters.metric.reproduce --framework keras --next # the first protocol not yet measured
+    python -m chapters.metric.reproduce --commands               # only print the commands
+
+Running a protocol calls its training script in a fresh process (``python -m <module> ...``), so
+the results JSON records that exact command. The first test setting trains (and resumes the
+checkpoint of an interrupted run: run the same line again to continue); each further setting
+(e.g. ``--test-way 20``) loads the finished checkpoint and only evaluates. The new results files
+are copied under ``results/<chapter>/``; ``python -m common.results table`` then shows them beside
+the papers. A protocol counts as measured in a framework when a results file has all its test
+settings at the protocol's full number of training episodes; shorter runs are shown as partial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.cli import FRAMEWORKS, require_framework
+from common.errors import ConfigError
+from common.results import METRICS, PUBLISHED, RESULTS_DIR, load_results
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One paper protocol: a training command and the cells of the results table it fills.
+
+    ``tests`` maps each cell, ``(algorithm, dataset, way, shot)`` as the results name it, to the
+    extra options that test the trained model in that setting.
+    """
+
+    name: str
+    module: str
+    train: tuple[str, ...]
+    tests: dict = field(default_factory=dict)
+    episodes: int = 0  # the protocol's training episodes (meta-iterations); read from train if 0
+
+    def training_episodes(self) -> int:
+        if self.episodes:
+            return self.episodes
+        for flag in ("--episodes", "--iterations"):
+            if flag in self.train:
+                return int(self.train[self.train.index(flag) + 1])
+        raise ConfigError(f"protocol {self.name} names no --episodes or --iterations; give episodes=")
+
+    def command(self, framework: str, test: tuple[str, ...], out: str) -> list[str]:
+        return ["python", "-m", self.module, "--framework", framework, *self.train, *test, "--out", out]
+
+
+def measured(protocol: Protocol, framework: str, results: list[dict]) -> dict:
+    """For each cell of ``protocol``: the most recent result of ``framework`` (or None)."""
+    found = {}
+    for cell in protocol.tests:
+        runs = [r for r in results if (r["algorithm"], r["dataset"], r["way"], r["shot"]) == cell
+                and r["framework"] == framework]
+        found[cell] = max(runs, key=lambda r: (r["train_episodes"], r.get("date", "")), default=None)
+    return found
+
+
+def is_done(protocol: Protocol, framework: str, results: list[dict]) -> bool:
+    return all(r is not None and r["train_episodes"] >= protocol.training_episodes()
+               for r in measured(protocol, framework, results).values())
+
+
+def status(protocols: list[Protocol], results: list[dict]) -> str:
+    """Markdown: one row per protocol and cell; the paper, then each framework's number."""
+    lines = ["| protocol | cell (algorithm, data set, way, shot) | paper | " + " | ".join(FRAMEWORKS) + " |",
+             "|---|---|---:|" + "---:|" * len(FRAMEWORKS)]
+    for protocol in protocols:
+        runs = {framework: measured(protocol, framework, results) for framework in FRAMEWORKS}
+        for cell in protocol.tests:
+            paper = PUBLISHED.get(cell)
+            cells = []
+            for framework in FRAMEWORKS:
+                run = runs[framework][cell]
+                if run is None:
+                    cells.append("–")
+                    continue
+                value, ci = METRICS[run.get("metric", "accuracy")]
+                partial = run["train_episodes"] < protocol.training_episodes()
+                episodes = (f"{run['train_episodes']:,} of {protocol.training_episodes():,} ep., partial"
+                            if partial else f"{run['train_episodes']:,} ep.")
+                cells.append(f"{run[value]:.2f} ± {run[ci]:.2f} ({episodes})")
+            lines.append(f"| {protocol.name} | {', '.join(map(str, cell))} | "
+                         f"{paper[0] if paper else '–'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_protocol(protocol: Protocol, framework: str, out: str, results_dir: Path, python: str = sys.executable
+                 ) -> list[Path]:
+    """Train ``protocol`` in ``framework`` (resuming its checkpoint), test it in each setting, and
+    copy each new results file into ``results_dir``; returns the copies."""
+    copies = []
+    for test in protocol.tests.values():
+        command = protocol.command(framework, tuple(test), out)
+        before = set(Path(out).rglob("*.json")) if Path(out).exists() else set()
+        print("$ " + " ".join(command), flush=True)
+        finished = subprocess.run([python, *command[1:]])
+        if finished.returncode != 0:
+            raise ConfigError(f"protocol {protocol.name} ({framework}) stopped: `{' '.join(command)}` exited with "
+                              f"status {finished.returncode}. Its checkpoint is kept: run the same line again "
+                              f"to resume.")
+        new = sorted(p for p in set(Path(out).rglob("*.json")) - before if p.name != "result.json")
+        results_dir.mkdir(parents=True, exist_ok=True)
+        for path in new:
+            copies.append(Path(shutil.copy(path, results_dir / path.name)))
+            print(f"-> {copies[-1]}", flush=True)
+    return copies
+
+
+def main(protocols: list[Protocol], chapter: str, argv=None) -> None:
+    names = [p.name for p in protocols]
+    parser = argparse.ArgumentParser(prog=f"python -m chapters.{chapter}.reproduce",
+                                     description=f"The {chapter} chapter's reproduction table: status, commands, runs.")
+    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--run", choices=names, help="train and test this protocol")
+    action.add_argument("--next", action="store_true", help="run the first protocol not yet measured in --framework")
+    action.add_argument("--commands", action="store_true", help="print every protocol's commands for --framework")
+    parser.add_argument("--out", default="runs/repro", help="folder for the runs' checkpoints (resumed)")
+    parser.add_argument("--results", default=str(RESULTS_DIR / chapter), help="where results files are copied")
+    args = parser.parse_args(argv)
+    results = load_results(RESULTS_DIR) if Path(RESULTS_DIR).exists() else []
+    if Path(args.results).exists() and not Path(args.results).resolve().is_relative_to(RESULTS_DIR.resolve()):
+        results += load_results(args.results)
+    if args.commands:
+        for protocol in protocols:
+            print(f"# {protocol.name}")
+            for test in protocol.tests.values():
+                print(" ".join(protocol.command(args.framework, tuple(test), args.out)))
+        return
+    if not (args.run or args.next):
+        print(status(protocols, results), end="")
+        return
+    require_framework(args.framework)
+    if args.next:
+        todo = [p for p in protocols if not is_done(p, args.framework, results)]
+        if not todo:
+            print(f"every {chapter} protocol is measured in {args.framework}")
+            return
+        protocol = todo[0]
+    else:
+        protocol = protocols[names.index(args.run)]
+    run_protocol(protocol, args.framework, args.out, Path(args.results))

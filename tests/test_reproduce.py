@@ -1,0 +1,66 @@
+"""The reproduction runner (common/reproduce.py) and the chapters' protocol lists: every cell has a
+published number to stand beside, a status tells measured from partial from missing, and a run
+trains once, tests in every setting and copies each results file."""
+
+import importlib
+import importlib.util
+import json
+
+import pytest
+
+from common.errors import ConfigError
+from common.reproduce import Protocol, is_done, run_protocol, status
+from common.results import PUBLISHED
+
+CHAPTERS = ["chapters.metric.reproduce", "chapters.optimization.reproduce"]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_protocol_cell_has_a_published_number_and_a_script(chapter):
+    protocols = importlib.import_module(chapter).PROTOCOLS
+    assert len({p.name for p in protocols}) == len(protocols), "protocol names must be unique"
+    for protocol in protocols:
+        assert protocol.tests, protocol.name
+        for cell in protocol.tests:
+            assert cell in PUBLISHED, f"{protocol.name}: no published number for {cell}"
+        assert importlib.util.find_spec(protocol.module) is not None, protocol.module
+        assert protocol.training_episodes() > 0
+
+
+def fake(cell, framework, episodes, accuracy=90.0):
+    algorithm, dataset, way, shot = cell
+    return {"algorithm": algorithm, "dataset": dataset, "way": way, "shot": shot, "framework": framework,
+            "train_episodes": episodes, "accuracy": accuracy, "ci95": 0.5, "date": "2026-12-01T00:00:00"}
+
+
+def test_status_tells_measured_partial_and_missing():
+    cells = {("protonet", "omniglot", 5, 1): ("--test-way", "5"), ("protonet", "omniglot", 20, 1): ("--test-way", "20")}
+    protocol = Protocol("protonet-1shot", "chapters.metric.protonet", ("--episodes", "100"), cells)
+    five, twenty = cells
+    results = [fake(five, "torch", 100, 98.0), fake(twenty, "torch", 100, 95.0), fake(five, "tf", 40, 91.0)]
+    table = status([protocol], results)
+    assert "| protonet-1shot | protonet, omniglot, 5, 1 | 98.8 | 98.00 ± 0.50 (100 ep.) | 91.00 ± 0.50 (40 of 100 ep., partial) | – |" in table
+    assert is_done(protocol, "torch", results)
+    assert not is_done(protocol, "tf", results)      # partial, and 20-way missing
+    assert not is_done(protocol, "keras", results)
+
+
+def test_a_protocol_trains_once_and_is_tested_in_every_setting(tmp_path, omniglot_train):
+    cells = {("protonet", "omniglot", 5, 1): ("--test-way", "5"), ("protonet", "omniglot", 3, 1): ("--test-way", "3")}
+    protocol = Protocol("tiny", "chapters.metric.protonet",
+                        ("--way", "5", "--shot", "1", "--query", "2", "--episodes", "4", "--eval-every", "2",
+                         "--val-episodes", "3", "--test-episodes", "5", "--quiet"), cells)
+    copies = run_protocol(protocol, "torch", str(tmp_path / "runs"), tmp_path / "results")
+    assert len(copies) == 2 and all(path.parent == tmp_path / "results" for path in copies)
+    results = [json.loads(path.read_text()) for path in copies]
+    assert [r["way"] for r in results] == [5, 3]
+    assert results[0]["command"].startswith("python -m chapters.metric.protonet --framework torch --way 5")
+    assert results[0]["history"] == results[1]["history"]  # the second setting only evaluated
+    assert is_done(protocol, "torch", results)
+
+
+def test_a_failing_protocol_is_a_clear_error(tmp_path):
+    protocol = Protocol("broken", "chapters.metric.protonet", ("--episodes", "4", "--eval-every", "3"),
+                        {("protonet", "omniglot", 5, 1): ()})
+    with pytest.raises(ConfigError, match="protocol broken \\(torch\\) stopped.*exited with status 2.*run the same line"):
+        run_protocol(protocol, "torch", str(tmp_path / "runs"), tmp_path / "results")
