@@ -96,11 +96,13 @@ class ConvBlock(keras.layers.Layer):
 
 def batch_norm(x, gamma, beta, reference_rows=None):
     """(x − mean) / sqrt(var + ε) · γ + β per channel, statistics over (N, H, W) of x's first
-    ``reference_rows`` rows (all rows when None), the variance biased, no stop_gradient anywhere."""
+    ``reference_rows`` rows (all rows when None), the variance biased, no stop_gradient anywhere.
+    Computed as x · scale + shift per channel, as in ``networks_torch.batch_norm``."""
     statistics = x if reference_rows is None else x[:reference_rows]
     mean = ops.mean(statistics, axis=(0, 1, 2))
     var = ops.mean(ops.square(statistics - mean), axis=(0, 1, 2))
-    return (x - mean) / ops.sqrt(var + EPSILON) * gamma + beta
+    scale = gamma * ops.rsqrt(var + EPSILON)
+    return x * scale + (beta - mean * scale)
 
 
 class SinusoidMLP(keras.layers.Layer):
