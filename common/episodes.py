@@ -138,9 +138,15 @@ class MetaBatches(EpisodeSource):
     tasks; wrapped this way, the episodic training loop of ``common.training`` (which asks for
     "episode i") drives them unchanged, and meta-batch i holds the same tasks in every framework
     and in a resumed run.
+
+    ``shuffle_support=True`` puts each task's support examples (images and labels together) in a
+    random order, drawn from the source's seed and the meta-batch index: for learners that step
+    through the support set in mini-batches of consecutive rows (Reptile's ``inner_batch``), each
+    mini-batch is then a random sample without replacement, the same in every framework. (The
+    sampler itself orders the support set class by class.)
     """
 
-    def __init__(self, source: EpisodeSource, batch_size: int):
+    def __init__(self, source: EpisodeSource, batch_size: int, shuffle_support: bool = False):
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ConfigError(f"a meta-batch needs at least one task, got --meta-batch {batch_size!r}")
         dataset = getattr(source, "dataset", None)
@@ -153,12 +159,20 @@ class MetaBatches(EpisodeSource):
                                   f"{source.way}-way tasks of the {dataset.name} {dataset.split} split "
                                   f"({dataset.n_classes} classes); use --meta-batch {distinct} or fewer")
         self.source, self.batch_size, self.seed = source, int(batch_size), source.seed
+        self.shuffle_support = shuffle_support
 
     def episode(self, index: int) -> Episode:
-        return self.source.meta_batch(index, self.batch_size)
+        batch = self.source.meta_batch(index, self.batch_size)
+        if not self.shuffle_support:
+            return batch
+        rng = np.random.default_rng([self.seed or 0, index, 1])  # its own stream: the tasks stay the same
+        order = np.stack([rng.permutation(batch.support_y.shape[1]) for _ in range(self.batch_size)])
+        rows = np.arange(self.batch_size)[:, None]
+        return batch._replace(support_x=batch.support_x[rows, order], support_y=batch.support_y[rows, order])
 
     def __repr__(self) -> str:
-        return f"MetaBatches({self.source!r}, batch_size={self.batch_size})"
+        return (f"MetaBatches({self.source!r}, batch_size={self.batch_size}"
+                f"{', shuffle_support=True' if self.shuffle_support else ''})")
 
 
 def to_float(pixels: np.ndarray) -> np.ndarray:

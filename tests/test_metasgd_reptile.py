@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 import torch
 
+from common.errors import ConfigError
 from tests.metric_helpers import assert_close
 from tests.optimization_helpers import (AGREE, FRAMEWORKS, MAML, assert_same_arrays, build, canonical_weights,
                                         framework_batch, make_learner, meta_batch, model_arrays, numpy_dict, task,
@@ -130,3 +131,37 @@ def test_a_learner_restored_from_its_state_continues_exactly(framework, kind):
         assert_close(expected["loss"], got["loss"], 1e-12, f"{kind} {framework} loss after resuming")
     assert_same_arrays(model_arrays(original.state()), model_arrays(restored.state()),
                        f"{kind} {framework} after resuming", rtol=1e-12)
+
+
+def test_reptile_on_minibatches_agrees_and_steps_through_the_support_set():
+    """inner_batch = b: step i on support rows [i·b, (i+1)·b), the same in every framework."""
+    network = "conv4"  # 3-way 2-shot: 6 support rows, mini-batches of 3
+    settings = dict(inner_lr=0.1, inner_steps=3, meta_lr=0.5, inner_batch=3)
+    learners = {framework: make_learner("reptile", framework, build(framework, network), **settings)
+                for framework in FRAMEWORKS}
+    for index in range(2):
+        for learner in learners.values():
+            learner.meta_step(meta_batch(network, index))
+    after = {name: model_arrays(learner.state()) for name, learner in learners.items()}
+    for name in ("tf", "keras"):
+        assert_same_arrays(after["torch"], after[name], f"{name} θ after two mini-batch Reptile steps")
+    # One task, ε = 1: θ lands on the θ' of three one-step adaptations on rows 0-2, 3-5, 0-2.
+    model = build("torch", network)
+    batch = meta_batch(network, tasks=1)
+    one = task(framework_batch("torch", batch), 0)
+    params = model.params()
+    for rows in (slice(0, 3), slice(3, 6), slice(0, 3)):
+        params = MAML["torch"].adapt(model, params, one.support_x[rows], one.support_y[rows], settings["inner_lr"],
+                                     1, first_order=True)
+    learner = make_learner("reptile", "torch", model, **{**settings, "meta_lr": 1.0})
+    learner.meta_step(batch)
+    after = {k[len("model."):]: v for k, v in model_arrays(learner.state()).items()}
+    assert_same_arrays(numpy_dict(params), after, "θ after one mini-batch Reptile step with ε = 1", rtol=1e-12)
+
+
+def test_an_inner_batch_that_does_not_divide_the_support_set_is_refused():
+    learner = make_learner("reptile", "torch", build("torch", "conv4"), inner_lr=0.1, inner_steps=2, inner_batch=4)
+    with pytest.raises(ConfigError, match="--inner-batch 4 does not divide the 6 support examples"):
+        learner.meta_step(meta_batch("conv4"))
+    with pytest.raises(ConfigError, match="inner_batch \\(--inner-batch\\) must be at least 1"):
+        make_learner("reptile", "tf", build("tf", "conv4"), inner_lr=0.1, inner_batch=0)

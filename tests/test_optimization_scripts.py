@@ -31,10 +31,12 @@ def run_script(algorithm, argv):
                                                  ("metasgd", "torch"), ("reptile", "keras")])
 def test_omniglot_run_writes_results_and_resumes(algorithm, framework, omniglot_splits, tmp_path):
     argv = ["--framework", framework, "--way", "5", "--shot", "1", "--out", str(tmp_path), *TINY]
-    if algorithm == "reptile":
-        argv += ["--inner-steps", "2", "--test-inner-steps", "3"]
+    if algorithm == "reptile":  # two steps on mini-batches of 5 of the 5 shuffled support examples
+        argv += ["--inner-steps", "2", "--test-inner-steps", "3", "--inner-batch", "5"]
     result = run_script(algorithm, argv)
     assert result["algorithm"] == algorithm and result["framework"] == framework
+    if algorithm == "reptile":
+        assert result["options"]["inner_batch"] == 5
     assert result["way"] == 5 and result["test_episodes"] == 4 and 0 <= result["accuracy"] <= 100
     assert [point["episode"] for point in result["history"]] == [2, 4]
     folder = tmp_path / f"{algorithm}_{framework}_omniglot_5w1s"

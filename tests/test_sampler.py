@@ -146,3 +146,18 @@ def test_fixed_evaluation_episodes_are_fixed():
 def test_impossible_settings_say_what_to_change(way, shot, query, message):
     with pytest.raises(ConfigError, match=message):
         EpisodeSampler(labelled_dataset(), way, shot, query)
+
+
+def test_meta_batches_with_shuffled_support_keep_the_tasks_and_their_labels():
+    from common.episodes import MetaBatches
+
+    sampler = EpisodeSampler(labelled_dataset(), 3, 4, 2, seed=5)
+    plain, shuffled = MetaBatches(sampler, 2), MetaBatches(sampler, 2, shuffle_support=True)
+    a, b = plain.episode(3), shuffled.episode(3)
+    np.testing.assert_array_equal(a.query_x, b.query_x)
+    assert not np.array_equal(a.support_y, b.support_y)  # labels are no longer class by class
+    for t in range(2):  # the same (image, label) pairs, in another order
+        def pairs(e):
+            return sorted((int(y), x.tobytes()) for x, y in zip(e.support_x[t], e.support_y[t]))
+        assert pairs(a) == pairs(b)
+    np.testing.assert_array_equal(b.support_x, shuffled.episode(3).support_x)  # the same order every time

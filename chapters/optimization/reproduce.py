@@ -9,8 +9,8 @@ tasks with 100 query points):
 Omniglot, as in the scripts' docstrings: MAML and first-order MAML with Finn et al.'s settings and
 BatchNorm as in their code (``--transductive``, the setting of the published numbers); Meta-SGD with
 MAML's settings and its learned rates; Reptile as Nichol et al. (10 shots per class in training,
-one model tested 1- and 5-shot, not transductive; its inner loop is plain gradient descent, see
-``reptile.py``). Sinusoids: Finn et al.'s protocol, 70,000 meta-iterations, for K = 5, 10, 20.
+inner mini-batches, one model tested 1- and 5-shot, not transductive; its inner loop is plain
+gradient descent, see ``reptile.py``). Sinusoids: Finn et al.'s protocol, 70,000 meta-iterations, for K = 5, 10, 20.
 The runner is ``common/reproduce.py``.
 """
 
@@ -40,7 +40,7 @@ def metasgd(way: int, shot: int) -> Protocol:
 def reptile(way: int) -> Protocol:
     return Protocol(f"reptile-{way}w", "chapters.optimization.reptile",
                     ("--way", str(way), "--shot", "10", "--inner-steps", "5" if way == 5 else "10",
-                     "--test-inner-steps", "50", "--episodes", "100000", "--eval-every", "1000",
+                     "--inner-batch", "10" if way == 5 else "20", "--test-inner-steps", "50", "--episodes", "100000", "--eval-every", "1000",
                      "--val-episodes", "100", "--quiet"),
                     {("reptile", "omniglot", way, shot): ("--test-shot", str(shot)) for shot in (1, 5)})
 

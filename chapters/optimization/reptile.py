@@ -3,16 +3,21 @@
 Reptile adapts to each task of a meta-batch with k plain gradient steps, then moves the
 initialisation toward the adapted weights: θ ← θ + ε (mean θ' − θ) (Algorithm 2), ε annealed
 linearly to 0 over the run (``--no-anneal`` keeps it constant). Nichol et al.'s Omniglot protocol
-(Appendix A) trains on 10 shots per class whatever the test shot, 5 inner steps, meta-batches of
-5 tasks, ε = 1, 100,000 meta-iterations, and adapts with 50 inner steps at test:
+(Appendix A) trains on 10 shots per class whatever the test shot, 5 inner steps on mini-batches of
+10 examples (one pass through the 50 support examples of a 5-way task), meta-batches of 5 tasks,
+ε = 1, 100,000 meta-iterations, and adapts with 50 inner steps at test; 20-way, 10 inner steps on
+mini-batches of 20:
 
-    python -m chapters.optimization.reptile --way 5 --shot 10 --test-shot 1 --episodes 100000
-    python -m chapters.optimization.reptile --way 5 --shot 10 --test-shot 5 --episodes 100000
+    python -m chapters.optimization.reptile --way 5 --shot 10 --inner-batch 10 --test-shot 1 --episodes 100000
+    python -m chapters.optimization.reptile --way 5 --shot 10 --inner-batch 10 --test-shot 5 --episodes 100000
+    python -m chapters.optimization.reptile --way 20 --shot 10 --inner-steps 10 --inner-batch 20 --test-shot 1 --episodes 100000
 
 They report 95.39 / 98.90 / 88.14 / 96.65 (not transductive) and 97.68 / 99.48 / 89.43 / 97.12
-(``--transductive``). Their inner loop is Adam (lr 0.001, β1 = 0) on mini-batches of 10; ours is
-plain gradient descent on the whole support set (``--inner-lr``), the form in which the chapter
-derives Reptile, so its step size is not theirs. Add ``--framework tf`` or ``keras``.
+(``--transductive``). ``--inner-batch`` b steps through the support set b examples at a time, in
+a random order (``minibatches.py``); without it every step uses the whole support set (5x the
+computation here). Their inner optimizer is Adam (lr 0.001, β1 = 0, its state kept across tasks);
+ours is plain gradient descent (``--inner-lr``), the form in which the chapter derives Reptile, so
+its step size is not theirs. Add ``--framework tf`` or ``keras``.
 """
 
 from chapters.optimization.train import main
@@ -21,10 +26,14 @@ from common.cli import run
 
 def add_arguments(parser):
     parser.add_argument("--no-anneal", action="store_true", help="keep ε constant instead of annealing it to 0")
+    parser.add_argument("--inner-batch", type=int, default=None,
+                        help="support examples per inner step, stepping through the (shuffled) support set "
+                             "(default: all of them at every step)")
 
 
 def settings(args) -> dict:
-    return {"inner_lr": args.inner_lr, "anneal_steps": None if args.no_anneal else args.episodes}
+    return {"inner_lr": args.inner_lr, "anneal_steps": None if args.no_anneal else args.episodes,
+            "inner_batch": args.inner_batch}
 
 
 DEFAULTS = dict(way=5, shot=10, episodes=100_000, meta_batch=5, inner_lr=0.1, inner_steps=5,

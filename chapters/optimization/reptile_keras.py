@@ -29,6 +29,7 @@ import keras
 from keras import ops
 
 from chapters.optimization.maml_keras import InnerLoopLearner, adapt, cast_floats, query_outputs
+from chapters.optimization.minibatches import adapt_on_minibatches, check_inner_batch
 from common.episodes import Episode
 
 
@@ -45,8 +46,10 @@ class Reptile(InnerLoopLearner):
 
     def __init__(self, model, inner_lr: float = 1e-3, inner_steps: int = 5, meta_lr: float = 1.0,
                  anneal_steps: int | None = None, transductive: bool = False,
-                 test_inner_steps: int | None = None, **kwargs):
+                 test_inner_steps: int | None = None, inner_batch: int | None = None, **kwargs):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps, **kwargs)
+        check_inner_batch(inner_batch)
+        self.inner_batch = inner_batch
         epsilon = meta_lr if anneal_steps is None else keras.optimizers.schedules.PolynomialDecay(
             meta_lr, anneal_steps, end_learning_rate=0.0, power=1.0)  # ε_i = meta_lr (1 − i / anneal_steps)
         self.compile(optimizer=keras.optimizers.SGD(epsilon))
@@ -60,8 +63,8 @@ class Reptile(InnerLoopLearner):
 
         def add_task(t, totals):
             adapted_total, loss_total, metric_total = totals
-            adapted = adapt(model, params, support_x[t], support_y[t], self.inner_lr, self.inner_steps,
-                            first_order=True)  # θ'_t: k SGD steps, no meta-gradient
+            adapted = adapt_on_minibatches(adapt, model, params, support_x[t], support_y[t], self.inner_lr,
+                                           self.inner_steps, self.inner_batch)  # θ'_t: k SGD steps, no meta-gradient
             outputs = query_outputs(model, adapted, support_x[t], query_x[t], self.transductive)
             return ([total + a for total, a in zip(adapted_total, adapted.values())],
                     loss_total + model.loss(outputs, query_y[t]),

@@ -27,6 +27,7 @@ import keras
 import tensorflow as tf
 
 from chapters.optimization.maml_tf import InnerLoopLearner, adapt, query_outputs
+from chapters.optimization.minibatches import adapt_on_minibatches, check_inner_batch
 from common.episodes import Episode
 from common.errors import ConfigError
 
@@ -36,8 +37,10 @@ class Reptile(InnerLoopLearner):
 
     def __init__(self, model, inner_lr: float = 1e-3, inner_steps: int = 5, meta_lr: float = 1.0,
                  anneal_steps: int | None = None, transductive: bool = False,
-                 test_inner_steps: int | None = None):
+                 test_inner_steps: int | None = None, inner_batch: int | None = None):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps)
+        check_inner_batch(inner_batch)
+        self.inner_batch = inner_batch
         if anneal_steps is not None and anneal_steps < 1:
             raise ConfigError(f"anneal_steps must be at least 1 (or None: no annealing), got {anneal_steps!r}")
         # ε_i = meta_lr (1 − i / anneal_steps), held at 0 afterwards; i is the optimizer's step count.
@@ -55,8 +58,8 @@ class Reptile(InnerLoopLearner):
         loss_total = tf.zeros([], support_x.dtype)
         metric_total = tf.zeros([], support_x.dtype)
         for t in tf.range(tasks):  # one task at a time; a tf.while_loop inside tf.function
-            adapted = adapt(self.model, params, support_x[t], support_y[t], self.inner_lr,
-                            self.inner_steps, first_order=True)
+            adapted = adapt_on_minibatches(adapt, self.model, params, support_x[t], support_y[t], self.inner_lr,
+                                           self.inner_steps, self.inner_batch)
             adapted_total = {name: adapted_total[name] + adapted[name] for name in params}
             outputs = query_outputs(self.model, adapted, support_x[t], query_x[t], self.transductive)
             loss_total += self.model.loss(outputs, query_y[t])

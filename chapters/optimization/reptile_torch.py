@@ -20,6 +20,10 @@ first-order gradients only. (With k = 1, g is the joint-training gradient and no
 meta-learned.) ε is annealed linearly to 0 over ``anneal_steps`` meta-steps when given,
 ε_i = meta_lr · (1 − i / anneal_steps), as Nichol et al. do.
 
+With ``inner_batch`` = b, step i of the inner loop uses the support rows [i·b, (i+1)·b) (cyclically;
+``minibatches.py``), as Nichol et al. step through mini-batches of 10 of a 10-shot task. By default
+every step uses the whole support set.
+
 Reptile has no query set in its update: the query loss ``meta_step`` returns is for monitoring
 (the loss at each θ'_t, transductive or not as configured). At test time a task is adapted as in
 MAML, with ``test_inner_steps`` SGD steps on its support set.
@@ -30,6 +34,7 @@ from __future__ import annotations
 import torch
 
 from chapters.optimization.maml_torch import InnerLoopLearner, adapt, query_outputs
+from chapters.optimization.minibatches import adapt_on_minibatches, check_inner_batch
 from common.episodes import Episode
 
 
@@ -38,9 +43,10 @@ class Reptile(InnerLoopLearner):
 
     def __init__(self, model, inner_lr: float = 1e-3, inner_steps: int = 5, meta_lr: float = 1.0,
                  anneal_steps: int | None = None, transductive: bool = False,
-                 test_inner_steps: int | None = None):
+                 test_inner_steps: int | None = None, inner_batch: int | None = None):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps)
-        self.meta_lr, self.anneal_steps = meta_lr, anneal_steps
+        check_inner_batch(inner_batch)
+        self.meta_lr, self.anneal_steps, self.inner_batch = meta_lr, anneal_steps, inner_batch
         self.optimizer = torch.optim.SGD(model.parameters(), lr=meta_lr)  # steps counts for the annealing
 
     def outer_lr(self) -> float:
@@ -59,8 +65,8 @@ class Reptile(InnerLoopLearner):
         for t in range(tasks):
             # Plain SGD from θ: detached copies, no meta-gradient is ever needed.
             start = {name: p.detach().requires_grad_() for name, p in theta.items()}
-            adapted = adapt(self.model, start, support_x[t], support_y[t], self.inner_lr,
-                            self.inner_steps, first_order=True)
+            adapted = adapt_on_minibatches(adapt, self.model, start, support_x[t], support_y[t], self.inner_lr,
+                                           self.inner_steps, self.inner_batch)
             with torch.no_grad():
                 for name, p in adapted.items():
                     mean_adapted[name] += p / tasks

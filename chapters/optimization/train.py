@@ -169,13 +169,17 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
     train_set = load_dataset(args.dataset, "train", args.data_dir)
     val_set = load_dataset(args.dataset, "val", args.data_dir)
     test_set = load_dataset(args.dataset, "test", args.data_dir)
-    sampler = MetaBatches(EpisodeSampler(train_set, args.way, args.shot, query, seed=args.seed), args.meta_batch)
     val_episodes = evaluation_episodes(val_set, args.way, test_shot, test_query, count=args.val_episodes)
     test_episodes = evaluation_episodes(test_set, args.way, test_shot, test_query, count=args.test_episodes)
 
     learner_settings = {"inner_steps": args.inner_steps, "test_inner_steps": args.test_inner_steps,
                         "meta_lr": args.meta_lr, "transductive": args.transductive,
                         **(settings(args) if settings is not None else {"inner_lr": args.inner_lr})}
+    # A learner that steps through the support set in mini-batches (Reptile's inner_batch) gets it
+    # in a random order, so that each mini-batch mixes the classes.
+    shuffle_support = learner_settings.get("inner_batch") is not None
+    sampler = MetaBatches(EpisodeSampler(train_set, args.way, args.shot, query, seed=args.seed), args.meta_batch,
+                          shuffle_support=shuffle_support)
     name = f"{algorithm}-transductive" if args.transductive else algorithm
     run = Run(name, args.framework, args.dataset, args.way, args.shot, query, args.way, test_shot, test_query,
               args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
