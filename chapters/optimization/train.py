@@ -153,7 +153,8 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
                        ("meta_batch", "inner_lr", "inner_steps", "test_inner_steps", "meta_lr")}
     parser = episode_parser(f"Train {algorithm} (optimization-based meta-learning) on few-shot classification.",
                             **defaults)
-    parser.set_defaults(query=None)  # training queries per class: --shot, as in Finn et al.'s code
+    # Training queries per class: the script's own default, else --shot, as in Finn et al.'s code.
+    parser.set_defaults(query=defaults.get("query"))
     add_common_arguments(parser, **common_defaults)
     if add_arguments is not None:
         add_arguments(parser)
