@@ -38,8 +38,9 @@ def settings(args) -> dict:
 
 # query=1: Reptile's update uses no query set (Nichol et al. sample only the 10 shots); one query
 # image per class only scores the adapted weights for the training curve, at little cost.
-DEFAULTS = dict(way=5, shot=10, query=1, episodes=100_000, meta_batch=5, inner_lr=0.1, inner_steps=5,
-                test_inner_steps=50, meta_lr=1.0)
+# test_shot=1: trained on 10 shots, the model is tested 1-shot unless --test-shot says otherwise.
+DEFAULTS = dict(way=5, shot=10, query=1, test_shot=1, episodes=100_000, meta_batch=5, inner_lr=0.1,
+                inner_steps=5, test_inner_steps=50, meta_lr=1.0)
 
 if __name__ == "__main__":
     run(main, "reptile", None, add_arguments=add_arguments, settings=settings, **DEFAULTS)

@@ -151,10 +151,11 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
     defaults = dict(defaults)
     common_defaults = {key: defaults.pop(key) for key in
                        ("meta_batch", "inner_lr", "inner_steps", "test_inner_steps", "meta_lr")}
+    test_shot = defaults.pop("test_shot", None)  # a script that trains on more shots than it tests
     parser = episode_parser(f"Train {algorithm} (optimization-based meta-learning) on few-shot classification.",
                             **defaults)
     # Training queries per class: the script's own default, else --shot, as in Finn et al.'s code.
-    parser.set_defaults(query=defaults.get("query"))
+    parser.set_defaults(query=defaults.get("query"), test_shot=test_shot)
     add_common_arguments(parser, **common_defaults)
     if add_arguments is not None:
         add_arguments(parser)
