@@ -21,6 +21,7 @@ settings at the protocol's full number of training episodes; shorter runs are sh
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -102,7 +103,7 @@ def run_protocol(protocol: Protocol, framework: str, out: str, results_dir: Path
     """Train ``protocol`` in ``framework`` (resuming its checkpoint), test it in each setting, and
     copy each new results file into ``results_dir``; returns the copies."""
     copies = []
-    for test in protocol.tests.values():
+    for cell, test in protocol.tests.items():
         command = protocol.command(framework, tuple(test), out)
         before = set(Path(out).rglob("*.json")) if Path(out).exists() else set()
         print("$ " + " ".join(command), flush=True)
@@ -111,12 +112,24 @@ def run_protocol(protocol: Protocol, framework: str, out: str, results_dir: Path
             raise ConfigError(f"protocol {protocol.name} ({framework}) stopped: `{' '.join(command)}` exited with "
                               f"status {finished.returncode}. Its checkpoint is kept: run the same line again "
                               f"to resume.")
-        new = sorted(p for p in set(Path(out).rglob("*.json")) - before if p.name != "result.json")
+        # This run's results file: new since it started, and of this cell and framework (another
+        # run writing into the same --out folder meanwhile is not this protocol's).
+        new = sorted(p for p in set(Path(out).rglob("*.json")) - before
+                     if p.name != "result.json" and _is_result_of(p, cell, framework))
         results_dir.mkdir(parents=True, exist_ok=True)
         for path in new:
             copies.append(Path(shutil.copy(path, results_dir / path.name)))
             print(f"-> {copies[-1]}", flush=True)
     return copies
+
+
+def _is_result_of(path: Path, cell: tuple, framework: str) -> bool:
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return (isinstance(result, dict) and result.get("framework") == framework
+            and tuple(result.get(key) for key in ("algorithm", "dataset", "way", "shot")) == tuple(cell))
 
 
 def main(protocols: list[Protocol], chapter: str, argv=None) -> None:

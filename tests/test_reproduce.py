@@ -5,6 +5,7 @@ trains once, tests in every setting and copies each results file."""
 import importlib
 import importlib.util
 import json
+import threading
 
 import pytest
 
@@ -50,6 +51,10 @@ def test_a_protocol_trains_once_and_is_tested_in_every_setting(tmp_path, omniglo
     protocol = Protocol("tiny", "chapters.metric.protonet",
                         ("--way", "5", "--shot", "1", "--query", "2", "--episodes", "4", "--eval-every", "2",
                          "--val-episodes", "3", "--test-episodes", "5", "--quiet"), cells)
+    # A results file that another run writes into the same folder meanwhile is not copied.
+    stranger = tmp_path / "runs" / "other_run" / "protonet_tf_omniglot_5w1s_20261201T000000.json"
+    stranger.parent.mkdir(parents=True)
+    threading.Timer(2.0, lambda: stranger.write_text(json.dumps(fake(("protonet", "omniglot", 5, 1), "tf", 9)))).start()
     copies = run_protocol(protocol, "torch", str(tmp_path / "runs"), tmp_path / "results")
     assert len(copies) == 2 and all(path.parent == tmp_path / "results" for path in copies)
     results = [json.loads(path.read_text()) for path in copies]
