@@ -30,7 +30,7 @@ from pathlib import Path
 
 from common.cli import FRAMEWORKS, require_framework
 from common.errors import ConfigError
-from common.results import METRICS, PUBLISHED, RESULTS_DIR, load_results
+from common.results import PUBLISHED, RESULTS_DIR, load_results, value_text
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,13 @@ class Protocol:
     module: str
     train: tuple[str, ...]
     tests: dict = field(default_factory=dict)
-    episodes: int = 0  # the protocol's training episodes (meta-iterations); read from train if 0
 
     def training_episodes(self) -> int:
-        if self.episodes:
-            return self.episodes
+        """The protocol's training episodes (meta-iterations), as its command gives them."""
         for flag in ("--episodes", "--iterations"):
             if flag in self.train:
                 return int(self.train[self.train.index(flag) + 1])
-        raise ConfigError(f"protocol {self.name} names no --episodes or --iterations; give episodes=")
+        raise ConfigError(f"protocol {self.name} names no --episodes or --iterations in its command")
 
     def command(self, framework: str, test: tuple[str, ...], out: str) -> list[str]:
         return ["python", "-m", self.module, "--framework", framework, *self.train, *test, "--out", out]
@@ -88,11 +86,10 @@ def status(protocols: list[Protocol], results: list[dict]) -> str:
                 if run is None:
                     cells.append("–")
                     continue
-                value, ci = METRICS[run.get("metric", "accuracy")]
                 partial = run["train_episodes"] < protocol.training_episodes()
                 episodes = (f"{run['train_episodes']:,} of {protocol.training_episodes():,} ep., partial"
                             if partial else f"{run['train_episodes']:,} ep.")
-                cells.append(f"{run[value]:.2f} ± {run[ci]:.2f} ({episodes})")
+                cells.append(f"{value_text(run)} ({episodes})")
             lines.append(f"| {protocol.name} | {', '.join(map(str, cell))} | "
                          f"{paper[0] if paper else '–'} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

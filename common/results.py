@@ -177,6 +177,12 @@ def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
     return results
 
 
+def value_text(result: dict) -> str:
+    """A result's number as the tables show it: mean ± 95% CI (accuracy, or MSE for regression)."""
+    value, ci = METRICS[result.get("metric", "accuracy")]
+    return f"{result[value]:.2f} ± {result[ci]:.2f}"
+
+
 def results_table(results: list[dict]) -> str:
     """Markdown: one row per (algorithm, data set, way, shot); the paper, then each framework.
 
@@ -199,8 +205,7 @@ def results_table(results: list[dict]) -> str:
                 cells.append("–")
                 speeds.append("–")
                 continue
-            value, ci = METRICS[run.get("metric", "accuracy")]
-            cells.append(f"{run[value]:.2f} ± {run[ci]:.2f} ({run['train_episodes']:,} ep.)")
+            cells.append(f"{value_text(run)} ({run['train_episodes']:,} ep.)")
             speeds.append(f"{run['seconds_per_episode']:.4f}")
         lines.append(f"| {setting[0]} | {setting[1]} | {setting[2]} | {setting[3]} | " +
                      " | ".join(cells) + " | " + " / ".join(speeds) + " |")

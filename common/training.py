@@ -106,6 +106,14 @@ def read_checkpoint(path: Path, learner, identity: dict) -> dict | None:
     return meta
 
 
+def refuse_past(path: Path, done: int, total: int, option: str = "episodes", unit: str = "episodes") -> None:
+    """A checkpoint that has trained ``done`` > ``total`` (``--<option>``) ``unit`` would be reported
+    as a model of fewer than it has seen: a clear error instead, the file untouched."""
+    if done > total:
+        raise ConfigError(f"{path} has trained {done:,} {unit}, more than --{option} {total:,}; "
+                          f"pass --{option} {done:,} (or more) to test or continue it")
+
+
 def save_checkpoint(run: Run, learner, episode: int, history: list, wall_seconds: float) -> None:
     """``wall_seconds``: training time so far, summed over every session of the run."""
     write_checkpoint(run.checkpoint, learner, run.identity(), run=asdict(run), episode=episode, history=history,
@@ -174,9 +182,7 @@ def train(run: Run, learner, train_sampler, val_episodes, test_episodes, progres
         raise ConfigError(f"--episodes ({run.episodes}) must be a multiple of --eval-every ({run.eval_every})")
     run.folder.mkdir(parents=True, exist_ok=True)
     start, history, wall_seconds = load_checkpoint(run, learner)
-    if start > run.episodes:  # it would be tested as a model of fewer episodes than it has seen
-        raise ConfigError(f"{run.checkpoint} has trained {start:,} episodes, more than --episodes "
-                          f"{run.episodes:,}; pass --episodes {start:,} (or more) to test or continue it")
+    refuse_past(run.checkpoint, start, run.episodes, "episodes")
     if start:
         print(f"resuming {run.checkpoint} at episode {start:,} of {run.episodes:,}")
     log = Log(run, learner, val_episodes, history, wall_seconds)

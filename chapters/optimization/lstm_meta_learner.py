@@ -116,8 +116,9 @@ def main(argv=None) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"{ALGORITHM} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
           f"{args.shot}-shot sinusoid tasks, {args.steps} updates each", flush=True)
-    start, points, wall_seconds = resume(args, learner, folder, identity(args))
-    history = History(args, learner, folder, identity(args), points, wall_seconds)
+    run_identity = identity(args)
+    start, points, wall_seconds = resume(args, learner, folder, run_identity)
+    history = History(args, learner, folder, run_identity, points, wall_seconds)
     if start < args.iterations:
         train(learner, args, tasks, history, start)
     wall_seconds = history.wall_seconds

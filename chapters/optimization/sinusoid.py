@@ -46,7 +46,7 @@ from common.devices import DEVICE_HELP, use_device
 from common.errors import ConfigError
 from common.evaluation import mean_ci95
 from common.results import make_result, write_result
-from common.training import TrainingDiverged, read_checkpoint, write_checkpoint
+from common.training import TrainingDiverged, read_checkpoint, refuse_past, write_checkpoint
 from common.weights import save_weights, to_canonical
 
 TEST_QUERY = 100  # query points of each fixed test task (the default of evaluation_tasks)
@@ -147,9 +147,7 @@ def resume(args, learner, folder: Path, identity: dict) -> tuple[int, list, floa
     meta = read_checkpoint(path, learner, identity)
     if meta is None:
         return 0, [], 0.0
-    if meta["iteration"] > args.iterations:
-        raise ConfigError(f"{path} has trained {meta['iteration']:,} meta-iterations, more than --iterations "
-                          f"{args.iterations:,}; pass --iterations {meta['iteration']:,} (or more)")
+    refuse_past(path, meta["iteration"], args.iterations, "iterations", "meta-iterations")
     print(f"resuming {path} at iteration {meta['iteration']:,} of {args.iterations:,}")
     return int(meta["iteration"]), list(meta["history"]), float(meta["wall_seconds"])
 
@@ -197,10 +195,11 @@ def main(argv=None) -> dict:
     learner = build_learner(args)
     folder = Path(args.out) / f"{args.algorithm}_{args.framework}_sinusoid_1w{args.shot}s"
     folder.mkdir(parents=True, exist_ok=True)
-    start, points, wall_seconds = resume(args, learner, folder, identity(args))
+    run_identity = identity(args)
+    start, points, wall_seconds = resume(args, learner, folder, run_identity)
     print(f"{args.algorithm} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
           f"{args.shot}-shot sinusoid tasks", flush=True)
-    history = History(args, learner, folder, identity(args), points, wall_seconds)
+    history = History(args, learner, folder, run_identity, points, wall_seconds)
     if start < args.iterations:
         train(learner, args, tasks, history, start)
     mse = evaluate(learner, args)
