@@ -38,13 +38,17 @@ class Protocol:
     """One paper protocol: a training command and the cells of the results table it fills.
 
     ``tests`` maps each cell, ``(algorithm, dataset, way, shot)`` as the results name it, to the
-    extra options that test the trained model in that setting.
+    extra options that test the trained model in that setting. ``options`` are values the
+    results' ``options`` must record for a run to fill the protocol's cells (e.g. a labelled
+    deviation such as ``{"cosine_scale": 10.0}``), so that a run of another variant of the
+    method, in the same cell, is not counted as this protocol.
     """
 
     name: str
     module: str
     train: tuple[str, ...]
     tests: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
 
     def training_episodes(self) -> int:
         """The protocol's training episodes (meta-iterations), as its command gives them."""
@@ -62,7 +66,8 @@ def measured(protocol: Protocol, framework: str, results: list[dict]) -> dict:
     found = {}
     for cell in protocol.tests:
         runs = [r for r in results if (r["algorithm"], r["dataset"], r["way"], r["shot"]) == cell
-                and r["framework"] == framework]
+                and r["framework"] == framework
+                and all(r.get("options", {}).get(k) == v for k, v in protocol.options.items())]
         found[cell] = max(runs, key=lambda r: (r["train_episodes"], r.get("date", "")), default=None)
     return found
 

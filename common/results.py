@@ -177,10 +177,19 @@ def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
     return results
 
 
+# Options that change the method itself, labelled deviations from the paper's equations (e.g.
+# Matching Networks' --cosine-scale). A table names them beside the number, so that a reader never
+# takes the cell for the equations as printed.
+DEVIATIONS = ("cosine_scale",)
+
+
 def value_text(result: dict) -> str:
-    """A result's number as the tables show it: mean ± 95% CI (accuracy, or MSE for regression)."""
+    """A result's number as the tables show it: mean ± 95% CI (accuracy, or MSE for regression),
+    then any deviation from the paper's method, e.g. ``[cosine_scale 10]``."""
     value, ci = METRICS[result.get("metric", "accuracy")]
-    return f"{result[value]:.2f} ± {result[ci]:.2f}"
+    options = result.get("options", {})
+    deviations = "".join(f" [{name} {options[name]:g}]" for name in DEVIATIONS if name in options)
+    return f"{result[value]:.2f} ± {result[ci]:.2f}{deviations}"
 
 
 def results_table(results: list[dict]) -> str:

@@ -19,28 +19,35 @@ from tests.metric_helpers import (TOLERANCE, assert_close, assert_gradients_clos
 MODULES = {"torch": matching_torch, "tf": matching_tf, "keras": matching_keras}
 
 
-def three_models(dtype, fce):
+# The model variants every agreement test covers: Eq. 2 as printed, Full Context Embeddings, and
+# the protocol's cosines scaled by 10.
+VARIANTS = {"plain": {"fce": False}, "fce": {"fce": True}, "scaled": {"fce": False, "cosine_scale": 10.0}}
+
+
+def three_models(dtype, variant):
     """The same MatchingNet, in torch, tf and keras, holding identical canonical weights."""
+    options = VARIANTS[variant]
     torch.manual_seed(0)  # reproducible weights; every framework then loads them
-    torch_model = matching_torch.MatchingNet(fce=fce)
+    torch_model = matching_torch.MatchingNet(**options)
     torch_model = torch_model.double() if dtype == "float64" else torch_model
     weights = to_canonical(torch_model, "torch")
-    tf_model = matching_tf.MatchingNet(fce=fce, dtype=tf.float64 if dtype == "float64" else tf.float32, seed=0)
+    tf_model = matching_tf.MatchingNet(**options, dtype=tf.float64 if dtype == "float64" else tf.float32, seed=0)
     from_canonical(weights, tf_model, "tf")
     with keras_floatx(dtype):
-        keras_model = matching_keras.MatchingNet(fce=fce)
+        keras_model = matching_keras.MatchingNet(**options)
         example = omniglot_like_episode(dtype)
         keras_model((example.support_x, example.support_y, example.query_x))
     from_canonical(weights, keras_model, "keras")
     return torch_model, tf_model, keras_model
 
 
-@pytest.mark.parametrize("fce", [False, True], ids=["plain", "fce"])
+@pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_forward_loss_and_gradients_agree(dtype, fce):
+def test_forward_loss_and_gradients_agree(dtype, variant):
     tolerance = TOLERANCE[dtype]
     episode = omniglot_like_episode(dtype)
-    torch_model, tf_model, keras_model = three_models(dtype, fce)
+    torch_model, tf_model, keras_model = three_models(dtype, variant)
+    scale = VARIANTS[variant].get("cosine_scale", 1.0)
 
     x = torch.from_numpy(episode.support_x).movedim(-1, 1)
     q = torch.from_numpy(episode.query_x).movedim(-1, 1)
@@ -51,7 +58,7 @@ def test_forward_loss_and_gradients_agree(dtype, fce):
     torch_loss.backward()
     with torch.no_grad():
         support, query = torch_model.embed(x, q)
-        torch_attention = matching_torch.attention(query, support).numpy()
+        torch_attention = matching_torch.attention(query, support, scale).numpy()
         torch_embeddings = np.concatenate([support.numpy(), query.numpy()])
     torch_gradients = gradients_to_canonical(torch_model, "torch")
 
@@ -66,7 +73,7 @@ def test_forward_loss_and_gradients_agree(dtype, fce):
         variables = model.trainable_variables
         gradients = gradients_to_canonical(model, name, list(zip(tape.gradient(loss, variables), variables)))
         support, query = model.embed(episode.support_x, episode.query_x, training=True)
-        attention = np.asarray(MODULES[name].attention(query, support))
+        attention = np.asarray(MODULES[name].attention(query, support, scale))
         embeddings = np.concatenate([np.asarray(support), np.asarray(query)])
         results[name] = (np.asarray(logits), float(loss), gradients, embeddings, attention)
 
@@ -78,17 +85,17 @@ def test_forward_loss_and_gradients_agree(dtype, fce):
         assert_gradients_close(torch_gradients, gradients, tolerance["gradients"], name)
 
 
-@pytest.mark.parametrize("fce", [False, True], ids=["plain", "fce"])
-def test_one_adam_step_keeps_the_weights_equal(fce, dtype="float64"):
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_one_adam_step_keeps_the_weights_equal(variant, dtype="float64"):
     episode = omniglot_like_episode(dtype)
-    torch_model, tf_model, keras_model = three_models(dtype, fce)
+    torch_model, tf_model, keras_model = three_models(dtype, variant)
     losses, weights = one_adam_step((torch_model, tf_model, keras_model), episode, dtype)
     assert_same_step(losses, weights, dtype)
 
 
 @pytest.mark.parametrize("framework", ["torch", "tf", "keras"])
 def test_attention_and_label_distribution(framework):
-    """A query equal to support example 0 and orthogonal to the others: cosines (1, 0, 0), so
+    """A query along support example 0 and orthogonal to the others: cosines (1, 0, 0), so
     Eq. (2) gives it weights (e, 1, 1) / (e + 2), most of it on example 0; Eq. (1) sums them by
     class; log ŷ is a log-distribution, so its softmax cross-entropy is -log ŷ[true class]."""
     module = MODULES[framework]
@@ -107,6 +114,12 @@ def test_attention_and_label_distribution(framework):
     probabilities = np.asarray(module.label_distribution(module.attention(query, support), labels, 2))
     np.testing.assert_allclose(probabilities[0], [e / (e + 2), 2 / (e + 2)], rtol=1e-7)
     np.testing.assert_allclose(probabilities.sum(axis=1), [1.0, 1.0], rtol=1e-12)
+    # With the cosines scaled by s the weights are (e^s, 1, 1) / (e^s + 2): s = 10 puts 99.99 %
+    # of the attention on example 0, where s = 1 can put at most e / (e + 2) = 58 % there.
+    sharp = np.asarray(module.attention(query, support, 10.0))
+    e10 = np.exp(10.0)
+    np.testing.assert_allclose(sharp[0], [e10 / (e10 + 2), 1 / (e10 + 2), 1 / (e10 + 2)], rtol=1e-7)
+    np.testing.assert_allclose(sharp[1], [1 / 3] * 3, rtol=1e-7)  # equal cosines stay equal weights
 
 
 def test_zero_embedding_gives_no_nan():
@@ -147,3 +160,13 @@ def test_torch_lstm_biases_are_exported_as_their_sum():
     model = matching_torch.MatchingNet(fce=True)
     frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
     assert frozen == ["support_lstm.bias_hh_l0", "support_lstm.bias_hh_l0_reverse", "query_lstm.bias_hh"]
+
+
+@pytest.mark.parametrize("scale", ["0", "-1", "nan", "inf", "ten"])
+def test_a_bad_cosine_scale_is_a_clear_error(scale, tmp_path, capsys):
+    """Rejected while parsing, before any data is loaded or anything trained."""
+    from chapters.metric import matching
+    with pytest.raises(SystemExit) as stop:
+        matching.main(["--cosine-scale", scale, "--out", str(tmp_path), "--data-dir", str(tmp_path / "nowhere")])
+    assert stop.value.code == 2
+    assert f"argument --cosine-scale: must be a positive number, got '{scale}'" in capsys.readouterr().err

@@ -46,6 +46,19 @@ def test_status_tells_measured_partial_and_missing():
     assert not is_done(protocol, "keras", results)
 
 
+def test_a_protocol_counts_only_runs_of_its_own_variant():
+    """A protocol that sets an option (here Matching Networks' cosine scale) is not filled by a
+    run of the plain equation in the same cell, and its status names the deviation."""
+    cell = ("matching", "omniglot", 5, 1)
+    protocol = Protocol("matching-5w1s", "chapters.metric.matching", ("--episodes", "100"), {cell: ()},
+                        options={"cosine_scale": 10.0})
+    plain = {**fake(cell, "torch", 100, 86.0), "options": {"fce": False}}
+    assert not is_done(protocol, "torch", [plain])
+    scaled = {**fake(cell, "torch", 100, 97.0), "options": {"fce": False, "cosine_scale": 10.0}}
+    assert is_done(protocol, "torch", [plain, scaled])
+    assert "97.00 ± 0.50 [cosine_scale 10] (100 ep.)" in status([protocol], [plain, scaled])
+
+
 def test_a_protocol_trains_once_and_is_tested_in_every_setting(tmp_path, omniglot_train):
     cells = {("protonet", "omniglot", 5, 1): ("--test-way", "5"), ("protonet", "omniglot", 3, 1): ("--test-way", "3")}
     protocol = Protocol("tiny", "chapters.metric.protonet",

@@ -29,9 +29,12 @@ def cosine_similarity(a, b):
     return ops.matmul(a, ops.transpose(b))
 
 
-def attention(query_embeddings, support_embeddings):
-    """Eq. (2): a(x̂, x_i), a softmax over the support set of cosine similarities, (n_query, n_support)."""
-    return ops.softmax(cosine_similarity(query_embeddings, support_embeddings), axis=1)
+def attention(query_embeddings, support_embeddings, scale: float = 1.0):
+    """Eq. (2): a(x̂, x_i), a softmax over the support set of cosine similarities, (n_query, n_support).
+
+    ``scale`` multiplies the cosines first (a softmax temperature of 1/scale); Eq. (2) is scale = 1.
+    See ``MatchingNet`` for why a larger one trains better."""
+    return ops.softmax(scale * cosine_similarity(query_embeddings, support_embeddings), axis=1)
 
 
 def label_distribution(weights, support_y, way):
@@ -51,11 +54,14 @@ def torch_like_lstm(units: int) -> dict:
 
 class MatchingNet(EpisodicModel):
     def __init__(self, in_channels: int = 1, encoder: keras.layers.Layer | None = None, fce: bool = False,
-                 fce_steps: int = 5, embedding_size: int = 64, **kwargs):
-        """``embedding_size`` is the encoder's output size D, which the FCE LSTMs need to know."""
+                 fce_steps: int = 5, embedding_size: int = 64,
+                 cosine_scale: float = 1.0, **kwargs):
+        """``embedding_size`` is the encoder's output size D, which the FCE LSTMs need to know;
+        ``cosine_scale`` s multiplies the cosines of Eq. (2) (s = 1 is the equation; see
+        matching_torch.py for why the protocol uses s = 10)."""
         super().__init__(**kwargs)
         self.encoder = encoder if encoder is not None else Conv4(in_channels)
-        self.fce, self.fce_steps = fce, fce_steps
+        self.fce, self.fce_steps, self.cosine_scale = fce, fce_steps, cosine_scale
         if fce:
             # Hidden size D, for the skip connections. merge_mode=None keeps the two directions
             # apart, as the paper writes them. The attLSTM is a standard LSTMCell(D) called on
@@ -95,7 +101,7 @@ class MatchingNet(EpisodicModel):
         support_x, support_y, query_x = inputs
         way = ops.cast(ops.max(support_y), "int32") + 1
         support, query = self.embed(support_x, query_x, training=training)
-        probabilities = label_distribution(attention(query, support), support_y, way)
+        probabilities = label_distribution(attention(query, support, self.cosine_scale), support_y, way)
         # log ŷ: the learner's softmax cross-entropy is then the paper's -log ŷ[true class],
         # because softmax(log ŷ) = ŷ when ŷ sums to 1 (see matching_torch.py).
         return ops.log(probabilities + TINY)

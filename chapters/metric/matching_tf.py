@@ -27,9 +27,12 @@ def cosine_similarity(a, b):
     return tf.matmul(a, b, transpose_b=True)
 
 
-def attention(query_embeddings, support_embeddings):
-    """Eq. (2): a(x̂, x_i), a softmax over the support set of cosine similarities, (n_query, n_support)."""
-    return tf.nn.softmax(cosine_similarity(query_embeddings, support_embeddings), axis=1)
+def attention(query_embeddings, support_embeddings, scale: float = 1.0):
+    """Eq. (2): a(x̂, x_i), a softmax over the support set of cosine similarities, (n_query, n_support).
+
+    ``scale`` multiplies the cosines first (a softmax temperature of 1/scale); Eq. (2) is scale = 1.
+    See ``MatchingNet`` for why a larger one trains better."""
+    return tf.nn.softmax(scale * cosine_similarity(query_embeddings, support_embeddings), axis=1)
 
 
 def label_distribution(weights, support_y, way):
@@ -39,14 +42,17 @@ def label_distribution(weights, support_y, way):
 
 class MatchingNet(tf.Module):
     def __init__(self, in_channels: int = 1, encoder: tf.Module | None = None, fce: bool = False,
-                 fce_steps: int = 5, embedding_size: int = 64, dtype=tf.float32, seed=None):
-        """``embedding_size`` is the encoder's output size D, which the FCE LSTMs need to know."""
+                 fce_steps: int = 5, embedding_size: int = 64,
+                 cosine_scale: float = 1.0, dtype=tf.float32, seed=None):
+        """``embedding_size`` is the encoder's output size D, which the FCE LSTMs need to know;
+        ``cosine_scale`` s multiplies the cosines of Eq. (2) (s = 1 is the equation; see
+        matching_torch.py for why the protocol uses s = 10)."""
         super().__init__()
         # One generator seeds the encoder and then the LSTMs (the encoder's weights are then the
         # same as ProtoNet's for the same seed).
         rng = tf.random.Generator.from_seed(seed) if isinstance(seed, int) else seed
         self.encoder = encoder if encoder is not None else Conv4(in_channels, dtype=dtype, seed=rng)
-        self.fce, self.fce_steps = fce, fce_steps
+        self.fce, self.fce_steps, self.cosine_scale = fce, fce_steps, cosine_scale
         if fce:
             # Hidden size D, for the skip connections. The attLSTM is a standard LSTMCell(2D, D)
             # with input [f'(x̂), r_{k-1}] and state h_{k-1}: the paper's cell with its weight
@@ -83,7 +89,7 @@ class MatchingNet(tf.Module):
         """Query "logits" log ŷ, (n_query, way)."""
         way = tf.cast(tf.reduce_max(support_y), tf.int32) + 1
         support, query = self.embed(support_x, query_x, training=training)
-        probabilities = label_distribution(attention(query, support), support_y, way)
+        probabilities = label_distribution(attention(query, support, self.cosine_scale), support_y, way)
         # log ŷ: the learner's softmax cross-entropy is then the paper's -log ŷ[true class],
         # because softmax(log ŷ) = ŷ when ŷ sums to 1 (see matching_torch.py).
         return tf.math.log(probabilities + TINY)
