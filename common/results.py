@@ -180,49 +180,58 @@ def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
 # Options that change the method itself, labelled deviations from the paper's equations (e.g.
 # Matching Networks' --cosine-scale). A table names them beside the number, so that a reader never
 # takes the cell for the equations as printed.
+# A run folder carries them in its name too, so that the variant never resumes the other's checkpoint.
 DEVIATIONS = ("cosine_scale",)
 
 
+def deviations(options: dict) -> list[str]:
+    """The deviations ``options`` make from the paper's method, as text: ["cosine_scale 10"]."""
+    return [f"{name} {options[name]:g}" for name in DEVIATIONS if name in options]
+
+
 def value_text(result: dict) -> str:
-    """A result's number as the tables show it: mean ± 95% CI (accuracy, or MSE for regression),
-    then any deviation from the paper's method, e.g. ``[cosine_scale 10]``."""
+    """A result's number as the tables show it: mean ± 95% CI (accuracy, or MSE for regression)."""
     value, ci = METRICS[result.get("metric", "accuracy")]
-    options = result.get("options", {})
-    deviations = "".join(f" [{name} {options[name]:g}]" for name in DEVIATIONS if name in options)
-    return f"{result[value]:.2f} ± {result[ci]:.2f}{deviations}"
+    return f"{result[value]:.2f} ± {result[ci]:.2f}"
 
 
 def results_table(results: list[dict]) -> str:
     """Markdown: one row per (algorithm, data set, way, shot); the paper, then each framework.
 
-    When a setting was run more than once in a framework, the most recent run is shown.
+    When a setting was run more than once in a framework, the most recent run is shown. A run
+    with a labelled deviation from its paper (``DEVIATIONS``) has a row of its own, named by it.
     """
-    latest = {}
+    latest = {}  # (cell, deviations, framework) -> result; a cell is (algorithm, dataset, way, shot)
     for result in sorted(results, key=lambda r: r.get("date", "")):
-        latest[(result["algorithm"], result["dataset"], result["way"], result["shot"], result["framework"])] = result
-    settings = sorted({key[:4] for key in latest})
+        cell = (result["algorithm"], result["dataset"], result["way"], result["shot"])
+        latest[(cell, tuple(deviations(result.get("options", {}))), result["framework"])] = result
+    rows = sorted({key[:2] for key in latest})
     lines = ["| algorithm | data set | way | shot | paper | " + " | ".join(FRAMEWORKS) +
              " | s/episode (" + " / ".join(FRAMEWORKS) + ") |",
              "|---|---|---:|---:|---:|" + "---:|" * len(FRAMEWORKS) + "---|"]
-    for setting in settings:
-        paper = PUBLISHED.get(setting)
+    for cell, variant in rows:
+        paper = PUBLISHED.get(cell)
         cells = [f"{paper[0]:.2f}" if paper else "–"]
         speeds = []
         for framework in FRAMEWORKS:
-            run = latest.get((*setting, framework))
+            run = latest.get((cell, variant, framework))
             if run is None:
                 cells.append("–")
                 speeds.append("–")
                 continue
             cells.append(f"{value_text(run)} ({run['train_episodes']:,} ep.)")
             speeds.append(f"{run['seconds_per_episode']:.4f}")
-        lines.append(f"| {setting[0]} | {setting[1]} | {setting[2]} | {setting[3]} | " +
+        method = " ".join([cell[0], *(f"[{text}]" for text in variant)])
+        lines.append(f"| {method} | {cell[1]} | {cell[2]} | {cell[3]} | " +
                      " | ".join(cells) + " | " + " / ".join(speeds) + " |")
-    sources = sorted({PUBLISHED[s][1] for s in settings if s in PUBLISHED})
+    sources = sorted({PUBLISHED[cell][1] for cell, _ in rows if cell in PUBLISHED})
     notes = ["", "Ours: mean accuracy ± 95% CI (percent; for sinusoid rows, mean squared error ± 95% CI) "
              "over the fixed evaluation episodes, with the number of training episodes "
              "(meta-iterations); each cell is a JSON file under results/ whose `command` "
-             "reproduces it. Paper columns:"] + [f"- {source}" for source in sources]
+             "reproduces it. A name in brackets is a labelled deviation from the paper's method "
+             "(e.g. `[cosine_scale 10]`: Matching Networks' cosines times 10 in Eq. 2); its row "
+             "stands beside the paper's number but is not the paper's method. Paper columns:"
+             ] + [f"- {source}" for source in sources]
     return "\n".join(lines + notes) + "\n"
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from common.errors import ConfigError, MetaLearnError
 from common.evaluation import evaluate
-from common.results import make_result, write_result
+from common.results import deviations, make_result, write_result
 from common.weights import load_weights, save_weights
 
 
@@ -63,7 +63,10 @@ class Run:
 
     @property
     def folder(self) -> Path:
-        return Path(self.out) / f"{self.algorithm}_{self.framework}_{self.dataset}_{self.way}w{self.shot}s"
+        """``<out>/<algorithm>_<framework>_<dataset>_<way>w<shot>s``, then any labelled deviation
+        from the paper's method (``_cosine_scale10``), so that two variants never share a folder."""
+        variant = "".join("_" + text.replace(" ", "") for text in deviations(self.options))
+        return Path(self.out) / f"{self.algorithm}_{self.framework}_{self.dataset}_{self.way}w{self.shot}s{variant}"
 
     @property
     def checkpoint(self) -> Path:

@@ -79,3 +79,15 @@ def test_regression_results_carry_mse_instead_of_accuracy(tmp_path):
         make_result(**{k: v for k, v in fields.items() if k != "mse_ci95"})
     with pytest.raises(ConfigError, match="metric must be one of"):
         make_result(**dict(fields, metric="rmse"))
+
+
+def test_a_labelled_deviation_has_its_own_row_beside_the_paper(tmp_path):
+    """Matching Networks with scaled cosines do not replace the row of the paper's equation: each
+    has a row, the variant's named by its deviation, both beside the published number."""
+    write_result(a_result(algorithm="matching", accuracy=86.68, options={"fce": False}), tmp_path)
+    write_result(a_result(algorithm="matching", accuracy=97.0, date="2999-01-01T00:00:00+00:00",
+                          options={"fce": False, "cosine_scale": 10.0}), tmp_path)
+    table = results_table(load_results(tmp_path))
+    paper = f"{PUBLISHED[('matching', 'omniglot', 5, 1)][0]:.2f}"
+    assert f"| matching | omniglot | 5 | 1 | {paper} | 86.68 ± 0.31" in table
+    assert f"| matching [cosine_scale 10] | omniglot | 5 | 1 | {paper} | 97.00 ± 0.31" in table

@@ -81,6 +81,15 @@ def test_a_checkpoint_of_another_run_is_refused_and_left_alone(tmp_path):
     assert checkpoint.read_bytes() == before
 
 
+def test_a_labelled_deviation_gets_its_own_run_folder(tmp_path):
+    """A variant of the method (Matching Networks with scaled cosines) and the paper's own never
+    share a folder, so neither resumes the other's checkpoint."""
+    plain = make_run(tmp_path, "torch", 4, algorithm="matching", options={"fce": False})
+    scaled = make_run(tmp_path, "torch", 4, algorithm="matching", options={"fce": False, "cosine_scale": 10.0})
+    assert plain.folder.name == "matching_torch_noise_3w1s"
+    assert scaled.folder.name == "matching_torch_noise_3w1s_cosine_scale10"
+
+
 class ExplodingLearner:
     """Learns nothing; its loss becomes NaN at episode 5."""
 
