@@ -114,12 +114,15 @@ def test_reptile_with_step_one_lands_on_the_adapted_weights(framework):
 
 # ------------------------------------------------------------------------------ checkpoints
 
-@pytest.mark.parametrize("kind", ["maml", "metasgd", "reptile"])
+@pytest.mark.parametrize("variant", ["maml", "metasgd", "reptile", "reptile-adam"])
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_a_learner_restored_from_its_state_continues_exactly(framework, kind):
+def test_a_learner_restored_from_its_state_continues_exactly(framework, variant):
     settings = {"maml": dict(inner_lr=0.01, inner_steps=1, meta_lr=1e-2),
                 "metasgd": dict(inner_lr_range=(0.005, 0.1), inner_steps=1, seed=3, meta_lr=1e-2),
-                "reptile": dict(inner_lr=0.02, inner_steps=2, meta_lr=1.0, anneal_steps=6)}[kind]
+                "reptile": dict(inner_lr=0.02, inner_steps=2, meta_lr=1.0, anneal_steps=6),
+                "reptile-adam": dict(inner_lr=0.01, inner_steps=2, meta_lr=1.0, anneal_steps=6,
+                                     inner_optimizer="adam")}[variant]
+    kind = variant.split("-")[0]
     original = make_learner(kind, framework, build(framework, "mlp"), **dict(settings))
     for index in range(2):
         original.meta_step(meta_batch("mlp", index))
@@ -165,3 +168,60 @@ def test_an_inner_batch_that_does_not_divide_the_support_set_is_refused():
         learner.meta_step(meta_batch("conv4"))
     with pytest.raises(ConfigError, match="inner_batch \\(--inner-batch\\) must be at least 1"):
         make_learner("reptile", "tf", build("tf", "conv4"), inner_lr=0.1, inner_batch=0)
+
+
+
+# ------------------------------------------------------------------- Reptile's inner Adam
+
+def test_the_inner_adam_step_is_keras_adam_with_beta1_zero():
+    """minibatches.adam_step, three steps, against Keras' Adam(β1 = 0, β2 = 0.999, ε = 1e-8): the
+    form of TensorFlow's Adam that Nichol et al. ran (ε outside the bias correction)."""
+    import keras
+    from chapters.optimization.minibatches import adam_step
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(3, 2))
+    gradients = [rng.normal(size=(3, 2)) * scale for scale in (1.0, 1e-3, 10.0)]
+    variable = keras.Variable(theta.copy(), dtype="float64")
+    optimizer = keras.optimizers.Adam(learning_rate=0.01, beta_1=0.0, beta_2=0.999, epsilon=1e-8)
+    params, moments, step = {"w": theta}, {"w": np.zeros_like(theta)}, 0
+    for g in gradients:
+        optimizer.apply_gradients([(tf.constant(g), variable)])
+        params, moments, step = adam_step(params, {"w": g}, moments, step, 0.01)
+    assert step == 3
+    # Keras rounds β2 to float32 (0.999 is 0.99900001) in part of its computation: a relative
+    # 7e-6 in each step (measured). A wrong bias correction or ε would be off by far more.
+    np.testing.assert_allclose(theta - params["w"], theta - variable.numpy(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("network", ["mlp", "conv4"])
+def test_reptile_with_the_inner_adam_agrees_and_keeps_its_state_across_tasks(network):
+    settings = dict(inner_lr=0.01, inner_steps=3, meta_lr=0.5, anneal_steps=4, inner_optimizer="adam",
+                    inner_batch=3 if network == "conv4" else None)
+    learners = {framework: make_learner("reptile", framework, build(framework, network), **settings)
+                for framework in FRAMEWORKS}
+    for index in range(2):
+        for learner in learners.values():
+            learner.meta_step(meta_batch(network, index))  # 3 tasks of 3 inner steps each
+    after = {name: learner.state() for name, learner in learners.items()}
+    for name, state in after.items():
+        # The state went on through 2 meta-steps x 3 tasks x 3 steps: it was never reset.
+        assert int(state["inner_adam.step"]) == 18, name
+    # Looser than AGREE: a conv bias followed by BatchNorm has a zero gradient up to round-off,
+    # and Adam divides that noise by √v + ε (measured: 1.6e-10 relative on those biases).
+    agree = 1e-8
+    for name in ("tf", "keras"):
+        assert_same_arrays(model_arrays(after["torch"]), model_arrays(after[name]), f"{name} θ, inner Adam", agree)
+    # A test task adapts from the state without changing it; the frameworks agree on its outputs.
+    episode = task(meta_batch(network, 5), 0)
+    outputs = {name: np.asarray(learner.predict(episode)) for name, learner in learners.items()}
+    for name in ("tf", "keras"):
+        assert_close(outputs["torch"], outputs[name], agree, f"{name} outputs after test-time Adam")
+    for name, learner in learners.items():
+        state = learner.state()
+        for key, value in after[name].items():
+            np.testing.assert_array_equal(state[key], value, err_msg=f"{name} {key} changed by predict")
+
+
+def test_an_unknown_inner_optimizer_is_refused():
+    with pytest.raises(ConfigError, match="inner_optimizer \\(--inner-optimizer\\) must be one of sgd, adam"):
+        make_learner("reptile", "torch", build("torch", "mlp"), inner_lr=0.1, inner_optimizer="rmsprop")

@@ -40,9 +40,11 @@ def metasgd(way: int, shot: int) -> Protocol:
 def reptile(way: int) -> Protocol:
     return Protocol(f"reptile-{way}w", "chapters.optimization.reptile",
                     ("--way", str(way), "--shot", "10", "--inner-steps", "5" if way == 5 else "10",
-                     "--inner-batch", "10" if way == 5 else "20", "--test-inner-steps", "50", "--episodes", "100000", "--eval-every", "1000",
+                     "--inner-batch", "10" if way == 5 else "20", "--inner-optimizer", "adam", "--inner-lr", "0.001",
+                     "--test-inner-steps", "50", "--episodes", "100000", "--eval-every", "1000",
                      "--val-episodes", "100", "--quiet"),
-                    {("reptile", "omniglot", way, shot): ("--test-shot", str(shot)) for shot in (1, 5)})
+                    {("reptile", "omniglot", way, shot): ("--test-shot", str(shot)) for shot in (1, 5)},
+                    options={"inner_optimizer": "adam"})
 
 
 def sinusoid(algorithm: str, shot: int) -> Protocol:

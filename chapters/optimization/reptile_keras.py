@@ -26,11 +26,23 @@ metric at θ'_t (transductive or not, as configured).
 from __future__ import annotations
 
 import keras
+import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from chapters.optimization.maml_keras import InnerLoopLearner, adapt, cast_floats, query_outputs
-from chapters.optimization.minibatches import adapt_on_minibatches, check_inner_batch
+from chapters.optimization.minibatches import (adam_on_minibatches, adapt_on_minibatches, check_inner_batch,
+                                               check_inner_optimizer)
 from common.episodes import Episode
+
+
+def support_gradients(model, params: dict, support_x, support_y) -> dict:
+    """∇_θ L_S(θ) at ``params``, as plain numbers (Reptile never differentiates through it)."""
+    params = {name: tf.convert_to_tensor(p) for name, p in params.items()}  # a tape watches tensors
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(list(params.values()))
+        support_loss = model.loss(model.forward(params, support_x), support_y)
+    return dict(zip(params, tape.gradient(support_loss, list(params.values()))))
 
 
 class Reptile(InnerLoopLearner):
@@ -40,20 +52,50 @@ class Reptile(InnerLoopLearner):
                           anneal_steps=iterations)
         reptile.fit(keras_episodes(tasks, iterations, meta_batch_size=5), shuffle=False)
 
-    Nichol et al. use Adam for the inner steps; here they are plain SGD (``maml_keras.adapt``), so
-    that the inner loop is the same function as MAML's.
+    The inner steps are plain SGD (``maml_keras.adapt``, the same function as MAML's inner loop),
+    or with ``inner_optimizer="adam"`` Nichol et al.'s Adam with β1 = 0, its state kept in
+    non-trainable variables across tasks and meta-steps (see reptile_torch.py).
     """
 
     def __init__(self, model, inner_lr: float = 1e-3, inner_steps: int = 5, meta_lr: float = 1.0,
                  anneal_steps: int | None = None, transductive: bool = False,
-                 test_inner_steps: int | None = None, inner_batch: int | None = None, **kwargs):
+                 test_inner_steps: int | None = None, inner_batch: int | None = None,
+                 inner_optimizer: str = "sgd", **kwargs):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps, **kwargs)
         check_inner_batch(inner_batch)
-        self.inner_batch = inner_batch
+        check_inner_optimizer(inner_optimizer)
+        self.inner_batch, self.inner_optimizer = inner_batch, inner_optimizer
+        # The inner Adam's state (v per parameter, step count t in θ's dtype), across tasks and meta-steps.
+        params = model.params()
+        self.adam_names = list(params)
+        self.adam_moments = [keras.Variable(ops.zeros_like(p), trainable=False, name=f"adam_v_{i}")
+                             for i, p in enumerate(params.values())]
+        self.adam_step = keras.Variable(0.0, dtype=model.compute_dtype, trainable=False, name="adam_step")
         epsilon = meta_lr if anneal_steps is None else keras.optimizers.schedules.PolynomialDecay(
             meta_lr, anneal_steps, end_learning_rate=0.0, power=1.0)  # ε_i = meta_lr (1 − i / anneal_steps)
         self.compile(optimizer=keras.optimizers.SGD(epsilon))
         self.optimizer.build(self.trainable_variables)  # its step counter exists: state() works at once
+
+    def adapt_task(self, params, support_x, support_y, inner_steps: int, inner_batch: int | None,
+                   moments: dict, step):
+        """θ'_t from ``params`` with the configured inner optimizer; returns (θ'_t, v, t), where
+        (v, t) is the Adam state after it (passed through unchanged for SGD)."""
+        if self.inner_optimizer == "sgd":
+            return (adapt_on_minibatches(adapt, self.model, params, support_x, support_y, self.inner_lr,
+                                         inner_steps, inner_batch), moments, step)
+        return adam_on_minibatches(support_gradients, self.model, params, support_x, support_y, self.inner_lr,
+                                   inner_steps, inner_batch, moments, step)
+
+    def call(self, inputs, training=False):
+        """A test task: ``test_inner_steps`` steps on the whole support set, from the inner Adam's
+        state without changing it (SGD: MAML's test-time adaptation)."""
+        if self.inner_optimizer == "sgd":
+            return super().call(inputs, training=training)
+        support_x, support_y, query_x = inputs
+        moments = {name: ops.convert_to_tensor(v) for name, v in zip(self.adam_names, self.adam_moments)}
+        adapted, _, _ = self.adapt_task(self.model.params(), support_x, support_y, self.test_inner_steps, None,
+                                        moments, ops.convert_to_tensor(self.adam_step))
+        return query_outputs(self.model, adapted, support_x, query_x, self.transductive)
 
     def train_step(self, data):
         (support_x, support_y, query_x), query_y, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -62,20 +104,42 @@ class Reptile(InnerLoopLearner):
         model, params = self.model, self.model.params()
 
         def add_task(t, totals):
-            adapted_total, loss_total, metric_total = totals
-            adapted = adapt_on_minibatches(adapt, model, params, support_x[t], support_y[t], self.inner_lr,
-                                           self.inner_steps, self.inner_batch)  # θ'_t: k SGD steps, no meta-gradient
+            adapted_total, loss_total, metric_total, moments, step = totals
+            # θ'_t from θ, no meta-gradient; the inner Adam's state goes on from the previous task.
+            adapted, moments, step = self.adapt_task(params, support_x[t], support_y[t], self.inner_steps,
+                                                     self.inner_batch, dict(zip(self.adam_names, moments)), step)
             outputs = query_outputs(model, adapted, support_x[t], query_x[t], self.transductive)
             return ([total + a for total, a in zip(adapted_total, adapted.values())],
                     loss_total + model.loss(outputs, query_y[t]),
-                    metric_total + model.metric(outputs, query_y[t]))
+                    metric_total + model.metric(outputs, query_y[t]),
+                    [moments[name] for name in self.adam_names], step)
 
         tasks = ops.shape(support_x)[0]
         zero = ops.zeros([], support_x.dtype)
-        initial = ([ops.zeros_like(p) for p in params.values()], zero, zero)
-        adapted_total, loss_total, metric_total = ops.fori_loop(0, tasks, add_task, initial)
+        initial = ([ops.zeros_like(p) for p in params.values()], zero, zero,
+                   [ops.convert_to_tensor(v) for v in self.adam_moments], ops.convert_to_tensor(self.adam_step))
+        adapted_total, loss_total, metric_total, moments, step = ops.fori_loop(0, tasks, add_task, initial)
         count = ops.cast(tasks, zero.dtype)
         # The outer update as a gradient step: g = θ − mean_t θ'_t, and SGD does θ ← θ − ε g.
         differences = [p - total / count for p, total in zip(params.values(), adapted_total)]
         self.optimizer.apply_gradients(zip(differences, params.values()))
+        for variable, v in zip(self.adam_moments, moments):
+            variable.assign(v)
+        self.adam_step.assign(step)
         return {"loss": loss_total / count, model.metric_name: metric_total / count}
+
+    def state(self) -> dict:
+        """:meth:`InnerLoopLearner.state`, and the inner Adam's state (``inner_adam.<name>``, in
+        this framework's layout, and ``inner_adam.step``)."""
+        arrays = super().state()
+        arrays.update({f"inner_adam.{name}": ops.convert_to_numpy(v) for name, v in zip(self.adam_names,
+                                                                                         self.adam_moments)})
+        arrays["inner_adam.step"] = np.array(int(ops.convert_to_numpy(self.adam_step)))
+        return arrays
+
+    def load_state(self, arrays: dict) -> None:
+        super().load_state(arrays)
+        if "inner_adam.step" in arrays:  # checkpoints from before the option have none: SGD
+            for name, variable in zip(self.adam_names, self.adam_moments):
+                variable.assign(arrays[f"inner_adam.{name}"])
+            self.adam_step.assign(float(arrays["inner_adam.step"]))

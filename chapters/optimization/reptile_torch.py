@@ -24,6 +24,13 @@ With ``inner_batch`` = b, step i of the inner loop uses the support rows [i·b, 
 ``minibatches.py``), as Nichol et al. step through mini-batches of 10 of a 10-shot task. By default
 every step uses the whole support set.
 
+With ``inner_optimizer="adam"`` the inner steps are Nichol et al.'s: Adam with β1 = 0 and rate
+``inner_lr`` (``minibatches.adam_step``), whose state (second moments v, step count t) is never
+reset. It carries on from task to task within a meta-batch and across meta-iterations, and is part
+of the checkpoint. A test task adapts with Adam too, from a copy of that state, which it does not
+change: every test task starts from the same state, so the fixed test episodes give the same
+numbers in any order. (Nichol et al.'s evaluation kept updating it; ours does not.)
+
 Reptile has no query set in its update: the query loss ``meta_step`` returns is for monitoring
 (the loss at each θ'_t, transductive or not as configured). At test time a task is adapted as in
 MAML, with ``test_inner_steps`` SGD steps on its support set.
@@ -33,9 +40,18 @@ from __future__ import annotations
 
 import torch
 
+import numpy as np
+
 from chapters.optimization.maml_torch import InnerLoopLearner, adapt, query_outputs
-from chapters.optimization.minibatches import adapt_on_minibatches, check_inner_batch
+from chapters.optimization.minibatches import (adam_on_minibatches, adapt_on_minibatches, check_inner_batch,
+                                               check_inner_optimizer)
 from common.episodes import Episode
+
+
+def support_gradients(model, params: dict[str, torch.Tensor], support_x, support_y) -> dict[str, torch.Tensor]:
+    """∇_θ L_S(θ) at ``params``, as plain numbers (Reptile never differentiates through it)."""
+    support_loss = model.loss(model.forward(params, support_x), support_y)
+    return dict(zip(params, torch.autograd.grad(support_loss, list(params.values()))))
 
 
 class Reptile(InnerLoopLearner):
@@ -43,11 +59,27 @@ class Reptile(InnerLoopLearner):
 
     def __init__(self, model, inner_lr: float = 1e-3, inner_steps: int = 5, meta_lr: float = 1.0,
                  anneal_steps: int | None = None, transductive: bool = False,
-                 test_inner_steps: int | None = None, inner_batch: int | None = None):
+                 test_inner_steps: int | None = None, inner_batch: int | None = None,
+                 inner_optimizer: str = "sgd"):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps)
         check_inner_batch(inner_batch)
+        check_inner_optimizer(inner_optimizer)
         self.meta_lr, self.anneal_steps, self.inner_batch = meta_lr, anneal_steps, inner_batch
+        self.inner_optimizer = inner_optimizer
         self.optimizer = torch.optim.SGD(model.parameters(), lr=meta_lr)  # steps counts for the annealing
+        # The inner Adam's state (v per parameter, step count t), kept across tasks and meta-steps.
+        self.adam_moments = {name: torch.zeros_like(p) for name, p in model.params().items()}
+        self.adam_step = 0
+
+    def adapt_task(self, params, support_x, support_y, inner_steps: int, inner_batch: int | None,
+                   moments: dict, step):
+        """θ'_t from ``params`` with the configured inner optimizer; returns (θ'_t, v, t), where
+        (v, t) is the Adam state after it (passed through unchanged for SGD)."""
+        if self.inner_optimizer == "sgd":
+            return (adapt_on_minibatches(adapt, self.model, params, support_x, support_y, self.inner_lr,
+                                         inner_steps, inner_batch), moments, step)
+        return adam_on_minibatches(support_gradients, self.model, params, support_x, support_y, self.inner_lr,
+                                   inner_steps, inner_batch, moments, step)
 
     def outer_lr(self) -> float:
         """ε of the current meta-step: meta_lr, or annealed linearly to 0 over ``anneal_steps``."""
@@ -62,11 +94,13 @@ class Reptile(InnerLoopLearner):
         tasks = len(support_x)
         mean_adapted = {name: torch.zeros_like(p) for name, p in theta.items()}
         total_loss, total_metric = 0.0, 0.0
+        moments, step = self.adam_moments, self.adam_step
         for t in range(tasks):
-            # Plain SGD from θ: detached copies, no meta-gradient is ever needed.
+            # Each task starts from θ (detached copies: no meta-gradient is ever needed); the inner
+            # Adam's state goes on from the previous task.
             start = {name: p.detach().requires_grad_() for name, p in theta.items()}
-            adapted = adapt_on_minibatches(adapt, self.model, start, support_x[t], support_y[t], self.inner_lr,
-                                           self.inner_steps, self.inner_batch)
+            adapted, moments, step = self.adapt_task(start, support_x[t], support_y[t], self.inner_steps,
+                                                     self.inner_batch, moments, step)
             with torch.no_grad():
                 for name, p in adapted.items():
                     mean_adapted[name] += p / tasks
@@ -79,5 +113,33 @@ class Reptile(InnerLoopLearner):
             p.grad = p.detach() - mean_adapted[name]  # g = θ − mean_t θ'_t, Reptile's "gradient"
         self.optimizer.step()  # θ ← θ − ε g = θ + ε (mean_t θ'_t − θ)
         self.optimizer.zero_grad(set_to_none=True)
+        self.adam_moments, self.adam_step = {name: v.detach() for name, v in moments.items()}, step
         self.steps += 1
         return {"loss": total_loss / tasks, self.model.metric_name: total_metric / tasks}
+
+    def predict(self, episode: Episode) -> np.ndarray:
+        """Query outputs of one task after ``test_inner_steps`` steps of the inner optimizer on its
+        whole support set; neither θ nor the inner Adam's state is changed."""
+        if self.inner_optimizer == "sgd":
+            return super().predict(episode)
+        support_x, support_y, query_x, _ = self._tensors(episode)
+        start = {name: p.detach().requires_grad_() for name, p in self.model.params().items()}
+        adapted, _, _ = self.adapt_task(start, support_x, support_y, self.test_inner_steps, None,
+                                        self.adam_moments, self.adam_step)
+        with torch.no_grad():
+            return query_outputs(self.model, adapted, support_x, query_x, self.transductive).cpu().numpy()
+
+    def state(self) -> dict[str, np.ndarray]:
+        """:meth:`InnerLoopLearner.state`, and the inner Adam's state (``inner_adam.<name>``, in
+        this framework's layout, and ``inner_adam.step``)."""
+        arrays = super().state()
+        arrays.update({f"inner_adam.{name}": v.cpu().numpy() for name, v in self.adam_moments.items()})
+        arrays["inner_adam.step"] = np.array(self.adam_step)
+        return arrays
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        super().load_state(arrays)
+        if "inner_adam.step" in arrays:  # checkpoints from before the option have none: SGD
+            self.adam_moments = {name: torch.as_tensor(arrays[f"inner_adam.{name}"]).to(v)
+                                 for name, v in self.adam_moments.items()}
+            self.adam_step = int(arrays["inner_adam.step"])
