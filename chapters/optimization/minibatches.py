@@ -93,3 +93,15 @@ def adam_on_minibatches(support_gradients, model, params: dict, support_x, suppo
     for x, y in minibatches(support_x, support_y, inner_steps, inner_batch):
         params, moments, step = adam_step(params, support_gradients(model, params, x, y), moments, step, inner_lr)
     return params, moments, step
+
+
+def adapt_task(adapt, support_gradients, model, inner_optimizer: str, params: dict, support_x, support_y,
+               inner_lr, inner_steps: int, inner_batch: int | None, moments: dict, step):
+    """θ'_t from ``params`` with Reptile's inner optimizer, ``"sgd"`` (the framework's ``adapt``)
+    or ``"adam"`` (its ``support_gradients``); returns (θ'_t, v, t), where (v, t) is the inner
+    Adam's state after it, passed through unchanged for SGD."""
+    if inner_optimizer == "sgd":
+        return (adapt_on_minibatches(adapt, model, params, support_x, support_y, inner_lr, inner_steps,
+                                     inner_batch), moments, step)
+    return adam_on_minibatches(support_gradients, model, params, support_x, support_y, inner_lr, inner_steps,
+                               inner_batch, moments, step)

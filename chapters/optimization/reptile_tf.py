@@ -32,8 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from chapters.optimization.maml_tf import InnerLoopLearner, adapt, query_outputs
-from chapters.optimization.minibatches import (adam_on_minibatches, adapt_on_minibatches, check_inner_batch,
-                                               check_inner_optimizer)
+from chapters.optimization.minibatches import adapt_task, check_inner_batch, check_inner_optimizer
 from common.episodes import Episode
 from common.errors import ConfigError
 
@@ -73,13 +72,9 @@ class Reptile(InnerLoopLearner):
 
     def adapt_task(self, params, support_x, support_y, inner_steps: int, inner_batch: int | None,
                    moments: dict, step):
-        """θ'_t from ``params`` with the configured inner optimizer; returns (θ'_t, v, t), where
-        (v, t) is the Adam state after it (passed through unchanged for SGD)."""
-        if self.inner_optimizer == "sgd":
-            return (adapt_on_minibatches(adapt, self.model, params, support_x, support_y, self.inner_lr,
-                                         inner_steps, inner_batch), moments, step)
-        return adam_on_minibatches(support_gradients, self.model, params, support_x, support_y, self.inner_lr,
-                                   inner_steps, inner_batch, moments, step)
+        """θ'_t and the inner Adam's state after it (``minibatches.adapt_task``)."""
+        return adapt_task(adapt, support_gradients, self.model, self.inner_optimizer, params, support_x, support_y,
+                          self.inner_lr, inner_steps, inner_batch, moments, step)
 
     def _adapted_outputs(self, support_x, support_y, query_x):
         """A test task: ``test_inner_steps`` steps on the whole support set, from the inner Adam's
