@@ -161,10 +161,21 @@ def write_result(result: dict, folder: str | Path = RESULTS_DIR) -> Path:
 
 # ------------------------------------------------------------------------ collecting a table
 
+EXPLORATIONS = "explorations"  # results/<chapter>/explorations/: measured one-off checks, in no table
+
+
 def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
-    """Every result JSON under ``folder`` (recursively); a malformed file is an error, not skipped."""
+    """Every result JSON under ``folder`` (recursively); a malformed file is an error, not skipped.
+
+    Files under a folder named ``explorations`` are left out: they are runs outside the
+    reproduction protocols (e.g. another learning-rate schedule, tried to see what limits a
+    method), committed so that the text can cite them with their command, but not table entries
+    beside the protocol's runs. ``load_results(".../explorations")`` reads them."""
     results = []
-    for path in sorted(Path(folder).rglob("*.json")):
+    root = Path(folder)
+    for path in sorted(root.rglob("*.json")):
+        if EXPLORATIONS in path.relative_to(root).parts[:-1]:
+            continue
         try:
             result = json.loads(path.read_text())
         except json.JSONDecodeError as error:

@@ -91,3 +91,12 @@ def test_a_labelled_deviation_has_its_own_row_beside_the_paper(tmp_path):
     paper = f"{PUBLISHED[('matching', 'omniglot', 5, 1)][0]:.2f}"
     assert f"| matching | omniglot | 5 | 1 | {paper} | 86.68 ± 0.31" in table
     assert f"| matching [cosine_scale 10] | omniglot | 5 | 1 | {paper} | 97.00 ± 0.31" in table
+
+
+def test_explorations_stay_out_of_the_table(tmp_path):
+    """A one-off run under results/<chapter>/explorations/ is kept and readable, but not a table entry."""
+    write_result(a_result(accuracy=97.5), tmp_path / "metric")
+    write_result(a_result(accuracy=12.0), tmp_path / "metric" / "explorations")
+    assert [r["accuracy"] for r in load_results(tmp_path)] == [97.5]
+    assert [r["accuracy"] for r in load_results(tmp_path / "metric" / "explorations")] == [12.0]
+    assert "12.00" not in results_table(load_results(tmp_path))
