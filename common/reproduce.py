@@ -30,7 +30,7 @@ from pathlib import Path
 
 from common.cli import FRAMEWORKS, require_framework
 from common.errors import ConfigError
-from common.results import PUBLISHED, RESULTS_DIR, deviations, load_results, value_text
+from common.results import PUBLISHED, RESULTS_DIR, deviation_labels, deviations, load_results, value_text
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def status(protocols: list[Protocol], results: list[dict]) -> str:
                 partial = run["train_episodes"] < protocol.training_episodes()
                 episodes = (f"{run['train_episodes']:,} of {protocol.training_episodes():,} ep., partial"
                             if partial else f"{run['train_episodes']:,} ep.")
-                labels = "".join(f" [{text}]" for text in deviations(run.get("options", {})))
+                labels = deviation_labels(deviations(run.get("options", {})))
                 cells.append(f"{value_text(run)}{labels} ({episodes})")
             lines.append(f"| {protocol.name} | {', '.join(map(str, cell))} | "
                          f"{paper[0] if paper else '–'} | " + " | ".join(cells) + " |")

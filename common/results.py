@@ -190,14 +190,19 @@ def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
 
 # Options that change the method itself, labelled deviations from the paper's equations (e.g.
 # Matching Networks' --cosine-scale). A table names them beside the number, so that a reader never
-# takes the cell for the equations as printed.
-# A run folder carries them in its name too, so that the variant never resumes the other's checkpoint.
+# takes the cell for the equations as printed, and a run folder carries them in its name, so that
+# a variant never resumes the other's checkpoint.
 DEVIATIONS = ("cosine_scale",)
 
 
 def deviations(options: dict) -> list[str]:
     """The deviations ``options`` make from the paper's method, as text: ["cosine_scale 10"]."""
     return [f"{name} {options[name]:g}" for name in DEVIATIONS if name in options]
+
+
+def deviation_labels(texts) -> str:
+    """Deviations as the tables print them after a name or number: " [cosine_scale 10]"."""
+    return "".join(f" [{text}]" for text in texts)
 
 
 def value_text(result: dict) -> str:
@@ -232,8 +237,7 @@ def results_table(results: list[dict]) -> str:
                 continue
             cells.append(f"{value_text(run)} ({run['train_episodes']:,} ep.)")
             speeds.append(f"{run['seconds_per_episode']:.4f}")
-        method = " ".join([cell[0], *(f"[{text}]" for text in variant)])
-        lines.append(f"| {method} | {cell[1]} | {cell[2]} | {cell[3]} | " +
+        lines.append(f"| {cell[0]}{deviation_labels(variant)} | {cell[1]} | {cell[2]} | {cell[3]} | " +
                      " | ".join(cells) + " | " + " / ".join(speeds) + " |")
     sources = sorted({PUBLISHED[cell][1] for cell, _ in rows if cell in PUBLISHED})
     notes = ["", "Ours: mean accuracy ± 95% CI (percent; for sinusoid rows, mean squared error ± 95% CI) "

@@ -23,6 +23,7 @@ the inner Adam's state, which they do not change (theirs take mini-batches of 5 
 updating it). Add ``--framework tf`` or ``keras``.
 """
 
+from chapters.optimization.minibatches import INNER_OPTIMIZERS
 from chapters.optimization.train import main
 from common.cli import run
 
@@ -32,7 +33,7 @@ def add_arguments(parser):
     parser.add_argument("--inner-batch", type=int, default=None,
                         help="support examples per inner step, stepping through the (shuffled) support set "
                              "(default: all of them at every step)")
-    parser.add_argument("--inner-optimizer", choices=("sgd", "adam"), default="sgd",
+    parser.add_argument("--inner-optimizer", choices=INNER_OPTIMIZERS, default="sgd",
                         help="the inner steps: plain gradient descent, or Nichol et al.'s Adam (β1 = 0, its "
                              "state kept across tasks); --inner-lr is its rate")
 

@@ -134,7 +134,6 @@ class Reptile(InnerLoopLearner):
 
     def load_state(self, arrays: dict) -> None:
         super().load_state(arrays)
-        if "inner_adam.step" in arrays:  # checkpoints from before the option have none: SGD
-            for name, variable in zip(self.adam_names, self.adam_moments):
-                variable.assign(arrays[f"inner_adam.{name}"])
-            self.adam_step.assign(float(arrays["inner_adam.step"]))
+        for name, variable in zip(self.adam_names, self.adam_moments):
+            variable.assign(arrays[f"inner_adam.{name}"])
+        self.adam_step.assign(float(arrays["inner_adam.step"]))

@@ -127,7 +127,6 @@ class Reptile(InnerLoopLearner):
 
     def load_state(self, arrays: dict) -> None:
         super().load_state(arrays)
-        if "inner_adam.step" in arrays:  # checkpoints from before the option have none: SGD
-            for name, v in self.adam_moments.items():
-                v.assign(arrays[f"inner_adam.{name}"])
-            self.adam_step.assign(float(arrays["inner_adam.step"]))
+        for name, v in self.adam_moments.items():
+            v.assign(arrays[f"inner_adam.{name}"])
+        self.adam_step.assign(float(arrays["inner_adam.step"]))

@@ -32,15 +32,14 @@ change: every test task starts from the same state, so the fixed test episodes g
 numbers in any order. (Nichol et al.'s evaluation kept updating it; ours does not.)
 
 Reptile has no query set in its update: the query loss ``meta_step`` returns is for monitoring
-(the loss at each θ'_t, transductive or not as configured). At test time a task is adapted as in
-MAML, with ``test_inner_steps`` SGD steps on its support set.
+(the loss at each θ'_t, transductive or not as configured). At test time a task is adapted with
+``test_inner_steps`` steps of the inner optimizer on its whole support set (SGD: as in MAML).
 """
 
 from __future__ import annotations
 
-import torch
-
 import numpy as np
+import torch
 
 from chapters.optimization.maml_torch import InnerLoopLearner, adapt, query_outputs
 from chapters.optimization.minibatches import adapt_task, check_inner_batch, check_inner_optimizer
@@ -134,7 +133,6 @@ class Reptile(InnerLoopLearner):
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         super().load_state(arrays)
-        if "inner_adam.step" in arrays:  # checkpoints from before the option have none: SGD
-            self.adam_moments = {name: torch.as_tensor(arrays[f"inner_adam.{name}"]).to(v)
-                                 for name, v in self.adam_moments.items()}
-            self.adam_step = int(arrays["inner_adam.step"])
+        self.adam_moments = {name: torch.as_tensor(arrays[f"inner_adam.{name}"]).to(v)
+                             for name, v in self.adam_moments.items()}
+        self.adam_step = int(arrays["inner_adam.step"])
