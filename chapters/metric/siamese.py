@@ -7,9 +7,10 @@ so that the two differ only in how they score a query against the support set an
 training pair (both kinds weighted equally), Adam 1e-3 halved every 2,000 episodes; test on 600+
 episodes with 15 queries per class, a query taking the class of its most similar support example.
 The published numbers (96.7 / 98.4 % 5-way, 88.0 / 96.5 % 20-way, 1 / 5-shot) are those Vinyals et
-al. (2016, Table 1) report for a convolutional siamese net:
+al. (2016, Table 1) report for a convolutional siamese net. The reproduction (``reproduce.py``)
+trains as long as ProtoNet's: 8,000 episodes, by which time the rate has been halved four times:
 
-    python -m chapters.metric.siamese --way 60 --shot 1 --query 5 --test-way 5 --test-shot 1 --test-query 15 --episodes 20000
+    python -m chapters.metric.siamese --way 60 --shot 1 --query 5 --test-way 5 --test-shot 1 --test-query 15 --episodes 8000
 
 The weighted-L1 head has one weight per embedding feature: its size follows the images (64 on
 Omniglot, 1600 on mini-ImageNet, 256 on CIFAR-FS).
