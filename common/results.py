@@ -192,12 +192,14 @@ def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
 # Matching Networks' --cosine-scale). A table names them beside the number, so that a reader never
 # takes the cell for the equations as printed, and a run folder carries them in its name, so that
 # a variant never resumes the other's checkpoint.
-DEVIATIONS = ("cosine_scale",)
+DEVIATIONS = ("cosine_scale", "distance")
 
 
 def deviations(options: dict) -> list[str]:
-    """The deviations ``options`` make from the paper's method, as text: ["cosine_scale 10"]."""
-    return [f"{name} {options[name]:g}" for name in DEVIATIONS if name in options]
+    """The deviations ``options`` make from the paper's method, as text: ["cosine_scale 10"],
+    ["distance squared_euclidean"]."""
+    return [f"{name} {options[name]:g}" if isinstance(options[name], (int, float)) else f"{name} {options[name]}"
+            for name in DEVIATIONS if name in options]
 
 
 def deviation_labels(texts) -> str:

@@ -20,8 +20,9 @@ MODULES = {"torch": matching_torch, "tf": matching_tf, "keras": matching_keras}
 
 
 # The model variants every agreement test covers: Eq. 2 as printed, Full Context Embeddings, and
-# the protocol's cosines scaled by 10.
-VARIANTS = {"plain": {"fce": False}, "fce": {"fce": True}, "scaled": {"fce": False, "cosine_scale": 10.0}}
+# the protocols' two deviations, cosines scaled by 10 and the squared Euclidean distance.
+VARIANTS = {"plain": {"fce": False}, "fce": {"fce": True}, "scaled": {"fce": False, "cosine_scale": 10.0},
+            "euclidean": {"fce": False, "distance": "squared_euclidean"}}
 
 
 def three_models(dtype, variant):
@@ -48,6 +49,7 @@ def test_forward_loss_and_gradients_agree(dtype, variant):
     episode = omniglot_like_episode(dtype)
     torch_model, tf_model, keras_model = three_models(dtype, variant)
     scale = VARIANTS[variant].get("cosine_scale", 1.0)
+    distance = VARIANTS[variant].get("distance", "cosine")
 
     x = torch.from_numpy(episode.support_x).movedim(-1, 1)
     q = torch.from_numpy(episode.query_x).movedim(-1, 1)
@@ -58,7 +60,7 @@ def test_forward_loss_and_gradients_agree(dtype, variant):
     torch_loss.backward()
     with torch.no_grad():
         support, query = torch_model.embed(x, q)
-        torch_attention = matching_torch.attention(query, support, scale).numpy()
+        torch_attention = matching_torch.attention(query, support, scale, distance).numpy()
         torch_embeddings = np.concatenate([support.numpy(), query.numpy()])
     torch_gradients = gradients_to_canonical(torch_model, "torch")
 
@@ -73,7 +75,7 @@ def test_forward_loss_and_gradients_agree(dtype, variant):
         variables = model.trainable_variables
         gradients = gradients_to_canonical(model, name, list(zip(tape.gradient(loss, variables), variables)))
         support, query = model.embed(episode.support_x, episode.query_x, training=True)
-        attention = np.asarray(MODULES[name].attention(query, support, scale))
+        attention = np.asarray(MODULES[name].attention(query, support, scale, distance))
         embeddings = np.concatenate([np.asarray(support), np.asarray(query)])
         results[name] = (np.asarray(logits), float(loss), gradients, embeddings, attention)
 
@@ -120,6 +122,53 @@ def test_attention_and_label_distribution(framework):
     e10 = np.exp(10.0)
     np.testing.assert_allclose(sharp[0], [e10 / (e10 + 2), 1 / (e10 + 2), 1 / (e10 + 2)], rtol=1e-7)
     np.testing.assert_allclose(sharp[1], [1 / 3] * 3, rtol=1e-7)  # equal cosines stay equal weights
+
+
+@pytest.mark.parametrize("framework", ["torch", "tf", "keras"])
+def test_squared_euclidean_attention_and_a_log_likelihood_that_cannot_underflow(framework):
+    """With the squared distance, Eq. (2) is a softmax of -||q - s||^2; log ŷ, computed by
+    log-sum-exp, equals log of Eq. (1) where that is representable, and stays finite (with a
+    gradient) where the attention underflows to exactly 0 in float32."""
+    module = MODULES[framework]
+    support = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    query = np.array([[0.0, 1.0]])  # squared distances 1, 2, 1
+    labels = np.array([0, 1, 1])
+    far = np.array([[60.0, 0.0]], dtype=np.float32)  # distances 3600, 3481, 3604: e^-119 is 0 in float32
+    if framework == "torch":
+        support, query, labels = torch.from_numpy(support), torch.from_numpy(query), torch.from_numpy(labels)
+    attention = module.attention(query, support, distance="squared_euclidean")
+    weights = np.asarray(attention)
+    expected = np.exp([-1.0, -2.0, -1.0]) / np.exp([-1.0, -2.0, -1.0]).sum()
+    np.testing.assert_allclose(weights[0], expected, rtol=1e-12)
+    scores = module.similarity(query, support, distance="squared_euclidean")
+    log_y = np.asarray(module.log_label_distribution(scores, labels, 2))
+    np.testing.assert_allclose(log_y, np.log(np.asarray(module.label_distribution(attention, labels, 2))), rtol=1e-12)
+
+    support32 = np.asarray(support, dtype=np.float32)
+    if framework == "torch":
+        far, support32 = torch.from_numpy(far), torch.from_numpy(support32)
+    scores = module.similarity(far, support32, distance="squared_euclidean")
+    assert np.asarray(module.attention(far, support32, distance="squared_euclidean"))[0, 0] == 0.0
+    log_y = np.asarray(module.log_label_distribution(scores, labels, 2))
+    np.testing.assert_allclose(log_y[0, 0], -119.0, rtol=1e-5)  # log e^-3600 / (e^-3481 + ...) = -119
+    assert np.isfinite(log_y).all()
+
+
+def test_the_distance_and_the_cosine_scale_do_not_combine(tmp_path):
+    """A clear error before training (the command line turns it into a message and status 2)."""
+    from chapters.metric import matching
+    from common.errors import ConfigError
+    with pytest.raises(ConfigError, match="cannot be combined with --distance squared_euclidean"):
+        matching.main(["--distance", "squared_euclidean", "--cosine-scale", "10", "--episodes", "1",
+                       "--out", str(tmp_path)])
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("framework", ["torch", "tf", "keras"])
+def test_an_unknown_distance_is_a_clear_error(framework):
+    from common.errors import ConfigError
+    with pytest.raises(ConfigError, match="unknown distance 'manhattan'.*cosine, squared_euclidean"):
+        MODULES[framework].similarity(np.ones((1, 2)), np.ones((2, 2)), distance="manhattan")
 
 
 def test_zero_embedding_gives_no_nan():

@@ -91,6 +91,11 @@ def test_a_labelled_deviation_has_its_own_row_beside_the_paper(tmp_path):
     paper = f"{PUBLISHED[('matching', 'omniglot', 5, 1)][0]:.2f}"
     assert f"| matching | omniglot | 5 | 1 | {paper} | 86.68 ± 0.31" in table
     assert f"| matching [cosine_scale 10] | omniglot | 5 | 1 | {paper} | 97.00 ± 0.31" in table
+    write_result(a_result(algorithm="matching", accuracy=98.2, date="2999-01-02T00:00:00+00:00",
+                          options={"fce": False, "distance": "squared_euclidean"}), tmp_path)
+    table = results_table(load_results(tmp_path))
+    assert f"| matching [distance squared_euclidean] | omniglot | 5 | 1 | {paper} | 98.20 ± 0.31" in table
+    assert f"| matching [cosine_scale 10] | omniglot | 5 | 1 | {paper} | 97.00 ± 0.31" in table  # still there
 
 
 def test_explorations_stay_out_of_the_table(tmp_path):

@@ -88,6 +88,9 @@ def test_a_labelled_deviation_gets_its_own_run_folder(tmp_path):
     scaled = make_run(tmp_path, "torch", 4, algorithm="matching", options={"fce": False, "cosine_scale": 10.0})
     assert plain.folder.name == "matching_torch_noise_3w1s"
     assert scaled.folder.name == "matching_torch_noise_3w1s_cosine_scale10"
+    euclidean = make_run(tmp_path, "torch", 4, algorithm="matching",
+                         options={"fce": False, "distance": "squared_euclidean"})
+    assert euclidean.folder.name == "matching_torch_noise_3w1s_distancesquared_euclidean"
 
 
 class ExplodingLearner:

@@ -8,10 +8,13 @@ this chapter's other scripts (Adam 1e-3 halved every 2,000 episodes):
 
     python -m chapters.metric.matching --way 5 --shot 1 --query 15 --episodes 20000 --cosine-scale 10
 
-``--cosine-scale 10`` is our one deviation from the paper: it multiplies the cosines of Eq. 2 by 10
-before the softmax. With Eq. 2 as printed (``--cosine-scale 1``, the default) the attention cannot
-be sharp, because the ReLU embeddings make every cosine non-negative, and the same run reached
-86.7 % (see ``MatchingNet`` in matching_torch.py and section 7 of the chapter).
+``--cosine-scale 10`` is a labelled deviation from the paper: it multiplies the cosines of Eq. 2 by
+10 before the softmax. With Eq. 2 as printed (``--cosine-scale 1``, the default) the attention
+cannot be sharp, because the ReLU embeddings make every cosine non-negative, and the same run
+reached 86.7 % (see ``MatchingNet`` in matching_torch.py and section 7 of the chapter).
+``--distance squared_euclidean`` is the other one: minus the squared Euclidean distance in place
+of the cosine, as in Snell et al.'s ablation (with one shot, a Prototypical Network trained on
+Matching Networks' episodes).
 
 ``--fce`` adds the Full Context Embeddings (bidirectional LSTM over the support set, attention
 LSTM with ``--fce-steps`` reads for each query). The paper reports them for mini-ImageNet, where
@@ -34,6 +37,7 @@ import math
 from chapters.metric import train
 from common.backbones import conv4_embedding_size
 from common.cli import run
+from common.errors import ConfigError
 
 
 def positive_scale(text: str) -> float:
@@ -49,22 +53,31 @@ def positive_scale(text: str) -> float:
 
 
 def add_arguments(parser) -> None:
+    # The choices are the models' DISTANCES, written out: this module does not import a framework.
     parser.add_argument("--fce", action="store_true", help="Full Context Embeddings (Appendix A)")
     parser.add_argument("--fce-steps", type=int, default=5,
                         help="K, the attention LSTM's reads of the support set (with --fce)")
     parser.add_argument("--cosine-scale", type=positive_scale, default=1.0,
                         help="s in softmax(s * cosine); 1 is Eq. 2 as printed, the protocol uses 10 "
                              "(see MatchingNet in matching_torch.py)")
+    parser.add_argument("--distance", choices=("cosine", "squared_euclidean"), default="cosine",
+                        help="what the attention compares: the paper's cosine, or minus the squared "
+                             "Euclidean distance (a labelled deviation; --cosine-scale then does not apply)")
 
 
 def model_options(args, image_shape) -> dict:
-    # Recorded only when it departs from Eq. 2, so that runs of the plain equation keep the
-    # identity (and checkpoints) they had before the option existed.
-    scale = {} if args.cosine_scale == 1.0 else {"cosine_scale": args.cosine_scale}
+    # The deviations are recorded only when they depart from Eq. 2, so that runs of the plain
+    # equation keep the identity (and checkpoints) they had before the options existed.
+    if args.distance != "cosine" and args.cosine_scale != 1.0:
+        raise ConfigError("--cosine-scale scales cosines: it cannot be combined with "
+                          f"--distance {args.distance}; leave one of the two out")
+    deviations = {} if args.cosine_scale == 1.0 else {"cosine_scale": args.cosine_scale}
+    if args.distance != "cosine":
+        deviations["distance"] = args.distance
     if not args.fce:
-        return {"fce": False, **scale}
+        return {"fce": False, **deviations}
     return {"fce": True, "fce_steps": args.fce_steps, "embedding_size": conv4_embedding_size(image_shape),
-            **scale}
+            **deviations}
 
 
 def main(argv=None) -> dict:

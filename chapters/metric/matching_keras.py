@@ -1,7 +1,8 @@
 """Matching Networks (Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, NeurIPS 2016) in Keras 3.
 
 Eq. (1): ŷ = sum_i a(x̂, x_i) y_i, a vote of the one-hot support labels.
-Eq. (2): a(x̂, x_i) = softmax_i(c(f(x̂), g(x_i))), c the cosine similarity.
+Eq. (2): a(x̂, x_i) = softmax_i(c(f(x̂), g(x_i))), c the cosine similarity (options: times a
+scale s, or the negative squared Euclidean distance in its place; labelled deviations).
 FCE (``fce=True``): g(x_i, S) = h_fwd_i + h_bwd_i + g'(x_i), a bidirectional LSTM over the
 support set; f(x̂, S) = attLSTM(f'(x̂), g(S), K), an LSTM that reads the support set K times.
 See ``matching_torch.py`` for the full commentary; the names and structure here are the same.
@@ -15,11 +16,13 @@ import math
 import keras
 from keras import ops
 
+from chapters.metric.protonet_keras import squared_euclidean
 from common.backbones.conv4_keras import Conv4
 from common.episodic_keras import EpisodicModel
+from common.errors import ConfigError
 
 EPSILON = 1e-8  # inside the norms of the cosine: an all-zero embedding (ReLU) gives 0, not NaN
-TINY = 1e-12  # inside the log of the prediction, in case a probability underflows to 0
+DISTANCES = ("cosine", "squared_euclidean")  # what Eq. 2's softmax compares: the paper's, Snell et al.'s
 
 
 def cosine_similarity(a, b):
@@ -29,17 +32,32 @@ def cosine_similarity(a, b):
     return ops.matmul(a, ops.transpose(b))
 
 
-def attention(query_embeddings, support_embeddings, scale: float = 1.0):
-    """Eq. (2): a(x̂, x_i), a softmax over the support set of cosine similarities, (n_query, n_support).
+def similarity(query_embeddings, support_embeddings, scale: float = 1.0, distance: str = "cosine"):
+    """What Eq. (2) puts inside its softmax, (n_query, n_support): ``scale`` times the cosine, or
+    minus the squared Euclidean distance (see matching_torch.py)."""
+    if distance == "cosine":
+        return scale * cosine_similarity(query_embeddings, support_embeddings)
+    if distance == "squared_euclidean":
+        return -squared_euclidean(query_embeddings, support_embeddings)
+    raise ConfigError(f"unknown distance {distance!r} for Matching Networks: choose one of {', '.join(DISTANCES)}")
 
-    ``scale`` multiplies the cosines first (a softmax temperature of 1/scale); Eq. (2) is scale = 1.
-    See ``MatchingNet`` for why a larger one trains better."""
-    return ops.softmax(scale * cosine_similarity(query_embeddings, support_embeddings), axis=1)
+
+def attention(query_embeddings, support_embeddings, scale: float = 1.0, distance: str = "cosine"):
+    """Eq. (2): a(x̂, x_i), a softmax over the support set of ``similarity``, (n_query, n_support)."""
+    return ops.softmax(similarity(query_embeddings, support_embeddings, scale, distance), axis=1)
 
 
 def label_distribution(weights, support_y, way):
     """Eq. (1): ŷ = sum_i a(x̂, x_i) y_i with one-hot y_i, (n_query, way); each row sums to 1."""
     return ops.matmul(weights, ops.one_hot(support_y, way, dtype=weights.dtype))
+
+
+def log_label_distribution(similarities, support_y, way):
+    """log ŷ of Eqs. (1)-(2) in one step, (n_query, way): logsumexp_{i: y_i = c} s_i - logsumexp_i s_i,
+    without forming the attention weights, which can underflow (see matching_torch.py)."""
+    members = ops.transpose(ops.one_hot(support_y, way)) > 0  # (way, n_support)
+    per_class = ops.where(members[None], similarities[:, None, :], float("-inf"))
+    return ops.logsumexp(per_class, axis=-1) - ops.logsumexp(similarities, axis=-1, keepdims=True)
 
 
 def torch_like_lstm(units: int) -> dict:
@@ -55,13 +73,13 @@ def torch_like_lstm(units: int) -> dict:
 class MatchingNet(EpisodicModel):
     def __init__(self, in_channels: int = 1, encoder: keras.layers.Layer | None = None, fce: bool = False,
                  fce_steps: int = 5, embedding_size: int = 64,
-                 cosine_scale: float = 1.0, **kwargs):
+                 cosine_scale: float = 1.0, distance: str = "cosine", **kwargs):
         """``embedding_size`` is the encoder's output size D, which the FCE LSTMs need to know;
-        ``cosine_scale`` s multiplies the cosines of Eq. (2) (s = 1 is the equation; see
-        matching_torch.py for why the protocol uses s = 10)."""
+        ``cosine_scale`` s multiplies the cosines of Eq. (2) (s = 1 is the equation), and
+        ``distance="squared_euclidean"`` replaces them (see matching_torch.py for both)."""
         super().__init__(**kwargs)
         self.encoder = encoder if encoder is not None else Conv4(in_channels)
-        self.fce, self.fce_steps, self.cosine_scale = fce, fce_steps, cosine_scale
+        self.fce, self.fce_steps, self.cosine_scale, self.distance = fce, fce_steps, cosine_scale, distance
         if fce:
             # Hidden size D, for the skip connections. merge_mode=None keeps the two directions
             # apart, as the paper writes them. The attLSTM is a standard LSTMCell(D) called on
@@ -101,7 +119,6 @@ class MatchingNet(EpisodicModel):
         support_x, support_y, query_x = inputs
         way = ops.cast(ops.max(support_y), "int32") + 1
         support, query = self.embed(support_x, query_x, training=training)
-        probabilities = label_distribution(attention(query, support, self.cosine_scale), support_y, way)
         # log ŷ: the learner's softmax cross-entropy is then the paper's -log ŷ[true class],
         # because softmax(log ŷ) = ŷ when ŷ sums to 1 (see matching_torch.py).
-        return ops.log(probabilities + TINY)
+        return log_label_distribution(similarity(query, support, self.cosine_scale, self.distance), support_y, way)

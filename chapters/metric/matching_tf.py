@@ -1,7 +1,8 @@
 """Matching Networks (Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, NeurIPS 2016) in TensorFlow.
 
 Eq. (1): ŷ = sum_i a(x̂, x_i) y_i, a vote of the one-hot support labels.
-Eq. (2): a(x̂, x_i) = softmax_i(c(f(x̂), g(x_i))), c the cosine similarity.
+Eq. (2): a(x̂, x_i) = softmax_i(c(f(x̂), g(x_i))), c the cosine similarity (options: times a
+scale s, or the negative squared Euclidean distance in its place; labelled deviations).
 FCE (``fce=True``): g(x_i, S) = h_fwd_i + h_bwd_i + g'(x_i), a bidirectional LSTM over the
 support set; f(x̂, S) = attLSTM(f'(x̂), g(S), K), an LSTM that reads the support set K times.
 See ``matching_torch.py`` for the full commentary; the names and structure here are the same.
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from chapters.metric.protonet_tf import squared_euclidean
 from common.backbones.conv4_tf import Conv4
+from common.errors import ConfigError
 from common.tf_layers import BidirectionalLSTM, LSTMCell
 
 EPSILON = 1e-8  # inside the norms of the cosine: an all-zero embedding (ReLU) gives 0, not NaN
-TINY = 1e-12  # inside the log of the prediction, in case a probability underflows to 0
+DISTANCES = ("cosine", "squared_euclidean")  # what Eq. 2's softmax compares: the paper's, Snell et al.'s
 
 
 def cosine_similarity(a, b):
@@ -27,12 +30,19 @@ def cosine_similarity(a, b):
     return tf.matmul(a, b, transpose_b=True)
 
 
-def attention(query_embeddings, support_embeddings, scale: float = 1.0):
-    """Eq. (2): a(x̂, x_i), a softmax over the support set of cosine similarities, (n_query, n_support).
+def similarity(query_embeddings, support_embeddings, scale: float = 1.0, distance: str = "cosine"):
+    """What Eq. (2) puts inside its softmax, (n_query, n_support): ``scale`` times the cosine, or
+    minus the squared Euclidean distance (see matching_torch.py)."""
+    if distance == "cosine":
+        return scale * cosine_similarity(query_embeddings, support_embeddings)
+    if distance == "squared_euclidean":
+        return -squared_euclidean(query_embeddings, support_embeddings)
+    raise ConfigError(f"unknown distance {distance!r} for Matching Networks: choose one of {', '.join(DISTANCES)}")
 
-    ``scale`` multiplies the cosines first (a softmax temperature of 1/scale); Eq. (2) is scale = 1.
-    See ``MatchingNet`` for why a larger one trains better."""
-    return tf.nn.softmax(scale * cosine_similarity(query_embeddings, support_embeddings), axis=1)
+
+def attention(query_embeddings, support_embeddings, scale: float = 1.0, distance: str = "cosine"):
+    """Eq. (2): a(x̂, x_i), a softmax over the support set of ``similarity``, (n_query, n_support)."""
+    return tf.nn.softmax(similarity(query_embeddings, support_embeddings, scale, distance), axis=1)
 
 
 def label_distribution(weights, support_y, way):
@@ -40,19 +50,28 @@ def label_distribution(weights, support_y, way):
     return tf.matmul(weights, tf.one_hot(support_y, way, dtype=weights.dtype))
 
 
+def log_label_distribution(similarities, support_y, way):
+    """log ŷ of Eqs. (1)-(2) in one step, (n_query, way): logsumexp_{i: y_i = c} s_i - logsumexp_i s_i,
+    without forming the attention weights, which can underflow (see matching_torch.py)."""
+    members = tf.transpose(tf.one_hot(support_y, way, on_value=True, off_value=False))  # (way, n_support)
+    per_class = tf.where(members[None], similarities[:, None, :], tf.constant(-float("inf"), similarities.dtype))
+    return (tf.reduce_logsumexp(per_class, axis=-1)
+            - tf.reduce_logsumexp(similarities, axis=-1, keepdims=True))
+
+
 class MatchingNet(tf.Module):
     def __init__(self, in_channels: int = 1, encoder: tf.Module | None = None, fce: bool = False,
                  fce_steps: int = 5, embedding_size: int = 64,
-                 cosine_scale: float = 1.0, dtype=tf.float32, seed=None):
+                 cosine_scale: float = 1.0, distance: str = "cosine", dtype=tf.float32, seed=None):
         """``embedding_size`` is the encoder's output size D, which the FCE LSTMs need to know;
-        ``cosine_scale`` s multiplies the cosines of Eq. (2) (s = 1 is the equation; see
-        matching_torch.py for why the protocol uses s = 10)."""
+        ``cosine_scale`` s multiplies the cosines of Eq. (2) (s = 1 is the equation), and
+        ``distance="squared_euclidean"`` replaces them (see matching_torch.py for both)."""
         super().__init__()
         # One generator seeds the encoder and then the LSTMs (the encoder's weights are then the
         # same as ProtoNet's for the same seed).
         rng = tf.random.Generator.from_seed(seed) if isinstance(seed, int) else seed
         self.encoder = encoder if encoder is not None else Conv4(in_channels, dtype=dtype, seed=rng)
-        self.fce, self.fce_steps, self.cosine_scale = fce, fce_steps, cosine_scale
+        self.fce, self.fce_steps, self.cosine_scale, self.distance = fce, fce_steps, cosine_scale, distance
         if fce:
             # Hidden size D, for the skip connections. The attLSTM is a standard LSTMCell(2D, D)
             # with input [f'(x̂), r_{k-1}] and state h_{k-1}: the paper's cell with its weight
@@ -89,7 +108,6 @@ class MatchingNet(tf.Module):
         """Query "logits" log ŷ, (n_query, way)."""
         way = tf.cast(tf.reduce_max(support_y), tf.int32) + 1
         support, query = self.embed(support_x, query_x, training=training)
-        probabilities = label_distribution(attention(query, support, self.cosine_scale), support_y, way)
         # log ŷ: the learner's softmax cross-entropy is then the paper's -log ŷ[true class],
         # because softmax(log ŷ) = ŷ when ŷ sums to 1 (see matching_torch.py).
-        return tf.math.log(probabilities + TINY)
+        return log_label_distribution(similarity(query, support, self.cosine_scale, self.distance), support_y, way)

@@ -10,6 +10,9 @@ embedded query f(x̂) and the embedded support examples g(x_i) (Eq. 2):
 
     a(x̂, x_i) = exp(c(f(x̂), g(x_i))) / sum_j exp(c(f(x̂), g(x_j))).
 
+Two labelled deviations from Eq. 2 are options (see ``MatchingNet``): the cosines times a scale s,
+and the negative squared Euclidean distance in place of the cosine.
+
 Nothing is fitted to the support set: the network is a mapping from (S, x̂) to a label
 distribution, trained episode after episode on the query log-likelihood, log ŷ[true class].
 With f = g = Conv-4 this is the paper's Omniglot model.
@@ -36,10 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chapters.metric.protonet_torch import squared_euclidean
 from common.backbones.conv4_torch import Conv4
+from common.errors import ConfigError
 
 EPSILON = 1e-8  # inside the norms of the cosine: an all-zero embedding (ReLU) gives 0, not NaN
-TINY = 1e-12  # inside the log of the prediction, in case a probability underflows to 0
+DISTANCES = ("cosine", "squared_euclidean")  # what Eq. 2's softmax compares: the paper's, Snell et al.'s
 
 
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -49,18 +54,42 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a @ b.T
 
 
-def attention(query_embeddings: torch.Tensor, support_embeddings: torch.Tensor, scale: float = 1.0
-              ) -> torch.Tensor:
-    """Eq. (2): a(x̂, x_i), a softmax over the support set of cosine similarities, (n_query, n_support).
+def similarity(query_embeddings: torch.Tensor, support_embeddings: torch.Tensor, scale: float = 1.0,
+               distance: str = "cosine") -> torch.Tensor:
+    """What Eq. (2) puts inside its softmax, for every (query, support) pair, (n_query, n_support).
 
-    ``scale`` multiplies the cosines first (a softmax temperature of 1/scale); Eq. (2) is scale = 1.
-    See ``MatchingNet`` for why a larger one trains better."""
-    return torch.softmax(scale * cosine_similarity(query_embeddings, support_embeddings), dim=1)
+    ``cosine``: the paper's c(f(x̂), g(x_i)), times ``scale`` (a softmax temperature of 1/scale;
+    Eq. (2) is scale = 1). ``squared_euclidean``: minus ProtoNet's distance, -||f(x̂) - g(x_i)||^2
+    (no scale: the distance sets its own). See ``MatchingNet`` for why the protocol deviates."""
+    if distance == "cosine":
+        return scale * cosine_similarity(query_embeddings, support_embeddings)
+    if distance == "squared_euclidean":
+        return -squared_euclidean(query_embeddings, support_embeddings)
+    raise ConfigError(f"unknown distance {distance!r} for Matching Networks: choose one of {', '.join(DISTANCES)}")
+
+
+def attention(query_embeddings: torch.Tensor, support_embeddings: torch.Tensor, scale: float = 1.0,
+              distance: str = "cosine") -> torch.Tensor:
+    """Eq. (2): a(x̂, x_i), a softmax over the support set of ``similarity``, (n_query, n_support)."""
+    return torch.softmax(similarity(query_embeddings, support_embeddings, scale, distance), dim=1)
 
 
 def label_distribution(weights: torch.Tensor, support_y: torch.Tensor, way: int) -> torch.Tensor:
     """Eq. (1): ŷ = sum_i a(x̂, x_i) y_i with one-hot y_i, (n_query, way); each row sums to 1."""
     return weights @ F.one_hot(support_y, way).to(weights.dtype)
+
+
+def log_label_distribution(similarities: torch.Tensor, support_y: torch.Tensor, way: int) -> torch.Tensor:
+    """log ŷ of Eqs. (1)-(2) in one step, (n_query, way), from the scores inside the softmax:
+
+        log ŷ_c = log sum_{i: y_i = c} a(x̂, x_i) = logsumexp_{i: y_i = c} s_i - logsumexp_i s_i.
+
+    The same numbers as log(label_distribution(attention(...))), but computed without ever
+    forming an attention weight: with squared distances a wrong class can get e^-200 of it,
+    which float32 rounds to 0, and log 0 would give the loss no gradient at all."""
+    members = F.one_hot(support_y, way).T.bool()  # (way, n_support): which examples are class c
+    per_class = similarities[:, None, :].masked_fill(~members[None], float("-inf"))  # (n_query, way, n_support)
+    return per_class.logsumexp(dim=-1) - similarities.logsumexp(dim=-1, keepdim=True)
 
 
 def single_bias(lstm: nn.Module) -> None:
@@ -81,7 +110,7 @@ def single_bias(lstm: nn.Module) -> None:
 class MatchingNet(nn.Module):
     def __init__(self, in_channels: int = 1, encoder: nn.Module | None = None, fce: bool = False,
                  fce_steps: int = 5, embedding_size: int = 64,
-                 cosine_scale: float = 1.0):
+                 cosine_scale: float = 1.0, distance: str = "cosine"):
         """``embedding_size`` is the encoder's output size D, which the FCE LSTMs need to know
         (Conv-4: 64 on 28x28 Omniglot, 1600 on 84x84 mini-ImageNet). ``fce_steps`` is K; we did
         not find the paper's value, 5 is our choice.
@@ -92,11 +121,18 @@ class MatchingNet(nn.Module):
         [0, 1]. In a 5-way 1-shot episode the right class then gets at most e / (e + 4) = 0.40 of
         the attention, the loss cannot fall below -log 0.40 = 0.91, and training stalls (our
         run: 86.7 % against the paper's 98.1 %). A larger s (a lower softmax temperature) lifts
-        that ceiling; s = 10 is our protocol's choice, a labelled deviation from the equation.
-        The paper does not say whether its code had such a factor."""
+        that ceiling; s = 10 is a labelled deviation from the equation (our run: 96.2 %). The
+        paper does not say whether its code had such a factor.
+
+        ``distance="squared_euclidean"`` replaces the cosine by -||f(x̂) - g(x_i)||^2, another
+        labelled deviation: the Matching Network of Snell et al.'s ablation (Sec. 2.5), which
+        they found better than the cosine. A distance is unbounded, so the attention can be as
+        sharp as training makes it. With one shot per class this model *is* a Prototypical
+        Network (each prototype is the single support embedding), trained on Matching Networks'
+        episodes; with K shots it still differs (K kernels per class, not one at their mean)."""
         super().__init__()
         self.encoder = encoder if encoder is not None else Conv4(in_channels)
-        self.fce, self.fce_steps, self.cosine_scale = fce, fce_steps, cosine_scale
+        self.fce, self.fce_steps, self.cosine_scale, self.distance = fce, fce_steps, cosine_scale, distance
         if fce:
             # The LSTMs' hidden size is D: the skip connections add their outputs to embeddings.
             self.support_lstm = nn.LSTM(embedding_size, embedding_size, batch_first=True, bidirectional=True)
@@ -141,10 +177,8 @@ class MatchingNet(nn.Module):
         """Query "logits" log ŷ, (n_query, way)."""
         way = int(support_y.max()) + 1
         support, query = self.embed(support_x, query_x)
-        probabilities = label_distribution(attention(query, support, self.cosine_scale), support_y, way)
         # The shared learner takes a softmax cross-entropy of what the model returns. The paper
         # maximises the log-likelihood of ŷ itself, and ŷ already sums to 1, so returning log ŷ
         # makes the two the same: softmax(log ŷ) = ŷ / sum ŷ = ŷ, and the cross-entropy is
-        # -log ŷ[true class]. (TINY only keeps the log finite; the cosine keeps every
-        # attention weight above e^(-2 s) / n_support, so for moderate s it never matters.)
-        return torch.log(probabilities + TINY)
+        # -log ŷ[true class].
+        return log_label_distribution(similarity(query, support, self.cosine_scale, self.distance), support_y, way)
