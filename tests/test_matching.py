@@ -164,6 +164,15 @@ def test_the_distance_and_the_cosine_scale_do_not_combine(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_the_command_line_offers_the_models_distances():
+    import argparse
+    from chapters.metric import matching
+    parser = argparse.ArgumentParser()
+    matching.add_arguments(parser)
+    choices = next(a.choices for a in parser._actions if a.dest == "distance")
+    assert tuple(choices) == matching_torch.DISTANCES == matching_tf.DISTANCES == matching_keras.DISTANCES
+
+
 @pytest.mark.parametrize("framework", ["torch", "tf", "keras"])
 def test_an_unknown_distance_is_a_clear_error(framework):
     from common.errors import ConfigError

@@ -56,13 +56,14 @@ def positive_scale(text: str) -> float:
 
 
 def add_arguments(parser) -> None:
-    # The choices are the models' DISTANCES, written out: this module does not import a framework.
     parser.add_argument("--fce", action="store_true", help="Full Context Embeddings (Appendix A)")
     parser.add_argument("--fce-steps", type=int, default=5,
                         help="K, the attention LSTM's reads of the support set (with --fce)")
     parser.add_argument("--cosine-scale", type=positive_scale, default=1.0,
                         help="s in softmax(s * cosine); 1 is Eq. 2 as printed, the protocol uses 10 "
                              "(see MatchingNet in matching_torch.py)")
+    # The choices are the models' DISTANCES, written out: this module imports no framework
+    # (test_the_command_line_offers_the_models_distances keeps the two the same).
     parser.add_argument("--distance", choices=("cosine", "squared_euclidean"), default="cosine",
                         help="what the attention compares: the paper's cosine, or minus the squared "
                              "Euclidean distance (a labelled deviation; --cosine-scale then does not apply)")

@@ -55,9 +55,9 @@ def label_distribution(weights, support_y, way):
 def log_label_distribution(similarities, support_y, way):
     """log ŷ of Eqs. (1)-(2) in one step, (n_query, way): logsumexp_{i: y_i = c} s_i - logsumexp_i s_i,
     without forming the attention weights, which can underflow (see matching_torch.py)."""
-    members = ops.transpose(ops.one_hot(support_y, way)) > 0  # (way, n_support)
-    per_class = ops.where(members[None], similarities[:, None, :], float("-inf"))
-    return ops.logsumexp(per_class, axis=-1) - ops.logsumexp(similarities, axis=-1, keepdims=True)
+    members = ops.equal(support_y[:, None], ops.arange(way, dtype=support_y.dtype))  # (n_support, way)
+    per_class = ops.where(members[None], similarities[:, :, None], float("-inf"))  # other classes: -inf
+    return ops.logsumexp(per_class, axis=1) - ops.logsumexp(similarities, axis=1, keepdims=True)
 
 
 def torch_like_lstm(units: int) -> dict:

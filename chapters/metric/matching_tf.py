@@ -53,10 +53,10 @@ def label_distribution(weights, support_y, way):
 def log_label_distribution(similarities, support_y, way):
     """log ŷ of Eqs. (1)-(2) in one step, (n_query, way): logsumexp_{i: y_i = c} s_i - logsumexp_i s_i,
     without forming the attention weights, which can underflow (see matching_torch.py)."""
-    members = tf.transpose(tf.one_hot(support_y, way, on_value=True, off_value=False))  # (way, n_support)
-    per_class = tf.where(members[None], similarities[:, None, :], tf.constant(-float("inf"), similarities.dtype))
-    return (tf.reduce_logsumexp(per_class, axis=-1)
-            - tf.reduce_logsumexp(similarities, axis=-1, keepdims=True))
+    members = support_y[:, None] == tf.range(way, dtype=support_y.dtype)  # (n_support, way)
+    minus_inf = tf.constant(float("-inf"), similarities.dtype)
+    per_class = tf.where(members[None], similarities[:, :, None], minus_inf)  # other classes: -inf
+    return tf.reduce_logsumexp(per_class, axis=1) - tf.reduce_logsumexp(similarities, axis=1, keepdims=True)
 
 
 class MatchingNet(tf.Module):

@@ -87,9 +87,10 @@ def log_label_distribution(similarities: torch.Tensor, support_y: torch.Tensor, 
     The same numbers as log(label_distribution(attention(...))), but computed without ever
     forming an attention weight: with squared distances a wrong class can get e^-200 of it,
     which float32 rounds to 0, and log 0 would give the loss no gradient at all."""
-    members = F.one_hot(support_y, way).T.bool()  # (way, n_support): which examples are class c
-    per_class = similarities[:, None, :].masked_fill(~members[None], float("-inf"))  # (n_query, way, n_support)
-    return per_class.logsumexp(dim=-1) - similarities.logsumexp(dim=-1, keepdim=True)
+    # The mask of the Siamese class_logits, reduced by log-sum-exp instead of max.
+    members = support_y[:, None] == torch.arange(way, device=support_y.device)  # (n_support, way)
+    per_class = similarities[:, :, None].masked_fill(~members[None], float("-inf"))  # other classes: -inf
+    return per_class.logsumexp(dim=1) - similarities.logsumexp(dim=1, keepdim=True)
 
 
 def single_bias(lstm: nn.Module) -> None:
