@@ -138,11 +138,15 @@ class Log:
 
     ``step(index, metrics)`` is called after training episode ``index``. Every ``eval_every``
     episodes (and after the last) it evaluates the fixed validation episodes, appends a point to
-    the history, writes the checkpoint and redraws the curve.
+    the history, writes the checkpoint and redraws the curve. With ``report`` (a run without a
+    progress bar, e.g. ``--quiet`` in the background) it also prints that point as one line, so a
+    log file shows how far a long run is and how fast it goes.
     """
 
-    def __init__(self, run: Run, learner, val_episodes, history: list, wall_seconds: float = 0.0, bar=None):
+    def __init__(self, run: Run, learner, val_episodes, history: list, wall_seconds: float = 0.0, bar=None,
+                 report: bool = False):
         self.run, self.learner, self.val_episodes, self.history, self.bar = run, learner, val_episodes, history, bar
+        self.report = report
         self.window = []
         # Training time excludes validation: seconds per episode should measure the learner.
         self.wall_seconds, self.since = wall_seconds, time.perf_counter()
@@ -159,8 +163,10 @@ class Log:
             self.record(index + 1)
 
     def record(self, episodes_done: int) -> None:
-        self.wall_seconds += time.perf_counter() - self.since
+        seconds = time.perf_counter() - self.since
+        self.wall_seconds += seconds
         loss, accuracy = np.mean(self.window, axis=0)
+        episodes = len(self.window)
         self.window = []
         val = evaluate(self.learner.predict, self.val_episodes)
         self.history.append({"episode": episodes_done, "loss": float(loss), "accuracy": 100 * float(accuracy),
@@ -170,6 +176,10 @@ class Log:
                    title=f"{self.run.algorithm} ({self.run.framework}), {self.run.dataset}")
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{100 * accuracy:.1f}", val=f"{val['accuracy']:.1f}")
+        if self.report:
+            print(f"{self.run.algorithm} ({self.run.framework}) episode {episodes_done:,} of {self.run.episodes:,}: "
+                  f"loss {loss:.4f}, train {100 * accuracy:.2f}%, validation {val['accuracy']:.2f} ± "
+                  f"{val['ci95']:.2f}%, {seconds / episodes:.3f} s/episode", flush=True)
         self.since = time.perf_counter()
 
 
@@ -188,7 +198,7 @@ def train(run: Run, learner, train_sampler, val_episodes, test_episodes, progres
     refuse_past(run.checkpoint, start, run.episodes, "episodes")
     if start:
         print(f"resuming {run.checkpoint} at episode {start:,} of {run.episodes:,}")
-    log = Log(run, learner, val_episodes, history, wall_seconds)
+    log = Log(run, learner, val_episodes, history, wall_seconds, report=not progress)
     if hasattr(learner, "fit"):
         if start < run.episodes:
             learner.fit(train_sampler, start, log, progress)

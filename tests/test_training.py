@@ -66,6 +66,13 @@ def test_results_json_and_curve_are_written(tmp_path):
     assert written["command"] and written["commit"]
 
 
+def test_a_run_without_a_progress_bar_reports_each_evaluation_as_a_line(tmp_path, capsys):
+    _, result = run_training(tmp_path, "torch", 4)  # progress=False, as with --quiet
+    lines = [line for line in capsys.readouterr().out.splitlines() if " s/episode" in line]
+    assert [line.split(":")[0] for line in lines] == ["protonet (torch) episode 2 of 4", "protonet (torch) episode 4 of 4"]
+    assert f"validation {result['history'][-1]['val_accuracy']:.2f} ± " in lines[-1]
+
+
 def test_a_checkpoint_of_another_run_is_refused_and_left_alone(tmp_path):
     run_training(tmp_path, "torch", 2)
     checkpoint = make_run(tmp_path, "torch", 2).checkpoint
