@@ -19,7 +19,7 @@ from pathlib import Path
 
 from common.data import load_dataset
 from common.episodes import EpisodeSampler
-from common.results import RESULTS_DIR, current_command, git_commit, versions
+from common.results import RESULTS_DIR, current_command, git_commit, machine, versions
 
 SETTINGS = [(5, 1, 15), (20, 5, 15)]  # (way, shot, query)
 
@@ -83,7 +83,7 @@ def main(argv=None) -> None:
 
     summary = {"benchmark": "episode_sampler", "dataset": args.dataset, "split": args.split,
                "cores": 1, "cpu": platform.processor() or platform.machine(), "rows": rows,
-               "versions": versions(), "commit": git_commit(), "command": current_command()}
+               "versions": versions(), "machine": machine(), "commit": git_commit(), "command": current_command()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -11,7 +11,9 @@ squared error after adaptation, over the fixed test tasks) instead of ``accuracy
 their ``way`` is 1 and ``shot`` is K.
 
 Runs also record ``device`` (``cpu``, ``cuda:0``, ...; ``common.devices``), where they computed,
-which ``seconds_per_episode`` depends on.
+and ``machine`` (the processor, its core count and its widest vector instructions), which
+``seconds_per_episode`` depends on: the same TensorFlow training episode took 1.6x as long on one
+of this project's machines as on another, so timings compare only within a machine.
 
 ``command`` is the exact command line that produced the file, so every number in a table traces
 back to something a reader can run. ``python -m common.results table`` collects the files into a
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import shlex
 import subprocess
@@ -87,6 +90,27 @@ def versions() -> dict:
     return found
 
 
+def machine() -> dict:
+    """The processor a run's timings belong to: its model name, the machine's cores (a run may
+    use fewer: the benchmarks pin one), and the widest vector instruction set it has (``avx512``, ``avx2``, ...; what oneDNN's
+    convolutions, and so TensorFlow's and PyTorch's speed on a CPU, depend on most)."""
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as info:  # Linux; elsewhere the model name is all we know
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    cpu = value.strip()
+                elif key.strip() in ("flags", "Features"):
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    vector = next((name for name, flag in (("amx", "amx_tile"), ("avx512", "avx512f"), ("avx2", "avx2"),
+                                           ("avx", "avx"), ("neon", "asimd")) if flag in flags), "unknown")
+    return {"cpu": cpu, "cores": os.cpu_count(), "vector": vector}
+
+
 def git_commit() -> str:
     """The commit the code ran at, with ``-dirty`` when the working tree had uncommitted changes."""
     root = Path(__file__).resolve().parent.parent
@@ -116,7 +140,7 @@ COMMIT_AT_START = git_commit()
 
 def make_result(**fields) -> dict:
     """A result dict: the fields given, plus versions, commit, command and date filled in."""
-    result = {"versions": versions(), "commit": COMMIT_AT_START, "command": current_command(),
+    result = {"versions": versions(), "machine": machine(), "commit": COMMIT_AT_START, "command": current_command(),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     at_end = git_commit()
     if at_end != COMMIT_AT_START:

@@ -20,9 +20,22 @@ def a_result(**overrides):
 
 def test_make_result_fills_in_provenance():
     result = a_result()
-    assert {"versions", "commit", "command", "date"} <= set(result)
+    assert {"versions", "machine", "commit", "command", "date"} <= set(result)
     assert result["versions"]["numpy"] and result["command"].startswith("python")
     check_result(result)
+
+
+def test_the_machine_is_recorded_with_its_vector_instructions():
+    """Seconds per episode depend on the CPU: a result names it, and the cores and instruction
+    set are this machine's, not placeholders."""
+    import os
+
+    from common.results import machine
+    found = machine()
+    assert found["cpu"] and found["cores"] == os.cpu_count()
+    assert found["vector"] in ("amx", "avx512", "avx2", "avx", "neon", "unknown")
+    if os.path.exists("/proc/cpuinfo") and " avx2" in open("/proc/cpuinfo").read():
+        assert found["vector"] in ("amx", "avx512", "avx2")
 
 
 @pytest.mark.parametrize("change,message", [

@@ -20,7 +20,7 @@ from common.backbones import conv4_embedding_size
 from common.cli import FRAMEWORKS
 from common.data import load_dataset
 from common.episodes import EpisodeSampler
-from common.results import RESULTS_DIR, current_command, git_commit, versions
+from common.results import RESULTS_DIR, current_command, git_commit, machine, versions
 
 
 def seconds_per_episode(learner, sampler, warmup: int, episodes: int) -> float:
@@ -60,7 +60,7 @@ def main(argv=None) -> None:
 
     setting = f"{args.dataset} {args.way}-way {args.shot}-shot {args.query}-query"
     summary = {"benchmark": "metric_training_speed", "setting": setting, "cores": 1, "rows": rows,
-               "versions": versions(), "commit": git_commit(), "command": current_command()}
+               "versions": versions(), "machine": machine(), "commit": git_commit(), "command": current_command()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "timing.json").write_text(json.dumps(summary, indent=2) + "\n")

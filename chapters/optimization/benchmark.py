@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from common.cli import FRAMEWORKS
-from common.results import RESULTS_DIR, current_command, git_commit, versions
+from common.results import RESULTS_DIR, current_command, git_commit, machine, versions
 
 VARIANTS = [(framework, order) for framework in FRAMEWORKS for order in ("second", "first")]
 
@@ -142,7 +142,7 @@ def main(argv=None) -> None:
     setting = (f"Omniglot {args.way}-way {args.shot}-shot {args.query}-query, meta-batch {args.meta_batch}, "
                f"one inner step")
     summary = {"benchmark": "maml_meta_iteration", "setting": setting, "cores": 1, "rows": rows,
-               "versions": versions(), "commit": git_commit(), "command": current_command()}
+               "versions": versions(), "machine": machine(), "commit": git_commit(), "command": current_command()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "timing.json").write_text(json.dumps(summary, indent=2) + "\n")
