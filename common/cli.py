@@ -14,6 +14,7 @@ import importlib.util
 import sys
 from typing import Callable
 
+from common.allocator import keep_freed_memory
 from common.devices import DEVICE_HELP
 from common.errors import ConfigError, MetaLearnError
 
@@ -60,7 +61,12 @@ def episode_parser(description: str, *, dataset: str = "omniglot", way: int = 5,
 
 
 def run(main: Callable[..., object], *args, **kwargs) -> None:
-    """Call ``main(*args, **kwargs)``; a reader's mistake ends in one clear line, not a stack trace."""
+    """Call ``main(*args, **kwargs)``; a reader's mistake ends in one clear line, not a stack trace.
+
+    First, on Linux, glibc is told to keep freed memory in the process, which makes CPU training
+    1.5-1.7x faster (``common/allocator.py``; ``METALEARN_MALLOC=system`` turns it off).
+    """
+    keep_freed_memory()
     try:
         main(*args, **kwargs)
     except MetaLearnError as error:

@@ -12,7 +12,10 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
 
+from common.allocator import keep_freed_memory  # noqa: E402
 from common.data.store import data_root  # noqa: E402
+
+keep_freed_memory()  # as every script does (common/allocator.py): training steps without page-fault storms
 
 
 def require_data(relative: str) -> Path:
