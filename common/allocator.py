@@ -47,6 +47,12 @@ def applies() -> bool:
     return not any(name in os.environ for name in ENVIRONMENT)
 
 
+def untuned_environment() -> dict:
+    """This process's environment without the variables that decide the tuning (the opt-out and
+    glibc's ``MALLOC_*``): what a child process needs to be tuned by ``common.cli.run`` again."""
+    return {k: v for k, v in os.environ.items() if k not in ENVIRONMENT and k != OPT_OUT}
+
+
 def keep_freed_memory() -> bool:
     """Set :data:`SETTINGS` for this process with ``mallopt``; True if they were set.
 

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.allocator import ENVIRONMENT, OPT_OUT, SETTINGS
+from common.allocator import OPT_OUT, SETTINGS, untuned_environment
 from common.cli import FRAMEWORKS
 from common.results import RESULTS_DIR, current_command, git_commit, machine, versions
 
@@ -51,7 +51,7 @@ def measure(framework: str, args) -> dict:
 def child_environment(mode: str) -> dict:
     """This environment with glibc's defaults (``system``: the opt-out) or without it (``keep``:
     ``common.cli.run`` then applies the allocator settings in the child)."""
-    environment = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT and k != OPT_OUT}
+    environment = untuned_environment()
     environment["TF_CPP_MIN_LOG_LEVEL"] = "2"
     if mode == "system":
         environment[OPT_OUT] = "system"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -82,7 +81,7 @@ def main(argv=None) -> None:
             print(f"  {way:>2}-way {shot}-shot {query}-query  {name:<6} {rate:>9,.0f} episodes/s")
 
     summary = {"benchmark": "episode_sampler", "dataset": args.dataset, "split": args.split,
-               "cores": 1, "cpu": platform.processor() or platform.machine(), "rows": rows,
+               "cores": 1, "rows": rows,
                "versions": versions(), "machine": machine(), "commit": git_commit(), "command": current_command()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")

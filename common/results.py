@@ -92,8 +92,9 @@ def versions() -> dict:
 
 def machine() -> dict:
     """The processor a run's timings belong to: its model name, the machine's cores (a run may
-    use fewer: the benchmarks pin one), and the widest vector instruction set it has (``avx512``, ``avx2``, ...; what oneDNN's
-    convolutions, and so TensorFlow's and PyTorch's speed on a CPU, depend on most)."""
+    use fewer: the benchmarks pin one), and the widest vector instruction set it has (``avx512``,
+    ``avx2``, ...: what oneDNN's convolutions, and so TensorFlow's and PyTorch's speed on a CPU,
+    depend on most)."""
     cpu, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo") as info:  # Linux; elsewhere the model name is all we know

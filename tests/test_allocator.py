@@ -1,14 +1,13 @@
 """common/allocator.py: scripts tell glibc to keep freed memory, only where that applies, and the
 settings really stop the page faults that made CPU training slow."""
 
-import os
 import platform
 import subprocess
 import sys
 
 import pytest
 
-from common.allocator import ENVIRONMENT, OPT_OUT
+from common.allocator import OPT_OUT, untuned_environment
 
 pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                                 reason="glibc's malloc tunables exist on Linux with glibc only")
@@ -37,8 +36,7 @@ PAGES = 64 * 2**20 // 4096  # 4 KiB pages in one block: 16,384
 
 def page_faults(**changes) -> int:
     """The faults of :data:`SCRIPT` in a process with this environment, minus our variables, plus ``changes``."""
-    env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT and k != OPT_OUT}
-    env.update(changes)
+    env = {**untuned_environment(), **changes}
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True)
     return int(done.stdout)
 
