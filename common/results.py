@@ -16,7 +16,10 @@ and ``machine`` (the processor, its core count and its widest vector instruction
 of this project's machines as on another, so timings compare only within a machine.
 
 ``command`` is the exact command line that produced the file, so every number in a table traces
-back to something a reader can run. ``python -m common.results table`` collects the files into a
+back to something a reader can run. ``commit`` is the code that ran it, read when the run started
+(``commit_at_end`` is added when the tree changed before it ended); a model trained at other
+commits than the one that tested it (a checkpoint resumed across commits, or tested again later
+with ``--test-way 20``) adds ``trained_at``, the commits of its training episodes in order. ``python -m common.results table`` collects the files into a
 Markdown table, ours per framework beside the published number.
 """
 

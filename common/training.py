@@ -31,7 +31,7 @@ import numpy as np
 
 from common.errors import ConfigError, MetaLearnError
 from common.evaluation import evaluate
-from common.results import deviations, make_result, write_result
+from common.results import COMMIT_AT_START, deviations, make_result, write_result
 from common.weights import load_weights, save_weights
 
 
@@ -117,18 +117,29 @@ def refuse_past(path: Path, done: int, total: int, option: str = "episodes", uni
                           f"pass --{option} {done:,} (or more) to test or continue it")
 
 
-def save_checkpoint(run: Run, learner, episode: int, history: list, wall_seconds: float) -> None:
-    """``wall_seconds``: training time so far, summed over every session of the run."""
+def save_checkpoint(run: Run, learner, episode: int, history: list, wall_seconds: float, commits: list) -> None:
+    """``wall_seconds``: training time so far, summed over every session of the run; ``commits``:
+    the commits its training episodes ran at, in order (a resumed run may span several)."""
     write_checkpoint(run.checkpoint, learner, run.identity(), run=asdict(run), episode=episode, history=history,
-                     wall_seconds=wall_seconds)
+                     wall_seconds=wall_seconds, commits=commits)
 
 
-def load_checkpoint(run: Run, learner) -> tuple[int, list, float]:
-    """(episodes done, history, training seconds) from ``run.checkpoint``; (0, [], 0.0) if none."""
+def load_checkpoint(run: Run, learner) -> tuple[int, list, float, list]:
+    """(episodes done, history, training seconds, commits) from ``run.checkpoint``; (0, [], 0.0, [])
+    if none. Checkpoints written before commits were recorded give an empty list."""
     meta = read_checkpoint(run.checkpoint, learner, run.identity())
     if meta is None:
-        return 0, [], 0.0
-    return int(meta["episode"]), list(meta["history"]), float(meta.get("wall_seconds", 0.0))
+        return 0, [], 0.0, []
+    return (int(meta["episode"]), list(meta["history"]), float(meta.get("wall_seconds", 0.0)),
+            list(meta.get("commits", [])))
+
+
+def trained_at(commits: list, this_commit: str) -> dict:
+    """The results field ``trained_at`` when the training ran at other commits than ``this_commit``
+    (the results' ``commit``, the code that evaluated): a run resumed across commits, or a finished
+    checkpoint tested again later (``--test-way 20``) after a commit. Empty when there is nothing
+    to add, or when the checkpoint is older than this record."""
+    return {"trained_at": commits} if commits and commits != [this_commit] else {}
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -144,9 +155,9 @@ class Log:
     """
 
     def __init__(self, run: Run, learner, val_episodes, history: list, wall_seconds: float = 0.0, bar=None,
-                 report: bool = False):
+                 report: bool = False, commits: list | None = None):
         self.run, self.learner, self.val_episodes, self.history, self.bar = run, learner, val_episodes, history, bar
-        self.report = report
+        self.report, self.commits = report, list(commits or [])
         self.window = []
         # Training time excludes validation: seconds per episode should measure the learner.
         self.wall_seconds, self.since = wall_seconds, time.perf_counter()
@@ -171,7 +182,9 @@ class Log:
         val = evaluate(self.learner.predict, self.val_episodes)
         self.history.append({"episode": episodes_done, "loss": float(loss), "accuracy": 100 * float(accuracy),
                              "val_accuracy": val["accuracy"], "val_ci95": val["ci95"]})
-        save_checkpoint(self.run, self.learner, episodes_done, self.history, self.wall_seconds)
+        if self.commits[-1:] != [COMMIT_AT_START]:  # these episodes ran at this process's code
+            self.commits.append(COMMIT_AT_START)
+        save_checkpoint(self.run, self.learner, episodes_done, self.history, self.wall_seconds, self.commits)
         plot_curve(self.history, self.run.folder / "curve.png",
                    title=f"{self.run.algorithm} ({self.run.framework}), {self.run.dataset}")
         if self.bar is not None:
@@ -194,11 +207,11 @@ def train(run: Run, learner, train_sampler, val_episodes, test_episodes, progres
     if run.episodes % run.eval_every:
         raise ConfigError(f"--episodes ({run.episodes}) must be a multiple of --eval-every ({run.eval_every})")
     run.folder.mkdir(parents=True, exist_ok=True)
-    start, history, wall_seconds = load_checkpoint(run, learner)
+    start, history, wall_seconds, commits = load_checkpoint(run, learner)
     refuse_past(run.checkpoint, start, run.episodes, "episodes")
     if start:
         print(f"resuming {run.checkpoint} at episode {start:,} of {run.episodes:,}")
-    log = Log(run, learner, val_episodes, history, wall_seconds, report=not progress)
+    log = Log(run, learner, val_episodes, history, wall_seconds, report=not progress, commits=commits)
     if hasattr(learner, "fit"):
         if start < run.episodes:
             learner.fit(train_sampler, start, log, progress)
@@ -208,14 +221,15 @@ def train(run: Run, learner, train_sampler, val_episodes, test_episodes, progres
             log.bar = bar
             for index in range(start, run.episodes):
                 log.step(index, learner.train_step(train_sampler.episode(index)))
-    return finish(run, learner, test_episodes, history, log.wall_seconds)
+    return finish(run, learner, test_episodes, history, log.wall_seconds, log.commits)
 
 
-def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float) -> dict:
+def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float, commits: list) -> dict:
     """Evaluate on the fixed test episodes and write the results JSON (into ``run.folder``).
 
     A finished run evaluated again (e.g. with ``--test-way 20``) loads its checkpoint, trains no
-    further and reports the training time the checkpoint recorded.
+    further and reports the training time, and the commits of the training (``trained_at``, when
+    they are not this process's commit), that the checkpoint recorded.
     """
     test = evaluate(learner.predict, test_episodes, progress=False)
     result = make_result(
@@ -225,7 +239,7 @@ def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float)
         train_episodes=run.episodes, accuracy=test["accuracy"], ci95=test["ci95"],
         test_episodes=test["episodes"], wall_seconds=wall_seconds,
         seconds_per_episode=wall_seconds / run.episodes, seed=run.seed, options=run.options,
-        device=run.device, history=history)
+        device=run.device, history=history, **trained_at(commits, COMMIT_AT_START))
     path = write_result(result, run.folder)
     (run.folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"{run.algorithm} ({run.framework}) {run.dataset} {run.test_way}-way {run.test_shot}-shot: "

@@ -66,6 +66,26 @@ def test_results_json_and_curve_are_written(tmp_path):
     assert written["command"] and written["commit"]
 
 
+def at_commit(monkeypatch, commit):
+    """Pretend this process's code is ``commit`` (what ``common.results`` reads at import)."""
+    import common.results
+    import common.training
+    monkeypatch.setattr(common.results, "COMMIT_AT_START", commit)
+    monkeypatch.setattr(common.training, "COMMIT_AT_START", commit)
+
+
+def test_results_name_the_commits_the_training_ran_at_when_not_their_own(tmp_path, monkeypatch):
+    at_commit(monkeypatch, "aaa")
+    _, first = run_training(tmp_path, "torch", 4)
+    assert first["commit"] == "aaa" and "trained_at" not in first  # one commit: nothing to add
+    at_commit(monkeypatch, "bbb")                                   # a later commit tests it again
+    _, again = run_training(tmp_path, "torch", 4)
+    assert again["commit"] == "bbb" and again["trained_at"] == ["aaa"]
+    assert again["accuracy"] == first["accuracy"]
+    _, longer = run_training(tmp_path, "torch", 6)                  # and resumes it for 2 more episodes
+    assert longer["trained_at"] == ["aaa", "bbb"]
+
+
 def test_a_run_without_a_progress_bar_reports_each_evaluation_as_a_line(tmp_path, capsys):
     _, result = run_training(tmp_path, "torch", 4)  # progress=False, as with --quiet
     lines = [line for line in capsys.readouterr().out.splitlines() if " s/episode" in line]
