@@ -64,7 +64,9 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "timing.json").write_text(json.dumps(summary, indent=2) + "\n")
-    table = [f"Seconds per training episode, {setting}, one CPU core (`{summary['command']}`):", "",
+    cpu = summary["machine"]
+    table = [f"Seconds per training episode, {setting}, one core of {cpu['cpu']} ({cpu['vector']}), "
+             f"`train_step` called in a loop (Keras' too, without `fit`) (`{summary['command']}`):", "",
              "| algorithm | " + " | ".join(FRAMEWORKS) + " |", "|---|" + "---:|" * len(FRAMEWORKS)]
     for algorithm in dict.fromkeys(row["algorithm"] for row in rows):
         cells = [f"{row['seconds_per_episode']:.3f}" for row in rows if row["algorithm"] == algorithm]
