@@ -20,8 +20,8 @@ TensorFlow changes one of them back: the generator dataset that Keras' ``fit`` b
 ``PyDataset`` sets ``M_TRIM_THRESHOLD`` to 128 KB when it starts (its log says "Memory patch
 applied"). Measured in a Keras ProtoNet run (60-way 5-shot, one core) after that line: 13 page
 faults in 10 seconds (about 11 episodes), against 147,000 per 60-way 1-shot Keras episode with
-glibc's defaults (``results/benchmarks/allocator.md``), so the two
-settings that remain keep the memory, and nothing here sets it again.
+glibc's defaults (``results/benchmarks/allocator.md``), so the two settings that remain keep
+the memory, and nothing here sets it again.
 
 The process then keeps its peak memory until it exits, which it needed anyway. The numbers the
 models compute do not change, only where their memory comes from. ``python -m
