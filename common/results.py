@@ -19,8 +19,9 @@ of this project's machines as on another, so timings compare only within a machi
 back to something a reader can run. ``commit`` is the code that ran it, read when the run started
 (``commit_at_end`` is added when the tree changed before it ended); a model trained at other
 commits than the one that tested it (a checkpoint resumed across commits, or tested again later
-with ``--test-way 20``) adds ``trained_at``, the commits of its training episodes in order. ``python -m common.results table`` collects the files into a
-Markdown table, ours per framework beside the published number.
+with ``--test-way 20``) adds ``trained_at``, the commits of its training episodes in order.
+``python -m common.results table`` collects the files into a Markdown table, ours per framework
+beside the published number.
 """
 
 from __future__ import annotations
@@ -142,13 +143,25 @@ def current_command() -> str:
 COMMIT_AT_START = git_commit()
 
 
-def make_result(**fields) -> dict:
-    """A result dict: the fields given, plus versions, commit, command and date filled in."""
+def with_this_commit(commits: list) -> list:
+    """``commits`` (those a model's training ran at, in order) with this process's code added, for
+    a checkpoint written after training here."""
+    return commits if commits[-1:] == [COMMIT_AT_START] else [*commits, COMMIT_AT_START]
+
+
+def make_result(trained_at: list | None = None, **fields) -> dict:
+    """A result dict: the fields given, plus versions, commit, command and date filled in.
+
+    ``trained_at``, the commits the model's training ran at (from its checkpoint), is kept only
+    when it says more than ``commit``: a run resumed across commits, or a finished checkpoint
+    tested again after a commit. Left out when unknown (a checkpoint older than this record)."""
     result = {"versions": versions(), "machine": machine(), "commit": COMMIT_AT_START, "command": current_command(),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     at_end = git_commit()
     if at_end != COMMIT_AT_START:
         result["commit_at_end"] = at_end
+    if trained_at and trained_at != [COMMIT_AT_START]:
+        result["trained_at"] = list(trained_at)
     result.update(fields)
     check_result(result)
     return result

@@ -31,7 +31,7 @@ import numpy as np
 
 from common.errors import ConfigError, MetaLearnError
 from common.evaluation import evaluate
-from common.results import COMMIT_AT_START, deviations, make_result, write_result
+from common.results import deviations, make_result, with_this_commit, write_result
 from common.weights import load_weights, save_weights
 
 
@@ -134,14 +134,6 @@ def load_checkpoint(run: Run, learner) -> tuple[int, list, float, list]:
             list(meta.get("commits", [])))
 
 
-def trained_at(commits: list, this_commit: str) -> dict:
-    """The results field ``trained_at`` when the training ran at other commits than ``this_commit``
-    (the results' ``commit``, the code that evaluated): a run resumed across commits, or a finished
-    checkpoint tested again later (``--test-way 20``) after a commit. Empty when there is nothing
-    to add, or when the checkpoint is older than this record."""
-    return {"trained_at": commits} if commits and commits != [this_commit] else {}
-
-
 # ---------------------------------------------------------------------------- the loop
 
 class Log:
@@ -182,8 +174,7 @@ class Log:
         val = evaluate(self.learner.predict, self.val_episodes)
         self.history.append({"episode": episodes_done, "loss": float(loss), "accuracy": 100 * float(accuracy),
                              "val_accuracy": val["accuracy"], "val_ci95": val["ci95"]})
-        if self.commits[-1:] != [COMMIT_AT_START]:  # these episodes ran at this process's code
-            self.commits.append(COMMIT_AT_START)
+        self.commits = with_this_commit(self.commits)  # these episodes ran at this process's code
         save_checkpoint(self.run, self.learner, episodes_done, self.history, self.wall_seconds, self.commits)
         plot_curve(self.history, self.run.folder / "curve.png",
                    title=f"{self.run.algorithm} ({self.run.framework}), {self.run.dataset}")
@@ -239,7 +230,7 @@ def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float,
         train_episodes=run.episodes, accuracy=test["accuracy"], ci95=test["ci95"],
         test_episodes=test["episodes"], wall_seconds=wall_seconds,
         seconds_per_episode=wall_seconds / run.episodes, seed=run.seed, options=run.options,
-        device=run.device, history=history, **trained_at(commits, COMMIT_AT_START))
+        device=run.device, history=history, trained_at=commits)
     path = write_result(result, run.folder)
     (run.folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"{run.algorithm} ({run.framework}) {run.dataset} {run.test_way}-way {run.test_shot}-shot: "

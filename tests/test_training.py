@@ -69,9 +69,7 @@ def test_results_json_and_curve_are_written(tmp_path):
 def at_commit(monkeypatch, commit):
     """Pretend this process's code is ``commit`` (what ``common.results`` reads at import)."""
     import common.results
-    import common.training
     monkeypatch.setattr(common.results, "COMMIT_AT_START", commit)
-    monkeypatch.setattr(common.training, "COMMIT_AT_START", commit)
 
 
 def test_results_name_the_commits_the_training_ran_at_when_not_their_own(tmp_path, monkeypatch):
