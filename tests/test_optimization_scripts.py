@@ -138,6 +138,19 @@ def test_sinusoid_runs_write_mse_results_and_resume(algorithm, framework, tmp_pa
     assert written["command"].startswith("python")
 
 
+def test_sinusoid_results_name_the_commits_the_training_ran_at(tmp_path, monkeypatch):
+    """As the episodic runs (tests/test_training.py): a run resumed at a later commit lists both."""
+    import common.results
+    argv = ["--framework", "torch", "--algorithm", "maml", "--shot", "5", "--iterations", "10",
+            "--log-every", "10", "--test-tasks", "3", "--out", str(tmp_path)]
+    monkeypatch.setattr(common.results, "COMMIT_AT_START", "aaa")
+    first = sinusoid.main(argv)
+    assert first["commit"] == "aaa" and "trained_at" not in first  # one commit: nothing to add
+    monkeypatch.setattr(common.results, "COMMIT_AT_START", "bbb")
+    longer = sinusoid.main([*argv[:7], "20", *argv[8:]])
+    assert longer["commit"] == "bbb" and longer["trained_at"] == ["aaa", "bbb"]
+
+
 def test_sinusoid_bad_settings_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="--inner-steps must be at least 1"):
         sinusoid.main(["--inner-steps", "0", "--out", str(tmp_path)])

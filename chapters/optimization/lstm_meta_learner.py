@@ -117,8 +117,8 @@ def main(argv=None) -> dict:
     print(f"{ALGORITHM} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
           f"{args.shot}-shot sinusoid tasks, {args.steps} updates each", flush=True)
     run_identity = identity(args)
-    start, points, wall_seconds = resume(args, learner, folder, run_identity)
-    history = History(args, learner, folder, run_identity, points, wall_seconds)
+    start, points, wall_seconds, commits = resume(args, learner, folder, run_identity)
+    history = History(args, learner, folder, run_identity, points, wall_seconds, commits)
     if start < args.iterations:
         train(learner, args, tasks, history, start)
     wall_seconds = history.wall_seconds
@@ -137,7 +137,8 @@ def main(argv=None) -> dict:
         mse_before_adaptation=mse[0][0], mse_before_adaptation_ci95=mse[0][1],
         test_tasks=args.test_tasks, wall_seconds=wall_seconds, seconds_per_episode=wall_seconds / args.iterations,
         seed=args.seed, options={"meta_batch": args.meta_batch, "steps": k, "hidden": args.hidden,
-                                 "meta_lr": args.meta_lr}, history=history.points)
+                                 "meta_lr": args.meta_lr}, history=history.points,
+        trained_at=history.commits)
     path = write_result(result, folder)
     print(f"{ALGORITHM} ({args.framework}) sinusoid {args.shot}-shot: MSE {mse[k][0]:.3f} ± {mse[k][1]:.3f} "
           f"after {k} update{'s' if k != 1 else ''} ({mse[0][0]:.3f} ± {mse[0][1]:.3f} before); "

@@ -45,7 +45,7 @@ from common.data.sinusoid import SinusoidTasks, evaluation_tasks
 from common.devices import DEVICE_HELP, use_device
 from common.errors import ConfigError
 from common.evaluation import mean_ci95
-from common.results import make_result, write_result
+from common.results import make_result, with_this_commit, write_result
 from common.training import TrainingDiverged, read_checkpoint, refuse_past, write_checkpoint
 from common.weights import save_weights, to_canonical
 
@@ -103,12 +103,13 @@ def build_learner(args):
 
 class History:
     """The meta-loss of every iteration; every ``log_every`` iterations a summary and a checkpoint
-    (with the run's ``identity``, which a resumed run must match). The LSTM meta-learner's script
-    uses it too."""
+    (with the run's ``identity``, which a resumed run must match, and ``commits``, those its
+    iterations ran at, as in ``common/training.py``). The LSTM meta-learner's script uses it too."""
 
-    def __init__(self, args, learner, folder: Path, identity: dict, points: list, wall_seconds: float):
+    def __init__(self, args, learner, folder: Path, identity: dict, points: list, wall_seconds: float,
+                 commits: list):
         self.args, self.learner, self.folder, self.identity = args, learner, folder, identity
-        self.window, self.points, self.wall_seconds = [], points, wall_seconds
+        self.window, self.points, self.wall_seconds, self.commits = [], points, wall_seconds, commits
         self.since = time.perf_counter()
 
     def step(self, index: int, loss: float) -> None:
@@ -122,8 +123,9 @@ class History:
             point = {"iteration": index + 1, "loss": float(np.mean(self.window)), "seconds": self.wall_seconds}
             self.points.append(point)
             self.window = []
-            write_checkpoint(self.folder / "checkpoint.npz", self.learner, self.identity,
-                             iteration=index + 1, history=self.points, wall_seconds=self.wall_seconds)
+            self.commits = with_this_commit(self.commits)
+            write_checkpoint(self.folder / "checkpoint.npz", self.learner, self.identity, iteration=index + 1,
+                             history=self.points, wall_seconds=self.wall_seconds, commits=self.commits)
             print(f"iteration {point['iteration']:>6,}: meta-loss {point['loss']:.3f} "
                   f"({point['seconds']:.0f} s)", flush=True)
             self.since = time.perf_counter()
@@ -139,17 +141,19 @@ def identity(args) -> dict:
     return found
 
 
-def resume(args, learner, folder: Path, identity: dict) -> tuple[int, list, float]:
-    """(iterations done, history, seconds) from the run's checkpoint; (0, [], 0.0) if it has none.
+def resume(args, learner, folder: Path, identity: dict) -> tuple[int, list, float, list]:
+    """(iterations done, history, seconds, commits) from the run's checkpoint; (0, [], 0.0, []) if it
+    has none (and an empty list of commits for a checkpoint written before they were kept).
     A checkpoint that has seen more than ``--iterations`` is refused: it would be reported as a
     model of fewer iterations than it has had."""
     path = folder / "checkpoint.npz"
     meta = read_checkpoint(path, learner, identity)
     if meta is None:
-        return 0, [], 0.0
+        return 0, [], 0.0, []
     refuse_past(path, meta["iteration"], args.iterations, "iterations", "meta-iterations")
     print(f"resuming {path} at iteration {meta['iteration']:,} of {args.iterations:,}")
-    return int(meta["iteration"]), list(meta["history"]), float(meta["wall_seconds"])
+    return (int(meta["iteration"]), list(meta["history"]), float(meta["wall_seconds"]),
+            list(meta.get("commits", [])))
 
 
 def train(learner, args, tasks: SinusoidTasks, history: History, start: int) -> None:
@@ -196,10 +200,10 @@ def main(argv=None) -> dict:
     folder = Path(args.out) / f"{args.algorithm}_{args.framework}_sinusoid_1w{args.shot}s"
     folder.mkdir(parents=True, exist_ok=True)
     run_identity = identity(args)
-    start, points, wall_seconds = resume(args, learner, folder, run_identity)
+    start, points, wall_seconds, commits = resume(args, learner, folder, run_identity)
     print(f"{args.algorithm} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
           f"{args.shot}-shot sinusoid tasks", flush=True)
-    history = History(args, learner, folder, run_identity, points, wall_seconds)
+    history = History(args, learner, folder, run_identity, points, wall_seconds, commits)
     if start < args.iterations:
         train(learner, args, tasks, history, start)
     mse = evaluate(learner, args)
@@ -225,7 +229,8 @@ def main(argv=None) -> dict:
         mse_before_adaptation=mse[0][0], mse_before_adaptation_ci95=mse[0][1], **extra,
         test_tasks=args.test_tasks, wall_seconds=history.wall_seconds,
         seconds_per_episode=history.wall_seconds / args.iterations, seed=args.seed,
-        options={"meta_batch": args.meta_batch, **settings(args)}, device=args.device, history=history.points)
+        options={"meta_batch": args.meta_batch, **settings(args)}, device=args.device, history=history.points,
+        trained_at=history.commits)
     path = write_result(result, folder)
     after_most = (f"{mse[most][0]:.3f} ± {mse[most][1]:.3f}" if not mse[most][2] else
                   f"diverged on {mse[most][2]} tasks")
