@@ -9,11 +9,35 @@ uniform in +-1/sqrt(fan_in), so that all three frameworks start from the same di
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
+
 
 def torch_like_init():
     """A *new* initializer per layer: one shared unseeded Keras initializer returns the same numbers
     on every call, which would give blocks 2-4 identical kernels."""
     return keras.initializers.VarianceScaling(scale=1 / 3, mode="fan_in", distribution="uniform")
+
+
+class BatchNorm(keras.layers.BatchNormalization):
+    """Keras' ``BatchNormalization`` (its variables, and its running statistics: the weight of the
+    old value is ``momentum``, the variance kept is the biased one), but a float32 image batch in
+    training goes through TensorFlow's fused kernel: Keras computes mean, variance and the
+    normalisation as separate operations, which made the Conv-4 training step twice as slow
+    (``common.tf_layers.BatchNorm`` does the same for the TensorFlow code). Anything else (a
+    mask, another dtype, inference) is Keras' own ``call``."""
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable and self.scale and self.center and mask is None
+                and inputs.dtype == tf.float32
+                and len(inputs.shape) == 4 and self.axis in (-1, 3)):
+            return super().call(inputs, training=training, mask=mask)
+        y, mean, unbiased_variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
+        n = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], inputs.dtype)  # values per channel
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum
+                                    + unbiased_variance * (n - 1) / n * (1 - self.momentum))
+        return y
 
 
 class ConvBlock(keras.layers.Layer):
@@ -22,7 +46,7 @@ class ConvBlock(keras.layers.Layer):
     def __init__(self, out_channels: int, **kwargs):
         super().__init__(**kwargs)
         self.conv = keras.layers.Conv2D(out_channels, 3, padding="same", kernel_initializer=torch_like_init())
-        self.bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+        self.bn = BatchNorm(momentum=0.9, epsilon=1e-5)
         self.pool = keras.layers.MaxPooling2D(2)
 
     def call(self, x, training=False):
