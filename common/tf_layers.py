@@ -184,6 +184,16 @@ class Dense(tf.Module):
 FUSED_DTYPES = (tf.float32,)
 
 
+def fusable(x) -> bool:
+    """Whether TensorFlow's fused BatchNorm kernel takes ``x``: a float32 NHWC image batch."""
+    return x.dtype in FUSED_DTYPES and x.shape.rank == 4
+
+
+def values_per_channel(x):
+    """n, the number of values BatchNorm averages per channel (as ``x``'s dtype), for n / (n − 1)."""
+    return tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype)
+
+
 class BatchNorm(tf.Module):
     """BatchNorm over every axis but the last, with PyTorch's semantics.
 
@@ -220,13 +230,13 @@ class BatchNorm(tf.Module):
         if not training:
             return batch_norm(x, params["gamma"], params["beta"], self.moving_mean,
                               self.moving_variance, self.eps)
-        if x.dtype in FUSED_DTYPES and x.shape.rank == 4:
+        if fusable(x):
             # The fused kernel returns the batch's unbiased variance, the one the running average needs.
             y, mean, unbiased_variance = tf.compat.v1.nn.fused_batch_norm(
                 x, params["gamma"], params["beta"], epsilon=self.eps, is_training=True)
         else:
             mean, variance = moments(x)
-            n = tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype)  # values per channel
+            n = values_per_channel(x)
             y = batch_norm(x, params["gamma"], params["beta"], mean, variance, self.eps)
             unbiased_variance = variance * n / (n - 1)
         m = self.momentum

@@ -11,6 +11,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from common.tf_layers import fusable, values_per_channel
+
 
 def torch_like_init():
     """A *new* initializer per layer: one shared unseeded Keras initializer returns the same numbers
@@ -28,12 +30,11 @@ class BatchNorm(keras.layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable and self.scale and self.center and mask is None
-                and inputs.dtype == tf.float32
-                and len(inputs.shape) == 4 and self.axis in (-1, 3)):
+                and fusable(inputs) and self.axis in (-1, 3)):
             return super().call(inputs, training=training, mask=mask)
         y, mean, unbiased_variance = tf.compat.v1.nn.fused_batch_norm(
             inputs, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
-        n = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], inputs.dtype)  # values per channel
+        n = values_per_channel(inputs)
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum
                                     + unbiased_variance * (n - 1) / n * (1 - self.momentum))
