@@ -20,9 +20,11 @@ MODULES = {"torch": matching_torch, "tf": matching_tf, "keras": matching_keras}
 
 
 # The model variants every agreement test covers: Eq. 2 as printed, Full Context Embeddings, and
-# the protocols' two deviations, cosines scaled by 10 and the squared Euclidean distance.
+# the three labelled deviations: cosines scaled by 10, the squared Euclidean distance, and
+# cosines times the query's length.
 VARIANTS = {"plain": {"fce": False}, "fce": {"fce": True}, "scaled": {"fce": False, "cosine_scale": 10.0},
-            "euclidean": {"fce": False, "distance": "squared_euclidean"}}
+            "euclidean": {"fce": False, "distance": "squared_euclidean"},
+            "query_norm": {"fce": False, "distance": "cosine_times_query_norm"}}
 
 
 def three_models(dtype, variant):
@@ -152,6 +154,21 @@ def test_squared_euclidean_attention_and_a_log_likelihood_that_cannot_underflow(
     log_y = np.asarray(module.log_label_distribution(scores, labels, 2))
     np.testing.assert_allclose(log_y[0, 0], -119.0, rtol=1e-5)  # log e^-3600 / (e^-3481 + ...) = -119
     assert np.isfinite(log_y).all()
+
+
+@pytest.mark.parametrize("framework", ["torch", "tf", "keras"])
+def test_cosine_times_query_norm_normalises_only_the_support(framework):
+    """f(x̂) . g(x_i) / |g(x_i)|: the cosine of Eq. 2 times |f(x̂)|, so a longer query embedding
+    makes a sharper softmax (the cosine alone would not change)."""
+    module = MODULES[framework]
+    support = np.array([[3.0, 4.0], [1.0, 0.0]])
+    query = np.array([[6.0, 8.0], [12.0, 16.0]])  # the same direction, lengths 10 and 20
+    if framework == "torch":
+        support, query = torch.from_numpy(support), torch.from_numpy(query)
+    scores = np.asarray(module.similarity(query, support, distance="cosine_times_query_norm"))
+    # (6*3 + 8*4) / 5 = 10 and 6 / 1 = 6; twice as much for the query twice as long
+    np.testing.assert_allclose(scores, [[10.0, 6.0], [20.0, 12.0]], rtol=1e-7)
+    np.testing.assert_allclose(np.asarray(module.similarity(query, support)), [[1.0, 0.6], [1.0, 0.6]], rtol=1e-7)
 
 
 def test_the_distance_and_the_cosine_scale_do_not_combine(tmp_path):

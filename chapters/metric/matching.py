@@ -19,6 +19,11 @@ frameworks, within a point of the paper:
 
     python -m chapters.metric.matching --way 5 --shot 1 --query 15 --episodes 20000 --distance squared_euclidean
 
+``--distance cosine_times_query_norm`` is the third: the cosine times the length of the query's
+embedding, f(x̂) . g(x_i) / |g(x_i)|, which is what the widely used TensorFlow implementations of
+the paper (zergylord/oneshot, AntreasAntoniou/MatchingNetworks) compute as their "cosine": a
+softmax temperature that the encoder learns, one per query.
+
 ``--fce`` adds the Full Context Embeddings (bidirectional LSTM over the support set, attention
 LSTM with ``--fce-steps`` reads for each query). The paper reports them for mini-ImageNet, where
 they help; on Omniglot it reports the plain model. Their LSTMs have the size of the embedding:
@@ -64,9 +69,11 @@ def add_arguments(parser) -> None:
                              "(see MatchingNet in matching_torch.py)")
     # The choices are the models' DISTANCES, written out: this module imports no framework
     # (test_the_command_line_offers_the_models_distances keeps the two the same).
-    parser.add_argument("--distance", choices=("cosine", "squared_euclidean"), default="cosine",
-                        help="what the attention compares: the paper's cosine, or minus the squared "
-                             "Euclidean distance (a labelled deviation; --cosine-scale then does not apply)")
+    parser.add_argument("--distance", choices=("cosine", "squared_euclidean", "cosine_times_query_norm"),
+                        default="cosine",
+                        help="what the attention compares: the paper's cosine, minus the squared Euclidean "
+                             "distance, or the cosine times the query embedding's length (labelled "
+                             "deviations; --cosine-scale then does not apply)")
 
 
 def model_options(args, image_shape) -> dict:

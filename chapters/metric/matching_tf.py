@@ -2,7 +2,8 @@
 
 Eq. (1): ŷ = sum_i a(x̂, x_i) y_i, a vote of the one-hot support labels.
 Eq. (2): a(x̂, x_i) = softmax_i(c(f(x̂), g(x_i))), c the cosine similarity (options: times a
-scale s, or the negative squared Euclidean distance in its place; labelled deviations).
+scale s, times the query's length, or the negative squared Euclidean distance in its place;
+labelled deviations).
 FCE (``fce=True``): g(x_i, S) = h_fwd_i + h_bwd_i + g'(x_i), a bidirectional LSTM over the
 support set; f(x̂, S) = attLSTM(f'(x̂), g(S), K), an LSTM that reads the support set K times.
 See ``matching_torch.py`` for the full commentary; the names and structure here are the same.
@@ -20,7 +21,9 @@ from common.errors import ConfigError
 from common.tf_layers import BidirectionalLSTM, LSTMCell
 
 EPSILON = 1e-8  # inside the norms of the cosine: an all-zero embedding (ReLU) gives 0, not NaN
-DISTANCES = ("cosine", "squared_euclidean")  # what Eq. 2's softmax compares: the paper's, Snell et al.'s
+# What Eq. 2's softmax compares: the paper's cosine, Snell et al.'s distance, and the cosine
+# times the query's length (the widely used TensorFlow implementations of the paper).
+DISTANCES = ("cosine", "squared_euclidean", "cosine_times_query_norm")
 
 
 def cosine_similarity(a, b):
@@ -31,12 +34,17 @@ def cosine_similarity(a, b):
 
 
 def similarity(query_embeddings, support_embeddings, scale: float = 1.0, distance: str = "cosine"):
-    """What Eq. (2) puts inside its softmax, (n_query, n_support): ``scale`` times the cosine, or
-    minus the squared Euclidean distance (see matching_torch.py)."""
+    """What Eq. (2) puts inside its softmax, (n_query, n_support): ``scale`` times the cosine,
+    minus the squared Euclidean distance, or the query's length times the cosine (see
+    matching_torch.py)."""
     if distance == "cosine":
         return scale * cosine_similarity(query_embeddings, support_embeddings)
     if distance == "squared_euclidean":
         return -squared_euclidean(query_embeddings, support_embeddings)
+    if distance == "cosine_times_query_norm":
+        # |f(x̂)| c(f(x̂), g(x_i)) = f(x̂) . g(x_i) / |g(x_i)|: only the support is normalised.
+        query_norm = tf.sqrt(tf.reduce_sum(query_embeddings * query_embeddings, axis=-1, keepdims=True) + EPSILON)
+        return query_norm * cosine_similarity(query_embeddings, support_embeddings)
     raise ConfigError(f"unknown distance {distance!r} for Matching Networks: choose one of {', '.join(DISTANCES)}")
 
 
@@ -65,7 +73,8 @@ class MatchingNet(tf.Module):
                  cosine_scale: float = 1.0, distance: str = "cosine", dtype=tf.float32, seed=None):
         """``embedding_size`` is the encoder's output size D, which the FCE LSTMs need to know;
         ``cosine_scale`` s multiplies the cosines of Eq. (2) (s = 1 is the equation), and
-        ``distance="squared_euclidean"`` replaces them (see matching_torch.py for both)."""
+        ``distance="squared_euclidean"`` or ``"cosine_times_query_norm"`` replaces them (see
+        matching_torch.py for all three)."""
         super().__init__()
         # One generator seeds the encoder and then the LSTMs (the encoder's weights are then the
         # same as ProtoNet's for the same seed).

@@ -10,8 +10,9 @@ embedded query f(x̂) and the embedded support examples g(x_i) (Eq. 2):
 
     a(x̂, x_i) = exp(c(f(x̂), g(x_i))) / sum_j exp(c(f(x̂), g(x_j))).
 
-Two labelled deviations from Eq. 2 are options (see ``MatchingNet``): the cosines times a scale s,
-and the negative squared Euclidean distance in place of the cosine.
+Three labelled deviations from Eq. 2 are options (see ``MatchingNet``): the cosines times a scale
+s, the negative squared Euclidean distance in place of the cosine, and the cosines times the
+length of the query's embedding.
 
 Nothing is fitted to the support set: the network is a mapping from (S, x̂) to a label
 distribution, trained episode after episode on the query log-likelihood, log ŷ[true class].
@@ -44,7 +45,9 @@ from common.backbones.conv4_torch import Conv4
 from common.errors import ConfigError
 
 EPSILON = 1e-8  # inside the norms of the cosine: an all-zero embedding (ReLU) gives 0, not NaN
-DISTANCES = ("cosine", "squared_euclidean")  # what Eq. 2's softmax compares: the paper's, Snell et al.'s
+# What Eq. 2's softmax compares: the paper's cosine, Snell et al.'s distance, and the cosine
+# times the query's length (the widely used TensorFlow implementations of the paper).
+DISTANCES = ("cosine", "squared_euclidean", "cosine_times_query_norm")
 
 
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -60,11 +63,17 @@ def similarity(query_embeddings: torch.Tensor, support_embeddings: torch.Tensor,
 
     ``cosine``: the paper's c(f(x̂), g(x_i)), times ``scale`` (a softmax temperature of 1/scale;
     Eq. (2) is scale = 1). ``squared_euclidean``: minus ProtoNet's distance, -||f(x̂) - g(x_i)||^2
-    (no scale: the distance sets its own). See ``MatchingNet`` for why the protocol deviates."""
+    (no scale: the distance sets its own). ``cosine_times_query_norm``: |f(x̂)| c(f(x̂), g(x_i)),
+    a scale that the network sets itself, one per query. See ``MatchingNet`` for why the
+    protocol deviates."""
     if distance == "cosine":
         return scale * cosine_similarity(query_embeddings, support_embeddings)
     if distance == "squared_euclidean":
         return -squared_euclidean(query_embeddings, support_embeddings)
+    if distance == "cosine_times_query_norm":
+        # |f(x̂)| c(f(x̂), g(x_i)) = f(x̂) . g(x_i) / |g(x_i)|: only the support is normalised.
+        query_norm = torch.sqrt((query_embeddings * query_embeddings).sum(dim=-1, keepdim=True) + EPSILON)
+        return query_norm * cosine_similarity(query_embeddings, support_embeddings)
     raise ConfigError(f"unknown distance {distance!r} for Matching Networks: choose one of {', '.join(DISTANCES)}")
 
 
@@ -130,7 +139,15 @@ class MatchingNet(nn.Module):
         they found better than the cosine. A distance is unbounded, so the attention can be as
         sharp as training makes it. With one shot per class this model *is* a Prototypical
         Network (each prototype is the single support embedding), trained on Matching Networks'
-        episodes; with K shots it still differs (K kernels per class, not one at their mean)."""
+        episodes; with K shots it still differs (K kernels per class, not one at their mean).
+
+        ``distance="cosine_times_query_norm"`` divides the dot product by the support
+        embedding's length only, f(x̂) . g(x_i) / |g(x_i)| = |f(x̂)| c(f(x̂), g(x_i)): the cosine
+        of Eq. 2 times the query's own length. That is what the widely used TensorFlow
+        implementations of the paper compute under the name "cosine similarity"
+        (zergylord/oneshot, then AntreasAntoniou/MatchingNetworks and its PyTorch ports). Within
+        one query's softmax |f(x̂)| is a constant, so it is the scale s again, but one that the
+        encoder learns, per query, instead of one that we choose; a labelled deviation too."""
         super().__init__()
         self.encoder = encoder if encoder is not None else Conv4(in_channels)
         self.fce, self.fce_steps, self.cosine_scale, self.distance = fce, fce_steps, cosine_scale, distance
