@@ -28,6 +28,19 @@ def test_every_protocol_cell_has_a_published_number_and_a_script(chapter):
         assert protocol.training_episodes() > 0
 
 
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_protocols_of_one_cell_ask_for_different_options(chapter):
+    """Matching Networks' three deviations fill the same cells; a run counts for a protocol only
+    through the options it records, so two protocols of one cell with the same options would
+    both claim the other's runs."""
+    seen = {}
+    for protocol in importlib.import_module(chapter).PROTOCOLS:
+        for cell in protocol.tests:
+            key = (cell, tuple(sorted(protocol.options.items())))
+            assert key not in seen, f"{protocol.name} and {seen.get(key)} claim the same runs of {cell}"
+            seen[key] = protocol.name
+
+
 def fake(cell, framework, episodes, accuracy=90.0):
     algorithm, dataset, way, shot = cell
     return {"algorithm": algorithm, "dataset": dataset, "way": way, "shot": shot, "framework": framework,

@@ -30,15 +30,21 @@ def sixty_way(algorithm: str, shot: int, episodes: int) -> Protocol:
                     {(algorithm, "omniglot", way, shot): ("--test-way", str(way)) for way in (5, 20)})
 
 
+# The name each of Matching Networks' deviations gives its protocols: matching-5w1s, ...
+MATCHING_NAMES = {"cosine": "matching", "squared_euclidean": "matching-euclidean",
+                  "cosine_times_query_norm": "matching-querynorm"}
+
+
 def matching(way: int, shot: int, distance: str = "cosine") -> Protocol:
-    """Trained and tested N-way K-shot with 15 queries per class, with one of two labelled
-    deviations from Eq. 2 (see ``chapters/metric/matching.py``): the cosines scaled by 10, or
-    the squared Euclidean distance in their place (``matching-euclidean-*``)."""
+    """Trained and tested N-way K-shot with 15 queries per class, with one of three labelled
+    deviations from Eq. 2 (see ``chapters/metric/matching.py``): the cosines scaled by 10, the
+    squared Euclidean distance in their place (``matching-euclidean-*``), or the cosines times
+    the query's length (``matching-querynorm-*``)."""
+    name = f"{MATCHING_NAMES[distance]}-{way}w{shot}s"
     if distance == "cosine":
-        name, deviation, options = f"matching-{way}w{shot}s", ("--cosine-scale", "10"), {"cosine_scale": 10.0}
+        deviation, options = ("--cosine-scale", "10"), {"cosine_scale": 10.0}
     else:
-        name, deviation, options = (f"matching-euclidean-{way}w{shot}s", ("--distance", distance),
-                                    {"distance": distance})
+        deviation, options = ("--distance", distance), {"distance": distance}
     return Protocol(name, "chapters.metric.matching",
                     ("--way", str(way), "--shot", str(shot), "--query", "15",
                      "--episodes", "20000" if way == 5 else "8000",
@@ -49,6 +55,7 @@ def matching(way: int, shot: int, distance: str = "cosine") -> Protocol:
 PROTOCOLS = [sixty_way("protonet", 1, 8000), sixty_way("protonet", 5, 8000),
              *(matching(way, shot) for way in (5, 20) for shot in (1, 5)),
              *(matching(way, shot, "squared_euclidean") for way in (5, 20) for shot in (1, 5)),
+             *(matching(way, shot, "cosine_times_query_norm") for way in (5, 20) for shot in (1, 5)),
              sixty_way("siamese", 1, 8000), sixty_way("siamese", 5, 8000)]
 
 if __name__ == "__main__":
