@@ -147,7 +147,8 @@ class MatchingNet(nn.Module):
         implementations of the paper compute under the name "cosine similarity"
         (zergylord/oneshot, then AntreasAntoniou/MatchingNetworks and its PyTorch ports). Within
         one query's softmax |f(x̂)| is a constant, so it is the scale s again, but one that the
-        encoder learns, per query, instead of one that we choose; a labelled deviation too."""
+        encoder learns, per query, instead of one that we choose; a labelled deviation too
+        (our run: 97.5 %, the closest of the three to the paper's 98.1)."""
         super().__init__()
         self.encoder = encoder if encoder is not None else Conv4(in_channels)
         self.fce, self.fce_steps, self.cosine_scale, self.distance = fce, fce_steps, cosine_scale, distance
