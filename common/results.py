@@ -288,7 +288,8 @@ def results_table(results: list[dict]) -> str:
              "(meta-iterations); each cell is a JSON file under results/ whose `command` "
              "reproduces it. A name in brackets is a labelled deviation from the paper's method "
              "(e.g. `[cosine_scale 10]`: Matching Networks' cosines times 10 in Eq. 2; "
-             "`[distance squared_euclidean]`: the squared Euclidean distance in their place); its row "
+             "`[distance squared_euclidean]`: the squared Euclidean distance in their place; "
+             "`[distance cosine_times_query_norm]`: the cosines times the query embedding's length); its row "
              "stands beside the paper's number but is not the paper's method. Paper columns:"
              ] + [f"- {source}" for source in sources]
     return "\n".join(lines + notes) + "\n"
