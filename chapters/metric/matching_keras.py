@@ -28,11 +28,14 @@ EPSILON = 1e-8  # inside the norms of the cosine: an all-zero embedding (ReLU) g
 DISTANCES = ("cosine", "squared_euclidean", "cosine_times_query_norm")
 
 
+def unit_length(x):
+    """Each row divided by its length, x_i / |x_i|, (n, D)."""
+    return x / ops.sqrt(ops.sum(x * x, axis=-1, keepdims=True) + EPSILON)
+
+
 def cosine_similarity(a, b):
     """c(a_i, b_j) = a_i . b_j / (|a_i| |b_j|) for every pair: (n, D), (m, D) -> (n, m)."""
-    a = a / ops.sqrt(ops.sum(a * a, axis=-1, keepdims=True) + EPSILON)
-    b = b / ops.sqrt(ops.sum(b * b, axis=-1, keepdims=True) + EPSILON)
-    return ops.matmul(a, ops.transpose(b))
+    return ops.matmul(unit_length(a), ops.transpose(unit_length(b)))
 
 
 def similarity(query_embeddings, support_embeddings, scale: float = 1.0, distance: str = "cosine"):
@@ -45,8 +48,7 @@ def similarity(query_embeddings, support_embeddings, scale: float = 1.0, distanc
         return -squared_euclidean(query_embeddings, support_embeddings)
     if distance == "cosine_times_query_norm":
         # |f(x̂)| c(f(x̂), g(x_i)) = f(x̂) . g(x_i) / |g(x_i)|: only the support is normalised.
-        query_norm = ops.sqrt(ops.sum(query_embeddings * query_embeddings, axis=-1, keepdims=True) + EPSILON)
-        return query_norm * cosine_similarity(query_embeddings, support_embeddings)
+        return ops.matmul(query_embeddings, ops.transpose(unit_length(support_embeddings)))
     raise ConfigError(f"unknown distance {distance!r} for Matching Networks: choose one of {', '.join(DISTANCES)}")
 
 

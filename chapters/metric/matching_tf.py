@@ -26,11 +26,14 @@ EPSILON = 1e-8  # inside the norms of the cosine: an all-zero embedding (ReLU) g
 DISTANCES = ("cosine", "squared_euclidean", "cosine_times_query_norm")
 
 
+def unit_length(x):
+    """Each row divided by its length, x_i / |x_i|, (n, D)."""
+    return x / tf.sqrt(tf.reduce_sum(x * x, axis=-1, keepdims=True) + EPSILON)
+
+
 def cosine_similarity(a, b):
     """c(a_i, b_j) = a_i . b_j / (|a_i| |b_j|) for every pair: (n, D), (m, D) -> (n, m)."""
-    a = a / tf.sqrt(tf.reduce_sum(a * a, axis=-1, keepdims=True) + EPSILON)
-    b = b / tf.sqrt(tf.reduce_sum(b * b, axis=-1, keepdims=True) + EPSILON)
-    return tf.matmul(a, b, transpose_b=True)
+    return tf.matmul(unit_length(a), unit_length(b), transpose_b=True)
 
 
 def similarity(query_embeddings, support_embeddings, scale: float = 1.0, distance: str = "cosine"):
@@ -43,8 +46,7 @@ def similarity(query_embeddings, support_embeddings, scale: float = 1.0, distanc
         return -squared_euclidean(query_embeddings, support_embeddings)
     if distance == "cosine_times_query_norm":
         # |f(x̂)| c(f(x̂), g(x_i)) = f(x̂) . g(x_i) / |g(x_i)|: only the support is normalised.
-        query_norm = tf.sqrt(tf.reduce_sum(query_embeddings * query_embeddings, axis=-1, keepdims=True) + EPSILON)
-        return query_norm * cosine_similarity(query_embeddings, support_embeddings)
+        return tf.matmul(query_embeddings, unit_length(support_embeddings), transpose_b=True)
     raise ConfigError(f"unknown distance {distance!r} for Matching Networks: choose one of {', '.join(DISTANCES)}")
 
 

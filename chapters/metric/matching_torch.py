@@ -50,11 +50,14 @@ EPSILON = 1e-8  # inside the norms of the cosine: an all-zero embedding (ReLU) g
 DISTANCES = ("cosine", "squared_euclidean", "cosine_times_query_norm")
 
 
+def unit_length(x: torch.Tensor) -> torch.Tensor:
+    """Each row divided by its length, x_i / |x_i|, (n, D)."""
+    return x / torch.sqrt((x * x).sum(dim=-1, keepdim=True) + EPSILON)
+
+
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """c(a_i, b_j) = a_i . b_j / (|a_i| |b_j|) for every pair: (n, D), (m, D) -> (n, m)."""
-    a = a / torch.sqrt((a * a).sum(dim=-1, keepdim=True) + EPSILON)
-    b = b / torch.sqrt((b * b).sum(dim=-1, keepdim=True) + EPSILON)
-    return a @ b.T
+    return unit_length(a) @ unit_length(b).T
 
 
 def similarity(query_embeddings: torch.Tensor, support_embeddings: torch.Tensor, scale: float = 1.0,
@@ -72,8 +75,7 @@ def similarity(query_embeddings: torch.Tensor, support_embeddings: torch.Tensor,
         return -squared_euclidean(query_embeddings, support_embeddings)
     if distance == "cosine_times_query_norm":
         # |f(x̂)| c(f(x̂), g(x_i)) = f(x̂) . g(x_i) / |g(x_i)|: only the support is normalised.
-        query_norm = torch.sqrt((query_embeddings * query_embeddings).sum(dim=-1, keepdim=True) + EPSILON)
-        return query_norm * cosine_similarity(query_embeddings, support_embeddings)
+        return query_embeddings @ unit_length(support_embeddings).T
     raise ConfigError(f"unknown distance {distance!r} for Matching Networks: choose one of {', '.join(DISTANCES)}")
 
 
