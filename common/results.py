@@ -11,7 +11,8 @@ squared error after adaptation, over the fixed test tasks) instead of ``accuracy
 their ``way`` is 1 and ``shot`` is K.
 
 Runs also record ``device`` (``cpu``, ``cuda:0``, ...; ``common.devices``), where they computed,
-and ``machine`` (the processor, its core count and its widest vector instructions), which
+and ``machine`` (the processor, its core count and its widest vector instructions, and ``gpu``,
+the GPU's name, for a run on one), which
 ``seconds_per_episode`` depends on: the same TensorFlow training episode took 1.6x as long on one
 of this project's machines as on another, so timings compare only within a machine.
 
@@ -116,6 +117,20 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "vector": vector}
 
 
+def gpu_name(device: str | None, framework: str | None) -> str | None:
+    """The GPU behind ``device`` (``cuda:N``) as its framework names it (``NVIDIA H200``), or None
+    on the CPU: a run's seconds per episode on a GPU depend on the GPU, not on the processor."""
+    if not device or not device.startswith("cuda"):
+        return None
+    index = int(device.partition(":")[2] or 0)
+    if framework == "torch":
+        import torch
+        return torch.cuda.get_device_name(index)
+    import tensorflow as tf  # tf, and keras on its TensorFlow backend
+    details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[index])
+    return details.get("device_name", "unknown GPU")
+
+
 def git_commit() -> str:
     """The commit the code ran at, with ``-dirty`` when the working tree had uncommitted changes."""
     root = Path(__file__).resolve().parent.parent
@@ -163,6 +178,9 @@ def make_result(trained_at: list | None = None, **fields) -> dict:
     if trained_at and trained_at != [COMMIT_AT_START]:
         result["trained_at"] = list(trained_at)
     result.update(fields)
+    gpu = gpu_name(result.get("device"), result.get("framework"))
+    if gpu:
+        result["machine"]["gpu"] = gpu
     check_result(result)
     return result
 

@@ -38,6 +38,16 @@ def test_the_machine_is_recorded_with_its_vector_instructions():
         assert found["vector"] in ("amx", "avx512", "avx2")
 
 
+def test_a_run_on_a_gpu_names_the_gpu(monkeypatch):
+    """On a GPU the timings are the GPU's: the result names it as the framework does (no GPU is
+    needed here: the name is what ``torch.cuda.get_device_name`` answers)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: f"Test GPU {index}")
+    assert a_result(device="cuda:1")["machine"]["gpu"] == "Test GPU 1"
+    assert "gpu" not in a_result(device="cpu")["machine"]
+
+
 @pytest.mark.parametrize("change,message", [
     ({"framework": "tensorflow"}, "framework must be one of"),
     ({"accuracy": "97.5"}, "'accuracy' should be float"),
