@@ -123,12 +123,15 @@ def gpu_name(device: str | None, framework: str | None) -> str | None:
     if not device or not device.startswith("cuda"):
         return None
     index = int(device.partition(":")[2] or 0)
-    if framework == "torch":
-        import torch
-        return torch.cuda.get_device_name(index)
-    import tensorflow as tf  # tf, and keras on its TensorFlow backend
-    details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[index])
-    return details.get("device_name", "unknown GPU")
+    try:  # a name is provenance: a lookup that fails must not lose the finished run's result
+        if framework == "torch":
+            import torch
+            return torch.cuda.get_device_name(index)
+        import tensorflow as tf  # tf, and keras on its TensorFlow backend
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[index])
+        return details.get("device_name", "unknown GPU")
+    except (ImportError, RuntimeError, AssertionError, IndexError, ValueError):
+        return "unknown GPU"
 
 
 def git_commit() -> str:

@@ -47,6 +47,11 @@ def test_a_run_on_a_gpu_names_the_gpu(monkeypatch):
     assert a_result(device="cuda:1")["machine"]["gpu"] == "Test GPU 1"
     assert "gpu" not in a_result(device="cpu")["machine"]
 
+    def no_gpu(index):
+        raise RuntimeError("No CUDA GPUs are available")
+    monkeypatch.setattr(torch.cuda, "get_device_name", no_gpu)  # the result is still written
+    assert a_result(device="cuda:0")["machine"]["gpu"] == "unknown GPU"
+
 
 @pytest.mark.parametrize("change,message", [
     ({"framework": "tensorflow"}, "framework must be one of"),
