@@ -73,10 +73,11 @@ def test_checking_leaves_no_bytecode_behind():
 # Wrong answers fail, and say why
 # --------------------------------------------------------------------------------------------
 
-def answer(tmp_path, exercise, source):
-    """A copy of ``exercise`` whose exercise.py is ``source``: a reader's (wrong) attempt."""
+def answer(tmp_path, exercise, source, root=FOUNDATIONS):
+    """A copy of ``exercise`` (a folder of ``root``) whose exercise.py is ``source``: a reader's
+    (wrong) attempt."""
     folder = tmp_path / exercise
-    shutil.copytree(FOUNDATIONS / exercise, folder)
+    shutil.copytree(root / exercise, folder)
     (folder / "exercise.py").write_text(textwrap.dedent(source))
     return folder
 
@@ -397,3 +398,45 @@ def test_a_bare_assert_in_a_check_still_says_where(tmp_path):
     [outcome] = check_exercise(folder)
     assert outcome.status == FAIL
     assert outcome.message == "assertion failed (checks.py, line 2, in check_answer: `assert module.answer == 42`)"
+
+
+ADAM_WRONG = {  # the step a reader wrote, and the words of the diagnosis it must get
+    "no bias correction": ("param - lr * m / (np.sqrt(v) + eps)", "without the bias correction"),
+    "plain gradient descent": ("param - lr * grad", "plain gradient descent"),
+    "no square root": ("param - lr * m / (1 - beta1 ** t) / (v / (1 - beta2 ** t) + eps)", "without the square root"),
+    "uphill": ("param + lr * m / (1 - beta1 ** t) / (np.sqrt(v / (1 - beta2 ** t)) + eps)", "a step uphill"),
+}
+
+
+@pytest.mark.parametrize("mistake", ADAM_WRONG)
+def test_wrong_adam_step_fails_with_a_helpful_message(tmp_path, mistake):
+    step, words = ADAM_WRONG[mistake]
+    folder = answer(tmp_path, "05_adam_steps", f"""
+        import numpy as np
+
+        def adam_step(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+            m = beta1 * m + (1 - beta1) * grad
+            v = beta2 * v + (1 - beta2) * grad ** 2
+            return {step}, m, v
+    """, root=ROOT / "chapters" / "metric" / "exercises")
+    outcomes = by_name(check_exercise(folder))
+    first = outcomes["check_the_first_step_moves_every_weight_by_about_lr"]
+    assert first.status == FAIL and words in first.message, str(first)
+    assert outcomes["check_the_inputs_are_left_alone"].status == PASS
+
+
+def test_adam_step_that_changes_its_inputs_in_place_is_refused(tmp_path):
+    folder = answer(tmp_path, "05_adam_steps", """
+        import numpy as np
+
+        def adam_step(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+            m *= beta1
+            m += (1 - beta1) * grad
+            v *= beta2
+            v += (1 - beta2) * grad ** 2
+            return param - lr * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + eps), m, v
+    """, root=ROOT / "chapters" / "metric" / "exercises")
+    outcomes = by_name(check_exercise(folder))
+    assert outcomes["check_the_first_step_moves_every_weight_by_about_lr"].status == PASS
+    refused = outcomes["check_the_inputs_are_left_alone"]
+    assert refused.status == FAIL and "changed its input m in place" in refused.message, str(refused)
