@@ -37,6 +37,7 @@ def test_a_missing_gpu_is_a_clear_error():
 
 @pytest.mark.skipif(HAS_CUDA, reason="this machine has a CUDA GPU")
 def test_scripts_refuse_a_missing_gpu_before_loading_data(tmp_path):
+    from chapters.metric import device_agreement
     from chapters.metric.train import main as metric_main
     from chapters.optimization import maml, sinusoid
     from chapters.optimization.train import main as optimization_main
@@ -49,6 +50,8 @@ def test_scripts_refuse_a_missing_gpu_before_loading_data(tmp_path):
                           add_arguments=maml.add_arguments, settings=maml.settings, **maml.DEFAULTS)
     with pytest.raises(ConfigError, match="sees no CUDA GPU"):
         sinusoid.main(["--device", "cuda", "--out", str(tmp_path)])
+    with pytest.raises(ConfigError, match="sees no CUDA GPU"):
+        device_agreement.main(["--data-dir", missing])  # its default device is cuda
     assert not any(tmp_path.iterdir())
 
 
@@ -60,13 +63,28 @@ def test_a_run_records_its_device(tmp_path):
     assert result["device"] == "cpu"
 
 
+def test_device_agreement_finds_the_cpu_equal_to_itself(omniglot_train):
+    """The chapter's CPU-against-GPU comparison, run against the CPU: every gap is exactly zero, in
+    every setting, and PyTorch's TF32 flags are as they were before."""
+    from chapters.metric import device_agreement
+
+    flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    rows = device_agreement.main(["--device", "cpu"])
+    assert len(rows) == 6 and {row["dtype"] for row in rows} == {"float32", "float64"}
+    for row in rows:
+        assert row["first_loss_gap"] == 0 and row["worst_gradient_gap"] == 0
+        np.testing.assert_array_equal(row["device_adam_losses"], row["cpu_adam_losses"])
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == flags
+
+
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 def test_torch_learners_on_a_gpu_match_the_cpu(omniglot_splits, monkeypatch):
     # cuDNN convolutions run in TF32 (a 10-bit mantissa) by default on Ampere and newer GPUs. Adam
     # makes every parameter move by about lr, whatever its gradient's size, so the rounding shows
     # after one step: on an H200, ProtoNet's second loss came out 1.5% off the CPU's and MAML's 4%
     # off. TF32 off, the three losses agreed to 5e-4 (ProtoNet) and 1e-6 (MAML); in float64, to
-    # 1e-15. Training keeps TF32, which costs no accuracy (see the metric chapter's GPU run).
+    # 1e-15 (``python -m chapters.metric.device_agreement`` prints these comparisons for ProtoNet).
+    # Training keeps TF32, which costs no accuracy (see the metric chapter's GPU run).
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     from chapters.metric.train import build_learner as metric_learner
