@@ -11,6 +11,7 @@ episode follows the model. TensorFlow and Keras place every op on a visible GPU 
 first touches them. A device that is not there is a clear :class:`ConfigError`, before any data
 is loaded. The device is recorded in the results (``device``) but is not part of a checkpoint's
 identity: a run started on a GPU may be resumed on a CPU, and the other way round.
+On a GPU, :func:`gpu_name` gives the results the GPU's name as well (``machine.gpu``).
 """
 
 from __future__ import annotations
@@ -76,3 +77,23 @@ def use_device(framework: str, name: str = "auto") -> str:
             raise ConfigError(f"--device {name}: TensorFlow's GPUs were set up before this run started "
                               f"({error}); start a fresh Python process") from None
     return "cpu" if kind == "cpu" else f"cuda:{index or 0}"  # TensorFlow calls the one it sees GPU:0
+
+
+def gpu_name(device: str | None, framework: str | None) -> str | None:
+    """The GPU behind a run's recorded ``device`` (``cuda:N``, as :func:`use_device` returns it),
+    as its framework names it (``NVIDIA H200``), or None off a CUDA GPU: a run's seconds per
+    episode on a GPU depend on the GPU, not on the processor."""
+    if not device:
+        return None
+    kind, index = _parse(device)
+    if kind != "cuda":
+        return None
+    try:  # a name is provenance: a lookup that fails must not lose the finished run's result
+        if framework == "torch":
+            import torch
+            return torch.cuda.get_device_name(index or 0)
+        import tensorflow as tf  # tf, and keras on its TensorFlow backend
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[index or 0])
+        return details.get("device_name", "unknown GPU")
+    except (ImportError, RuntimeError, AssertionError, IndexError, ValueError):
+        return "unknown GPU"

@@ -39,6 +39,7 @@ from importlib import metadata
 from pathlib import Path
 
 from common.cli import FRAMEWORKS
+from common.devices import gpu_name
 from common.errors import ConfigError
 
 REQUIRED = {
@@ -115,23 +116,6 @@ def machine() -> dict:
     vector = next((name for name, flag in (("amx", "amx_tile"), ("avx512", "avx512f"), ("avx2", "avx2"),
                                            ("avx", "avx"), ("neon", "asimd")) if flag in flags), "unknown")
     return {"cpu": cpu, "cores": os.cpu_count(), "vector": vector}
-
-
-def gpu_name(device: str | None, framework: str | None) -> str | None:
-    """The GPU behind ``device`` (``cuda:N``) as its framework names it (``NVIDIA H200``), or None
-    on the CPU: a run's seconds per episode on a GPU depend on the GPU, not on the processor."""
-    if not device or not device.startswith("cuda"):
-        return None
-    index = int(device.partition(":")[2] or 0)
-    try:  # a name is provenance: a lookup that fails must not lose the finished run's result
-        if framework == "torch":
-            import torch
-            return torch.cuda.get_device_name(index)
-        import tensorflow as tf  # tf, and keras on its TensorFlow backend
-        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[index])
-        return details.get("device_name", "unknown GPU")
-    except (ImportError, RuntimeError, AssertionError, IndexError, ValueError):
-        return "unknown GPU"
 
 
 def git_commit() -> str:

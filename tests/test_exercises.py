@@ -24,6 +24,7 @@ from tests.conftest import require_data
 ROOT = Path(__file__).resolve().parent.parent
 EXERCISES = find_exercises(ROOT / "chapters")
 FOUNDATIONS = ROOT / "chapters" / "foundations" / "exercises"
+METRIC = ROOT / "chapters" / "metric" / "exercises"
 
 
 def by_name(outcomes):
@@ -418,7 +419,7 @@ def test_wrong_adam_step_fails_with_a_helpful_message(tmp_path, mistake):
             m = beta1 * m + (1 - beta1) * grad
             v = beta2 * v + (1 - beta2) * grad ** 2
             return {step}, m, v
-    """, root=ROOT / "chapters" / "metric" / "exercises")
+    """, root=METRIC)
     outcomes = by_name(check_exercise(folder))
     first = outcomes["check_the_first_step_moves_every_weight_by_about_lr"]
     assert first.status == FAIL and words in first.message, str(first)
@@ -435,7 +436,7 @@ def test_adam_step_that_changes_its_inputs_in_place_is_refused(tmp_path):
             v *= beta2
             v += (1 - beta2) * grad ** 2
             return param - lr * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + eps), m, v
-    """, root=ROOT / "chapters" / "metric" / "exercises")
+    """, root=METRIC)
     outcomes = by_name(check_exercise(folder))
     assert outcomes["check_the_first_step_moves_every_weight_by_about_lr"].status == PASS
     refused = outcomes["check_the_inputs_are_left_alone"]
