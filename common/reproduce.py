@@ -41,7 +41,8 @@ class Protocol:
     extra options that test the trained model in that setting. ``options`` are values the
     results' ``options`` must record for a run to fill the protocol's cells (e.g. a labelled
     deviation such as ``{"cosine_scale": 10.0}``), so that a run of another variant of the
-    method, in the same cell, is not counted as this protocol.
+    method, in the same cell, is not counted as this protocol. An option given as None must be
+    absent from the run's: that is how the paper's method itself, with no deviation, is asked for.
     """
 
     name: str

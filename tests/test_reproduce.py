@@ -72,6 +72,19 @@ def test_a_protocol_counts_only_runs_of_its_own_variant():
     assert "97.00 ± 0.50 [cosine_scale 10] (100 ep.)" in status([protocol], [plain, scaled])
 
 
+def test_the_papers_own_method_is_not_filled_by_a_deviation():
+    """Matching Networks' Eq. 2 as printed asks for no cosine scale and no other distance (None:
+    absent), so the scaled run of the same cell, more recent and better, does not count for it."""
+    cell = ("matching", "omniglot", 5, 1)
+    printed = Protocol("matching-printed-5w1s", "chapters.metric.matching", ("--episodes", "100"), {cell: ()},
+                       options={"cosine_scale": None, "distance": None})
+    scaled = {**fake(cell, "torch", 100, 97.0), "options": {"fce": False, "cosine_scale": 10.0}, "date": "2026-12-02"}
+    assert not is_done(printed, "torch", [scaled])
+    plain = {**fake(cell, "torch", 100, 86.0), "options": {"fce": False}}
+    assert is_done(printed, "torch", [plain, scaled])
+    assert "| 86.00 ± 0.50 (100 ep.) |" in status([printed], [plain, scaled])
+
+
 def test_a_protocol_trains_once_and_is_tested_in_every_setting(tmp_path, omniglot_train):
     cells = {("protonet", "omniglot", 5, 1): ("--test-way", "5"), ("protonet", "omniglot", 3, 1): ("--test-way", "3")}
     protocol = Protocol("tiny", "chapters.metric.protonet",
