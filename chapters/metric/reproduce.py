@@ -8,12 +8,12 @@ fixed test episodes, 15 queries per class), one protocol per training run:
 ProtoNet and Siamese networks train 60-way with 5 queries per class (Snell et al.) and one
 trained model is tested 5-way and 20-way; Matching Networks train in the test setting (Vinyals et
 al.: "test and train conditions must match"), with Eq. 2 as printed (it stalls far short of the
-paper, section 3 of the chapter) and with three labelled deviations. Adam 1e-3,
-halved every 2,000 episodes, throughout. ProtoNet and Siamese networks train for the same 8,000
-episodes (ProtoNet was within 0.4 points of the paper by then), so that the two differ only in
-the loss and the scoring rule. Matching Networks train 20,000 5-way episodes (80 or 100 images
-each) and 8,000 20-way ones (320 or 400 images, about as many images in all as ProtoNet's 8,000
-60-way episodes); Vinyals et al. give no number.
+paper: section 3 of the chapter) and with three labelled deviations. Adam 1e-3, halved every
+2,000 episodes, throughout. ProtoNet and Siamese networks train for the same 8,000 episodes
+(ProtoNet was within 0.4 points of the paper by then), so that the two differ only in the loss
+and the scoring rule. Matching Networks train 20,000 5-way episodes (80 or 100 images each) and
+8,000 20-way ones (320 or 400 images, about as many images in all as ProtoNet's 8,000 60-way
+episodes); Vinyals et al. give no number.
 The runner is ``common/reproduce.py``; each protocol's command is its script's own (see their
 docstrings for the papers' protocols, and mini-ImageNet, which needs data that is not offline).
 """
