@@ -10,7 +10,7 @@ this chapter's other scripts (Adam 1e-3 halved every 2,000 episodes):
 
 With Eq. 2 as printed (``--distance cosine``, the default) the attention cannot be sharp, because
 the ReLU embeddings make every cosine non-negative, and the same run reached 85.3 to 86.7 % in the
-three frameworks, and 66.1 to 66.7 % with 20 ways (see ``MatchingNet`` in matching_torch.py and
+three frameworks, and 65.3 to 66.7 % with 20 ways (see ``MatchingNet`` in matching_torch.py and
 section 7 of the chapter). The chapter measures three
 labelled deviations from the paper, each named in its results' options:
 
