@@ -41,8 +41,10 @@ class Protocol:
     extra options that test the trained model in that setting. ``options`` are values the
     results' ``options`` must record for a run to fill the protocol's cells (e.g. a labelled
     deviation such as ``{"cosine_scale": 10.0}``), so that a run of another variant of the
-    method, in the same cell, is not counted as this protocol. An option given as None must be
-    absent from the run's: that is how the paper's method itself, with no deviation, is asked for.
+    method, in the same cell, is not counted as this protocol. A run that makes a labelled
+    deviation (``common.results.DEVIATIONS``) the protocol does not ask for is not counted either,
+    just as the results table gives it a row of its own: with no options, a protocol is the
+    paper's method itself.
     """
 
     name: str
@@ -67,10 +69,15 @@ def measured(protocol: Protocol, framework: str, results: list[dict]) -> dict:
     found = {}
     for cell in protocol.tests:
         runs = [r for r in results if (r["algorithm"], r["dataset"], r["way"], r["shot"]) == cell
-                and r["framework"] == framework
-                and all(r.get("options", {}).get(k) == v for k, v in protocol.options.items())]
+                and r["framework"] == framework and _counts_for(protocol, r.get("options", {}))]
         found[cell] = max(runs, key=lambda r: (r["train_episodes"], r.get("date", "")), default=None)
     return found
+
+
+def _counts_for(protocol: Protocol, options: dict) -> bool:
+    """Whether a run with these ``options`` is of ``protocol``'s variant of the method."""
+    return (all(options.get(k) == v for k, v in protocol.options.items())
+            and deviations(options) == deviations(protocol.options))
 
 
 def is_done(protocol: Protocol, framework: str, results: list[dict]) -> bool:

@@ -73,11 +73,10 @@ def test_a_protocol_counts_only_runs_of_its_own_variant():
 
 
 def test_the_papers_own_method_is_not_filled_by_a_deviation():
-    """Matching Networks' Eq. 2 as printed asks for no cosine scale and no other distance (None:
-    absent), so the scaled run of the same cell, more recent and better, does not count for it."""
+    """Matching Networks' Eq. 2 as printed asks for no option, and a run with a labelled deviation
+    (the scaled run of the same cell, more recent and better) does not count for it."""
     cell = ("matching", "omniglot", 5, 1)
-    printed = Protocol("matching-printed-5w1s", "chapters.metric.matching", ("--episodes", "100"), {cell: ()},
-                       options={"cosine_scale": None, "distance": None})
+    printed = Protocol("matching-printed-5w1s", "chapters.metric.matching", ("--episodes", "100"), {cell: ()})
     scaled = {**fake(cell, "torch", 100, 97.0), "options": {"fce": False, "cosine_scale": 10.0}, "date": "2026-12-02"}
     assert not is_done(printed, "torch", [scaled])
     plain = {**fake(cell, "torch", 100, 86.0), "options": {"fce": False}}

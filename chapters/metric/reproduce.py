@@ -34,10 +34,10 @@ def sixty_way(algorithm: str, shot: int, episodes: int) -> Protocol:
 
 # Matching Networks' variants: Eq. 2 as printed, and three labelled deviations from it (see
 # ``chapters/metric/matching.py``). Each names its protocols (matching-printed-5w1s,
-# matching-5w1s, ...), adds its flags to the command, and gives the options a run records; an
-# option given as None must be absent, so a run of a deviation never counts as Eq. 2 as printed.
+# matching-5w1s, ...), adds its flags to the command, and gives the options a run records (none
+# for Eq. 2 as printed, which a run of a deviation never fills: ``common/reproduce.py``).
 MATCHING_VARIANTS = {
-    "printed": ("matching-printed", (), {"cosine_scale": None, "distance": None}),
+    "printed": ("matching-printed", (), {}),
     "cosine_scale": ("matching", ("--cosine-scale", "10"), {"cosine_scale": 10.0}),
     "squared_euclidean": ("matching-euclidean", ("--distance", "squared_euclidean"),
                           {"distance": "squared_euclidean"}),
