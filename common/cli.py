@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from typing import Callable
 
@@ -75,3 +76,8 @@ def run(main: Callable[..., object], *args, **kwargs) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader piped the output into `head` or `less` and closed it: not an error of theirs.
+        # Point stdout at /dev/null so that Python's own flush at exit cannot fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

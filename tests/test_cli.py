@@ -59,3 +59,17 @@ def test_episode_parser_has_the_shared_options():
     assert (args.framework, args.way, args.test_shot, args.dataset) == ("keras", 20, 5, "omniglot")
     with pytest.raises(SystemExit):
         cli.episode_parser("x").parse_args(["--framework", "tensorflow"])
+
+
+def test_output_piped_into_a_closed_reader_ends_quietly():
+    # `python -m chapters.metric.reproduce --commands | head -3`: head closes the pipe early.
+    code = ("from common.cli import run\n"
+            "def main():\n"
+            "    for i in range(100000): print('line', i)\n"
+            "run(main)")
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    writer.stdout.readline()
+    writer.stdout.close()
+    stderr = writer.stderr.read().decode()
+    assert writer.wait() == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
