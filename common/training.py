@@ -101,9 +101,10 @@ def read_checkpoint(path: Path, learner, identity: dict) -> dict | None:
     if theirs != ours:
         differences = "; ".join(f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} here"
                                 for key in ours if theirs.get(key) != ours.get(key))
+        there, here = (f"{i.get('algorithm')}, --framework {i.get('framework')}" for i in (theirs, ours))
+        which = f"({there}) than this one ({here})" if there != here else "than this one"  # only what differs
         raise ConfigError(
-            f"{path} belongs to another run ({theirs.get('algorithm')}, --framework {theirs.get('framework')}) "
-            f"than this one ({ours.get('algorithm')}, --framework {ours.get('framework')}): {differences}. "
+            f"{path} belongs to another run {which}: {differences}. "
             f"Choose another --out folder, or move that file away; it was not changed.")
     learner.load_state(arrays)
     return meta

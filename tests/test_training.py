@@ -95,7 +95,7 @@ def test_a_checkpoint_of_another_run_is_refused_and_left_alone(tmp_path):
     run_training(tmp_path, "torch", 2)
     checkpoint = make_run(tmp_path, "torch", 2).checkpoint
     before = checkpoint.read_bytes()
-    with pytest.raises(ConfigError, match="belongs to another run.*seed: 0 there, 1 here"):
+    with pytest.raises(ConfigError, match="belongs to another run than this one: seed: 0 there, 1 here"):
         run_training(tmp_path, "torch", 4, seed=1)
     # the same file copied into another framework's folder
     other = make_run(tmp_path, "tf", 2).checkpoint
