@@ -25,6 +25,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,32 @@ from common.weights import load_weights, save_weights
 
 class TrainingDiverged(MetaLearnError):
     """The loss stopped being a finite number."""
+
+
+def run_folder(out, algorithm: str, framework: str, dataset: str, way: int, shot: int,
+               options: dict | None = None, seed: int = 0) -> Path:
+    """``<out>/<algorithm>_<framework>_<dataset>_<way>w<shot>s``, then any labelled deviation from
+    the paper's method (``_cosine_scale10``) and a seed other than 0 (``_seed1``): two variants, or
+    two seeds, never share a folder, so runs of several seeds can share one ``--out``.
+
+    Seeds were not in the name at first. A folder without ``_seed<N>`` whose checkpoint is this
+    seed's is used as before, so a run started then still resumes instead of starting over.
+    """
+    variant = "".join("_" + text.replace(" ", "") for text in deviations(options or {}))
+    name = f"{algorithm}_{framework}_{dataset}_{way}w{shot}s{variant}"
+    folder = Path(out) / (f"{name}_seed{seed}" if seed else name)
+    earlier = Path(out) / name / "checkpoint.npz"
+    if seed and not folder.exists() and earlier.exists() and _seed_of(earlier) == seed:
+        return earlier.parent
+    return folder
+
+
+def _seed_of(checkpoint: Path) -> int | None:
+    """The seed recorded in a checkpoint; None for a file that is not one (it is left alone)."""
+    try:
+        return load_weights(checkpoint)[1].get("identity", {}).get("seed")
+    except MetaLearnError:
+        return None
 
 
 @dataclass
@@ -61,12 +88,11 @@ class Run:
     options: dict = field(default_factory=dict)  # algorithm-specific settings (lr, distance, ...)
     device: str = "cpu"  # where it computes (common.devices); recorded, not part of the identity
 
-    @property
+    @cached_property
     def folder(self) -> Path:
-        """``<out>/<algorithm>_<framework>_<dataset>_<way>w<shot>s``, then any labelled deviation
-        from the paper's method (``_cosine_scale10``), so that two variants never share a folder."""
-        variant = "".join("_" + text.replace(" ", "") for text in deviations(self.options))
-        return Path(self.out) / f"{self.algorithm}_{self.framework}_{self.dataset}_{self.way}w{self.shot}s{variant}"
+        """Where its checkpoint, curve and results go: see :func:`run_folder`."""
+        return run_folder(self.out, self.algorithm, self.framework, self.dataset, self.way, self.shot,
+                          self.options, self.seed)
 
     @property
     def checkpoint(self) -> Path:

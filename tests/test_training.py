@@ -95,8 +95,8 @@ def test_a_checkpoint_of_another_run_is_refused_and_left_alone(tmp_path):
     run_training(tmp_path, "torch", 2)
     checkpoint = make_run(tmp_path, "torch", 2).checkpoint
     before = checkpoint.read_bytes()
-    with pytest.raises(ConfigError, match="belongs to another run than this one: seed: 0 there, 1 here"):
-        run_training(tmp_path, "torch", 4, seed=1)
+    with pytest.raises(ConfigError, match="belongs to another run than this one: query: 2 there, 3 here"):
+        run_training(tmp_path, "torch", 4, query=3)
     # the same file copied into another framework's folder
     other = make_run(tmp_path, "tf", 2).checkpoint
     other.parent.mkdir(parents=True)
@@ -116,6 +116,25 @@ def test_a_labelled_deviation_gets_its_own_run_folder(tmp_path):
     euclidean = make_run(tmp_path, "torch", 4, algorithm="matching",
                          options={"fce": False, "distance": "squared_euclidean"})
     assert euclidean.folder.name == "matching_torch_noise_3w1s_distancesquared_euclidean"
+
+
+def test_each_seed_gets_its_own_run_folder_and_an_earlier_seed_run_still_resumes(tmp_path, capsys):
+    """Seed 0 keeps the plain name (the book's commands); other seeds add ``_seed<N>``, so runs of
+    several seeds share one --out. A seed run from before that, in a plain folder, is resumed there."""
+    assert make_run(tmp_path, "torch", 4).folder.name == "protonet_torch_noise_3w1s"
+    assert make_run(tmp_path, "torch", 4, seed=2).folder.name == "protonet_torch_noise_3w1s_seed2"
+    run_training(tmp_path, "torch", 2)
+    run_training(tmp_path, "torch", 2, seed=1)  # no longer refused: a folder of its own
+    assert load_weights(make_run(tmp_path, "torch", 2, seed=1).checkpoint)[1]["identity"]["seed"] == 1
+
+    earlier = tmp_path / "earlier"  # a seed-1 run written where seeds had no folder of their own
+    run_training(earlier, "torch", 2, seed=1)
+    (earlier / "protonet_torch_noise_3w1s_seed1").rename(earlier / "protonet_torch_noise_3w1s")
+    assert make_run(earlier, "torch", 4, seed=1).folder.name == "protonet_torch_noise_3w1s"
+    assert make_run(earlier, "torch", 4, seed=2).folder.name == "protonet_torch_noise_3w1s_seed2"
+    capsys.readouterr()
+    run_training(earlier, "torch", 4, seed=1)
+    assert f"resuming {earlier / 'protonet_torch_noise_3w1s' / 'checkpoint.npz'} at episode 2 of 4" in capsys.readouterr().out
 
 
 class ExplodingLearner:

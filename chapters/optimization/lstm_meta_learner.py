@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -39,6 +38,7 @@ from common.data.sinusoid import SinusoidTasks, evaluation_tasks
 from common.errors import ConfigError
 from common.evaluation import mean_ci95
 from common.results import make_result, write_result
+from common.training import run_folder
 from common.weights import save_weights, to_canonical
 
 ALGORITHM = "lstm-meta-learner"
@@ -112,7 +112,7 @@ def main(argv=None) -> dict:
     require_framework(args.framework)
     tasks = SinusoidTasks(args.shot, args.query, seed=args.seed)
     learner = build_learner(args)
-    folder = Path(args.out) / f"{ALGORITHM}_{args.framework}_sinusoid_1w{args.shot}s"
+    folder = run_folder(args.out, ALGORITHM, args.framework, "sinusoid", 1, args.shot, seed=args.seed)
     folder.mkdir(parents=True, exist_ok=True)
     print(f"{ALGORITHM} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
           f"{args.shot}-shot sinusoid tasks, {args.steps} updates each", flush=True)

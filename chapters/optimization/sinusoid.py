@@ -46,7 +46,7 @@ from common.devices import DEVICE_HELP, use_device
 from common.errors import ConfigError
 from common.evaluation import mean_ci95
 from common.results import make_result, with_this_commit, write_result
-from common.training import TrainingDiverged, read_checkpoint, refuse_past, write_checkpoint
+from common.training import TrainingDiverged, read_checkpoint, refuse_past, run_folder, write_checkpoint
 from common.weights import save_weights, to_canonical
 
 TEST_QUERY = 100  # query points of each fixed test task (the default of evaluation_tasks)
@@ -197,7 +197,7 @@ def main(argv=None) -> dict:
     args.device = use_device(args.framework, args.device)
     tasks = SinusoidTasks(args.shot, args.query, seed=args.seed)
     learner = build_learner(args)
-    folder = Path(args.out) / f"{args.algorithm}_{args.framework}_sinusoid_1w{args.shot}s"
+    folder = run_folder(args.out, args.algorithm, args.framework, "sinusoid", 1, args.shot, seed=args.seed)
     folder.mkdir(parents=True, exist_ok=True)
     run_identity = identity(args)
     start, points, wall_seconds, commits = resume(args, learner, folder, run_identity)
