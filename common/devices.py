@@ -11,7 +11,8 @@ episode follows the model. TensorFlow and Keras place every op on a visible GPU 
 first touches them. A device that is not there is a clear :class:`ConfigError`, before any data
 is loaded. The device is recorded in the results (``device``) but is not part of a checkpoint's
 identity: a run started on a GPU may be resumed on a CPU, and the other way round.
-On a GPU, :func:`gpu_name` gives the results the GPU's name as well (``machine.gpu``).
+On a GPU, :func:`gpu_name` gives the results the GPU's name as well (``machine.gpu``), and
+:func:`cuda_version` the CUDA its framework was built for (``versions.cuda``).
 """
 
 from __future__ import annotations
@@ -97,3 +98,16 @@ def gpu_name(device: str | None, framework: str | None) -> str | None:
         return details.get("device_name", "unknown GPU")
     except (ImportError, RuntimeError, AssertionError, IndexError, ValueError):
         return "unknown GPU"
+
+
+def cuda_version(framework: str | None) -> str | None:
+    """The CUDA version ``framework`` was built for (``13.0``), or None for a CPU-only build: a
+    wheel's version (``torch 2.11.0``) does not say it, and a GPU's speed depends on it."""
+    try:
+        if framework == "torch":
+            import torch
+            return torch.version.cuda
+        import tensorflow as tf  # tf, and keras on its TensorFlow backend
+        return tf.sysconfig.get_build_info().get("cuda_version")
+    except (ImportError, AttributeError):
+        return None

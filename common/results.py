@@ -12,9 +12,10 @@ their ``way`` is 1 and ``shot`` is K.
 
 Runs also record ``device`` (``cpu``, ``cuda:0``, ...; ``common.devices``), where they computed,
 and ``machine`` (the processor, its core count and its widest vector instructions, and ``gpu``,
-the GPU's name, for a run on one), which
+the GPU's name, for a run on one, whose ``versions`` then add ``cuda``), which
 ``seconds_per_episode`` depends on: the same TensorFlow training episode took 1.6x as long on one
-of this project's machines as on another, so timings compare only within a machine.
+of this project's machines as on another, so timings compare only within a machine. Episodic
+training runs also record ``test_seconds``, the time the evaluation on the test episodes took.
 
 ``command`` is the exact command line that produced the file, so every number in a table traces
 back to something a reader can run. ``commit`` is the code that ran it, read when the run started
@@ -39,7 +40,7 @@ from importlib import metadata
 from pathlib import Path
 
 from common.cli import FRAMEWORKS
-from common.devices import gpu_name
+from common.devices import cuda_version, gpu_name
 from common.errors import ConfigError
 
 REQUIRED = {
@@ -168,6 +169,7 @@ def make_result(trained_at: list | None = None, **fields) -> dict:
     gpu = gpu_name(result.get("device"), result.get("framework"))
     if gpu:
         result["machine"]["gpu"] = gpu
+        result["versions"]["cuda"] = cuda_version(result.get("framework")) or "unknown"
     check_result(result)
     return result
 

@@ -38,14 +38,18 @@ def test_the_machine_is_recorded_with_its_vector_instructions():
         assert found["vector"] in ("amx", "avx512", "avx2")
 
 
-def test_a_run_on_a_gpu_names_the_gpu(monkeypatch):
-    """On a GPU the timings are the GPU's: the result names it as the framework does (no GPU is
-    needed here: the name is what ``torch.cuda.get_device_name`` answers)."""
+def test_a_run_on_a_gpu_names_the_gpu_and_its_cuda(monkeypatch):
+    """On a GPU the timings are the GPU's: the result names it as the framework does, and the CUDA
+    the framework was built for (no GPU is needed here: the name is what
+    ``torch.cuda.get_device_name`` answers, the version what ``torch.version.cuda`` says)."""
     import torch
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: f"Test GPU {index}")
-    assert a_result(device="cuda:1")["machine"]["gpu"] == "Test GPU 1"
-    assert "gpu" not in a_result(device="cpu")["machine"]
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    on_gpu = a_result(device="cuda:1")
+    assert on_gpu["machine"]["gpu"] == "Test GPU 1" and on_gpu["versions"]["cuda"] == "13.0"
+    on_cpu = a_result(device="cpu")
+    assert "gpu" not in on_cpu["machine"] and "cuda" not in on_cpu["versions"]
 
     def no_gpu(index):
         raise RuntimeError("No CUDA GPUs are available")

@@ -64,6 +64,7 @@ def test_results_json_and_curve_are_written(tmp_path):
     written = json.loads((folder / "result.json").read_text())
     assert written["accuracy"] == result["accuracy"] and written["framework"] == "torch"
     assert written["command"] and written["commit"]
+    assert written["test_seconds"] > 0 and all(point["seconds_per_episode"] > 0 for point in written["history"])
 
 
 def at_commit(monkeypatch, commit):
