@@ -196,14 +196,14 @@ class Log:
         seconds = time.perf_counter() - self.since
         self.wall_seconds += seconds
         loss, accuracy = np.mean(self.window, axis=0)
-        episodes = len(self.window)
+        speed = seconds / len(self.window)  # seconds per training episode since the last point
         self.window = []
         val = evaluate(self.learner.predict, self.val_episodes)
         # Each point keeps its own speed: a run resumed on another machine, or slowed by a neighbour,
         # shows where its average seconds per episode came from.
         self.history.append({"episode": episodes_done, "loss": float(loss), "accuracy": 100 * float(accuracy),
                              "val_accuracy": val["accuracy"], "val_ci95": val["ci95"],
-                             "seconds_per_episode": seconds / episodes})
+                             "seconds_per_episode": speed})
         self.commits = with_this_commit(self.commits)  # these episodes ran at this process's code
         save_checkpoint(self.run, self.learner, episodes_done, self.history, self.wall_seconds, self.commits)
         plot_curve(self.history, self.run.folder / "curve.png",
@@ -213,7 +213,7 @@ class Log:
         if self.report:
             print(f"{self.run.algorithm} ({self.run.framework}) episode {episodes_done:,} of {self.run.episodes:,}: "
                   f"loss {loss:.4f}, train {100 * accuracy:.2f}%, validation {val['accuracy']:.2f} ± "
-                  f"{val['ci95']:.2f}%, {seconds / episodes:.3f} s/episode", flush=True)
+                  f"{val['ci95']:.2f}%, {speed:.3f} s/episode", flush=True)
         self.since = time.perf_counter()
 
 
@@ -252,16 +252,15 @@ def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float,
     further and reports the training time, and the commits of the training (``trained_at``, when
     they are not this process's commit), that the checkpoint recorded.
     """
-    started = time.perf_counter()
     test = evaluate(learner.predict, test_episodes, progress=False)
-    test_seconds = time.perf_counter() - started
     result = make_result(
         algorithm=run.algorithm, framework=run.framework, dataset=run.dataset,
         way=run.test_way, shot=run.test_shot, query=run.test_query,
         train_way=run.way, train_shot=run.shot, train_query=run.query,
         train_episodes=run.episodes, accuracy=test["accuracy"], ci95=test["ci95"],
         test_episodes=test["episodes"], wall_seconds=wall_seconds,
-        seconds_per_episode=wall_seconds / run.episodes, test_seconds=test_seconds,
+        seconds_per_episode=wall_seconds / run.episodes,
+        test_seconds=test["seconds_per_episode"] * test["episodes"],
         seed=run.seed, options=run.options,
         device=run.device, history=history, trained_at=commits)
     path = write_result(result, run.folder)
