@@ -236,18 +236,20 @@ def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
     return results
 
 
-# Options that change the method itself, labelled deviations from the paper's equations (e.g.
-# Matching Networks' --cosine-scale). A table names them beside the number, so that a reader never
-# takes the cell for the equations as printed, and a run folder carries them in its name, so that
-# a variant never resumes the other's checkpoint.
-DEVIATIONS = ("cosine_scale", "distance")
+# Options that change the method itself, labelled deviations from the paper's text (e.g. Matching
+# Networks' --cosine-scale, or the stride-2 Conv-4 of Finn et al.'s released code). A table names
+# them beside the number, so that a reader never takes the cell for the equations as printed, and a
+# run folder carries them in its name, so that a variant never resumes the other's checkpoint.
+# Each name maps to the value that is the paper's own (None: any recorded value is a deviation).
+DEVIATIONS = {"cosine_scale": None, "distance": None, "backbone": "maxpool"}
 
 
 def deviations(options: dict) -> list[str]:
     """The deviations ``options`` make from the paper's method, as text: ["cosine_scale 10"],
-    ["distance squared_euclidean"]."""
+    ["distance squared_euclidean"], ["backbone strided"]; a recorded paper value (``backbone
+    maxpool``) is none."""
     return [f"{name} {options[name]:g}" if isinstance(options[name], (int, float)) else f"{name} {options[name]}"
-            for name in DEVIATIONS if name in options]
+            for name, paper in DEVIATIONS.items() if name in options and options[name] != paper]
 
 
 def deviation_labels(texts) -> str:
@@ -296,7 +298,9 @@ def results_table(results: list[dict]) -> str:
              "reproduces it. A name in brackets is a labelled deviation from the paper's method "
              "(e.g. `[cosine_scale 10]`: Matching Networks' cosines times 10 in Eq. 2; "
              "`[distance squared_euclidean]`: the squared Euclidean distance in their place; "
-             "`[distance cosine_times_query_norm]`: the cosines times the query embedding's length); its row "
+             "`[distance cosine_times_query_norm]`: the cosines times the query embedding's length; "
+             "`[backbone strided]`: the Conv-4 of Finn et al.'s released Omniglot code, stride-2 "
+             "convolutions and a spatial mean instead of max-pooling); its row "
              "stands beside the paper's number but is not the paper's method. Paper columns:"
              ] + [f"- {source}" for source in sources]
     return "\n".join(lines + notes) + "\n"
