@@ -68,7 +68,7 @@ class MANN(nn.Module):
         self.controller = nn.LSTMCell(image_size ** 2 + way + read_heads * memory_width, controller)
         self.key = nn.Linear(controller, read_heads * memory_width)   # k_t of every head
         self.gate = nn.Linear(controller, read_heads)                 # α of every head
-        self.output = nn.Linear(controller + read_heads * memory_width, way)
+        self.readout = nn.Linear(controller + read_heads * memory_width, way)
 
     def initial_state(self, batch: int, like: torch.Tensor) -> dict:
         zeros = like.new_zeros
@@ -89,7 +89,7 @@ class MANN(nn.Module):
         read_weights = torch.softmax(cosine_similarity(keys, memory), dim=-1)   # read weights
         reads = read_weights @ memory                                          # read vectors
         usage = self.gamma * state["usage"] + read_weights.sum(1) + writes.sum(1)  # usage
-        logits = self.output(torch.cat([h, reads.flatten(1)], 1))
+        logits = self.readout(torch.cat([h, reads.flatten(1)], 1))
         return logits, {"h": h, "c": c, "memory": memory, "read_weights": read_weights, "usage": usage,
                         "reads": reads, "write_weights": writes}
 
@@ -119,7 +119,7 @@ class LSTMBaseline(nn.Module):
         super().__init__()
         self.way = way
         self.controller = nn.LSTMCell(image_size ** 2 + way, controller)
-        self.output = nn.Linear(controller, way)
+        self.readout = nn.Linear(controller, way)
 
     def initial_state(self, batch: int, like: torch.Tensor) -> dict:
         return {"h": like.new_zeros(batch, self.controller.hidden_size),
@@ -127,7 +127,7 @@ class LSTMBaseline(nn.Module):
 
     def step(self, x, y_previous, state):
         h, c = self.controller(torch.cat([x, y_previous], 1), (state["h"], state["c"]))
-        return self.output(h), {"h": h, "c": c}
+        return self.readout(h), {"h": h, "c": c}
 
     forward = MANN.forward
 
