@@ -34,8 +34,11 @@ test: setup
 benchmark: setup
 	$(PY) -m common.benchmark_sampler
 
+# The whole table, and each chapter's own rows inside its text (section "Results").
 results: setup
 	$(PY) -m common.results table --out results/README.md
+	$(PY) -m common.results table results/metric --into chapters/metric/README.md
+	$(PY) -m common.results table results/optimization --into chapters/optimization/README.md
 
 clean-cache:
 	rm -rf data/cache .cache
