@@ -25,3 +25,7 @@ class CorruptDataError(MetaLearnError):
 
 class DownloadError(MetaLearnError):
     """A download failed, was cut short, or did not match its published checksum."""
+
+
+class OutputError(MetaLearnError):
+    """A file could not be written (a full disk, a read-only folder); what was there is kept."""
