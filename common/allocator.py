@@ -4,8 +4,8 @@
 1-shot Omniglot episode with 5 queries per class is 360 images, and one Conv-4 feature map of it
 is 360 x 64 x 28 x 28 floats, 72 MB. glibc's ``malloc`` serves a block that large with a fresh
 ``mmap`` and gives it back to the kernel with ``munmap`` when it is freed, so the next step gets
-new pages, and the kernel zero-fills each 4 KiB page the first time it is touched. Measured on
-this project's 2-core machine (ProtoNet, 60-way 1-shot, one core): 150,000 page faults a second
+new pages, and the kernel zero-fills each 4 KiB page the first time it is touched. For ProtoNet's
+60-way 1-shot episodes on one CPU core that is 150,000 page faults a second
 and a third of the CPU time spent in the kernel, in TensorFlow and PyTorch alike.
 
 **The fix** is three of glibc's documented tunables (``man mallopt``), set with ``mallopt`` when

@@ -13,8 +13,8 @@ their ``way`` is 1 and ``shot`` is K.
 Runs also record ``device`` (``cpu``, ``cuda:0``, ...; ``common.devices``), where they computed,
 and ``machine`` (the processor, its core count and its widest vector instructions, and ``gpu``,
 the GPU's name, for a run on one, whose ``versions`` then add ``cuda``), which
-``seconds_per_episode`` depends on: the same TensorFlow training episode took 1.6x as long on one
-of this project's machines as on another, so timings compare only within a machine. Episodic
+``seconds_per_episode`` depends on: the same TensorFlow training episode can take 1.6x as long on
+one x86 CPU as on another, so timings compare only within a machine. Episodic
 training runs also record ``test_seconds``, the time the evaluation on the test episodes took.
 
 ``command`` is the exact command line that produced the file, so every number in a table traces

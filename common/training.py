@@ -46,8 +46,8 @@ def run_folder(out, algorithm: str, framework: str, dataset: str, way: int, shot
     the paper's method (``_cosine_scale10``) and a seed other than 0 (``_seed1``): two variants, or
     two seeds, never share a folder, so runs of several seeds can share one ``--out``.
 
-    Seeds were not in the name at first. A folder without ``_seed<N>`` whose checkpoint is this
-    seed's is used as before, so a run started then still resumes instead of starting over.
+    A folder without ``_seed<N>`` that already holds this seed's checkpoint is used as it is, so
+    such a run resumes instead of starting over.
     """
     variant = "".join("_" + text.replace(" ", "") for text in deviations(options or {}))
     name = f"{algorithm}_{framework}_{dataset}_{way}w{shot}s{variant}"
@@ -145,7 +145,7 @@ def refuse_past(path: Path, done: int, total: int, option: str = "episodes", uni
 
 
 def save_checkpoint(run: Run, learner, episode: int, history: list, wall_seconds: float, commits: list) -> None:
-    """``wall_seconds``: training time so far, summed over every session of the run; ``commits``:
+    """``wall_seconds``: training time so far, summed over every process that trained the run; ``commits``:
     the commits its training episodes ran at, in order (a resumed run may span several)."""
     write_checkpoint(run.checkpoint, learner, run.identity(), run=asdict(run), episode=episode, history=history,
                      wall_seconds=wall_seconds, commits=commits)
@@ -153,7 +153,7 @@ def save_checkpoint(run: Run, learner, episode: int, history: list, wall_seconds
 
 def load_checkpoint(run: Run, learner) -> tuple[int, list, float, list]:
     """(episodes done, history, training seconds, commits) from ``run.checkpoint``; (0, [], 0.0, [])
-    if none. Checkpoints written before commits were recorded give an empty list."""
+    if none. A checkpoint that records no commits gives an empty list."""
     meta = read_checkpoint(run.checkpoint, learner, run.identity())
     if meta is None:
         return 0, [], 0.0, []

@@ -10,9 +10,9 @@ smaller: measured 0.0-0.4 points for ProtoNet after 100 episodes).
 The learning rate is halved every 20 episodes, the protocols' step decay compressed into the 60
 episodes, so that each run ends in a settled model rather than mid-bounce. At a constant 1e-3 the
 accuracy of one run still moved by 3-5 points from one evaluation to the next, and on a CPU whose
-oneDNN kernels round differently (an AVX2-only AMD EPYC) the three frameworks then ended 5.5
-(Matching) and 5.0 (Siamese) points apart, and 7.4 and 5.7 after 200 episodes; with the decay the
-same machine measured 1.5 and 1.9 points after 60 episodes.
+oneDNN kernels round differently (AVX2 only) the three frameworks then ended 5.5 (Matching) and
+5.0 (Siamese) points apart, and 7.4 and 5.7 after 200 episodes; with the decay, 1.5 and 1.9
+points after 60 episodes on the same CPU.
 """
 
 import pytest

@@ -32,7 +32,7 @@ classified on its own). See ``networks_tf.py``.
 
 Tasks are looped over with ``for t in tf.range(B)``, which AutoGraph turns into one
 ``tf.while_loop`` inside ``tf.function``: exact second-order gradients, and traced in seconds,
-where a Python loop unrolled over 25 tasks takes ~20 s to trace (measured on this CPU).
+where a Python loop unrolled over 25 tasks takes ~20 s to trace on a CPU.
 
 Second derivatives are less forgiving than first ones: a ``stop_gradient`` inside any op of the
 network, harmless for ordinary training, silently removes part of the Hessian term. The networks
