@@ -28,22 +28,25 @@ REPTILE = {"torch": reptile_torch, "tf": reptile_tf, "keras": reptile_keras}
 AGREE = 1e-10  # float64: the frameworks differ by summation order only (~1e-14 measured)
 
 # A small Conv-4 keeps the tests fast; the structure (4 blocks with BatchNorm, a head) is MAML's.
+# "conv4" is the max-pool network of Finn et al.'s text, "conv4-strided" the stride-2 one of their code.
 CONV4 = dict(way=3, image_shape=(28, 28, 1), hidden=8)
+BACKBONE = {"conv4": "maxpool", "conv4-strided": "strided"}
 
 
 def build(framework: str, network: str, weights: dict | None = None):
     """The ``network`` ("mlp" or "conv4") of ``framework`` in float64, holding ``weights``
     (or, without them, PyTorch's initialisation with seed 0, exported and loaded)."""
     module = NETWORKS[framework]
+    conv4 = dict(CONV4, backbone=BACKBONE.get(network))
     if framework == "torch":
         torch.manual_seed(0)
-        model = (module.SinusoidMLP() if network == "mlp" else module.Conv4Classifier(**CONV4)).double()
+        model = (module.SinusoidMLP() if network == "mlp" else module.Conv4Classifier(**conv4)).double()
     elif framework == "tf":
         model = (module.SinusoidMLP(dtype=tf.float64, seed=0) if network == "mlp"
-                 else module.Conv4Classifier(**CONV4, dtype=tf.float64, seed=0))
+                 else module.Conv4Classifier(**conv4, dtype=tf.float64, seed=0))
     else:
         with keras_floatx("float64"):
-            model = module.SinusoidMLP() if network == "mlp" else module.Conv4Classifier(**CONV4)
+            model = module.SinusoidMLP() if network == "mlp" else module.Conv4Classifier(**conv4)
     if weights is None and framework == "torch":
         return model
     return from_canonical(weights if weights is not None else canonical_weights(network), model, framework)

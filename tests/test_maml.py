@@ -20,6 +20,7 @@ import pytest
 import tensorflow as tf
 import torch
 
+from common.backbones import conv4_embedding_size, same_padding
 from common.data.sinusoid import evaluation_tasks
 from common.episodes import Episode
 from common.errors import ConfigError
@@ -29,7 +30,7 @@ from tests.optimization_helpers import (AGREE, FRAMEWORKS, MAML, NETWORKS, asser
                                         canonical_weights, float64, framework_batch, make_learner, meta_batch,
                                         model_arrays, numpy_dict, task, value_and_gradient)
 
-INNER_LR = {"mlp": 0.01, "conv4": 0.4}  # α of Finn et al. Sec. 5.1 and 5.2
+INNER_LR = {"mlp": 0.01, "conv4": 0.4, "conv4-strided": 0.4}  # α of Finn et al. Sec. 5.1 and 5.2
 
 
 def adapted_loss_and_meta_gradient(framework, network, model, batch, inner_steps, first_order, transductive):
@@ -46,7 +47,8 @@ def adapted_loss_and_meta_gradient(framework, network, model, batch, inner_steps
 
 # ------------------------------------------------------------------------------- 1. agreement
 
-CASES = [("mlp", 1, True), ("mlp", 3, True), ("conv4", 1, True), ("conv4", 2, False)]
+CASES = [("mlp", 1, True), ("mlp", 3, True), ("conv4", 1, True), ("conv4", 2, False),
+         ("conv4-strided", 1, True), ("conv4-strided", 2, False)]
 
 
 @pytest.mark.parametrize("first_order", [False, True], ids=["second-order", "first-order"])
@@ -68,7 +70,7 @@ def test_adapted_params_meta_loss_and_meta_gradient_agree(network, inner_steps, 
         assert_same_arrays(gradients, other_gradients, f"{framework} meta-gradient")
 
 
-@pytest.mark.parametrize("network", ["mlp", "conv4"])
+@pytest.mark.parametrize("network", ["mlp", "conv4", "conv4-strided"])
 def test_meta_steps_and_predictions_agree(network):
     """Two second-order meta-steps (the second Adam step uses the moments of the first), then the
     evaluation protocol: the query outputs after the test-time inner steps, and the query loss
@@ -88,7 +90,7 @@ def test_meta_steps_and_predictions_agree(network):
     for name in ("tf", "keras"):
         assert_same_arrays(after["torch"], after[name], f"{name} after two meta-steps", rtol=1e-8)
 
-    episode = task(meta_batch(network, 5), 0) if network == "conv4" else float64(evaluation_tasks(shot=10)[0])
+    episode = task(meta_batch(network, 5), 0) if network != "mlp" else float64(evaluation_tasks(shot=10)[0])
     outputs = {name: learner.predict(episode) for name, learner in learners.items()}
     curves = {name: learner.adaptation_curve(episode, steps=3) for name, learner in learners.items()}
     assert curves["torch"].shape == (4,) and len(set(curves["torch"])) == 4
@@ -165,7 +167,7 @@ def relative_error(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-ORDER_CASES = [("mlp", True), ("conv4", True), ("conv4", False)]
+ORDER_CASES = [("mlp", True), ("conv4", True), ("conv4", False), ("conv4-strided", True)]
 
 
 @pytest.mark.parametrize("network,transductive", ORDER_CASES,
@@ -243,7 +245,7 @@ def test_zero_inner_steps_is_a_clear_error(framework):
 
 
 def test_networks_have_the_same_canonical_parameters_in_every_framework():
-    for network in ("mlp", "conv4"):
+    for network in ("mlp", "conv4", "conv4-strided"):
         shapes = {framework: {k: tuple(v.shape) for k, v in numpy_dict(build(framework, network).params()).items()}
                   for framework in FRAMEWORKS}
         assert list(shapes["torch"]) == list(shapes["tf"]) == list(shapes["keras"])  # same names, same order
@@ -251,3 +253,22 @@ def test_networks_have_the_same_canonical_parameters_in_every_framework():
         assert set(shapes["torch"]) == set(to_canonical(build("torch", network), "torch"))
     assert shapes["torch"]["head.kernel"] == (8, 3) and shapes["torch"]["blocks.0.conv.kernel"] == (3, 3, 1, 8)
     assert NETWORKS["torch"].Conv4Classifier.metric_name == "accuracy"
+
+
+def test_strided_backbone_pads_as_tensorflow_and_ends_in_the_mean_of_its_map():
+    """The released code's network: "SAME" padding puts the extra pixel after (28 -> 14 -> 7 -> 4 -> 2),
+    the head reads the mean over the 2x2 map (D = hidden, as the max-pool network's 1x1x64), and a
+    backbone that does not exist is one clear error in every framework."""
+    assert [same_padding(size, 2) for size in (28, 14, 7, 4)] == [(0, 1), (0, 1), (1, 1), (0, 1)]
+    assert conv4_embedding_size((28, 28, 1), 64, 4, "strided") == conv4_embedding_size((28, 28, 1)) == 64
+    assert conv4_embedding_size((84, 84, 3), 32, 4, "strided") == 32
+    model = build("torch", "conv4-strided")
+    images = torch.from_numpy(meta_batch("conv4-strided").support_x[0]).permute(0, 3, 1, 2)
+    maps = images
+    for i in range(4):  # the feature map after each block: halved, rounding up
+        maps = NETWORKS["torch"].conv2d(maps, model.params()[f"blocks.{i}.conv.kernel"],
+                                        model.params()[f"blocks.{i}.conv.bias"], stride=2)
+        assert maps.shape[2:] == ((14, 14), (7, 7), (4, 4), (2, 2))[i]
+    for framework in FRAMEWORKS:
+        with pytest.raises(ConfigError, match="unknown backbone 'avgpool'; choose one of maxpool, strided"):
+            NETWORKS[framework].Conv4Classifier(way=5, backbone="avgpool")

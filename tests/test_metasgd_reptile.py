@@ -29,7 +29,7 @@ def metasgd(framework, network, **settings):
 
 # --------------------------------------------------------------------------------- Meta-SGD
 
-@pytest.mark.parametrize("network", ["mlp", "conv4"])
+@pytest.mark.parametrize("network", ["mlp", "conv4", "conv4-strided"])
 def test_metasgd_starts_from_the_same_rates_and_its_meta_gradient_agrees(network):
     learners = {framework: metasgd(framework, network) for framework in FRAMEWORKS}
     rates = {framework: numpy_dict(learner.learned_inner_lrs()) for framework, learner in learners.items()}

@@ -9,7 +9,9 @@ network here is a *function* ``forward(params, x)`` of a ``dict`` of canonical n
 
 * :class:`SinusoidMLP` (Sec. 5.1): 1 → 40 → 40 → 1 with ReLU, on the mean squared error.
 * :class:`Conv4Classifier` (Sec. 5.2, the network of Vinyals et al. 2016 for Omniglot): four
-  blocks conv 3x3 (64 filters) → BatchNorm → ReLU → max-pool 2x2, then a linear head to N logits.
+  blocks conv 3x3 (64 filters) → BatchNorm → ReLU → max-pool 2x2, then a linear head to N logits;
+  or, with ``backbone="strided"``, the network of their released Omniglot code: stride-2
+  convolutions instead of max-pooling and the mean of the final map.
 
 **BatchNorm in MAML has no running statistics.** Finn et al.'s code normalises with the statistics
 of the batch it is given, in training *and* at test time: every forward pass normalises each
@@ -41,7 +43,8 @@ import math
 import keras
 from keras import ops
 
-from common.backbones import conv4_embedding_size
+from common.backbones import BACKBONES, conv4_embedding_size
+from common.errors import ConfigError
 
 EPSILON = 1e-5  # BatchNorm's ε, as PyTorch's and Finn et al.'s
 
@@ -84,13 +87,13 @@ class Norm(keras.layers.Layer):
         self.built = True
 
 
-class ConvBlock(keras.layers.Layer):
+class Block(keras.layers.Layer):
     """The parameters of one block: conv 3x3 (``conv``) → BatchNorm (``norm``) → ReLU → max-pool."""
 
-    def __init__(self, channels_in: int, channels_out: int, **kwargs):
+    def __init__(self, in_channels: int, out_channels: int, **kwargs):
         super().__init__(**kwargs)
-        self.conv = conv3x3(channels_in, channels_out)
-        self.norm = Norm(channels_out)
+        self.conv = conv3x3(in_channels, out_channels)
+        self.norm = Norm(out_channels)
         self.built = True
 
 
@@ -150,15 +153,23 @@ class Conv4Classifier(keras.layers.Layer):
     BatchNorm (batch statistics, see :func:`batch_norm`) → ReLU → max-pool 2x2 stride 2 (floor),
     then flatten in (H, W, C) order and ``head``: x @ kernel + bias. On 28x28 Omniglot the last map
     is 1x1x64, so the head reads D = 64 features (``common.backbones.conv4_embedding_size``).
+
+    ``backbone="strided"`` (Finn et al.'s released Omniglot code): the convolution has stride 2
+    and "same" padding, no max-pool follows (28 → 14 → 7 → 4 → 2), and the head reads the mean of
+    the final map over its positions. Same parameters, names and shapes as ``maxpool``.
     """
 
     metric_name = "accuracy"
 
-    def __init__(self, way: int, image_shape=(28, 28, 1), hidden: int = 64, depth: int = 4, **kwargs):
+    def __init__(self, way: int, image_shape=(28, 28, 1), hidden: int = 64, depth: int = 4,
+                 backbone: str = "maxpool", **kwargs):
         super().__init__(**kwargs)
+        if backbone not in BACKBONES:
+            raise ConfigError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+        self.backbone = backbone
         channels = [image_shape[-1]] + [hidden] * depth
-        self.blocks = [ConvBlock(c_in, c_out) for c_in, c_out in zip(channels, channels[1:])]
-        self.head = dense(way, conv4_embedding_size(image_shape, hidden, depth))
+        self.blocks = [Block(c_in, c_out) for c_in, c_out in zip(channels, channels[1:])]
+        self.head = dense(way, conv4_embedding_size(image_shape, hidden, depth, backbone))
         self.built = True
 
     def params(self) -> dict:
@@ -182,12 +193,17 @@ class Conv4Classifier(keras.layers.Layer):
         if reference is not None:
             rows = ops.shape(reference)[0]
             x = ops.concatenate([reference, x], axis=0)  # one pass; the statistics use rows [0, rows)
+        strided = self.backbone == "strided"
         for i in range(len(self.blocks)):
-            x = ops.conv(x, params[f"blocks.{i}.conv.kernel"], strides=1, padding="same",
+            x = ops.conv(x, params[f"blocks.{i}.conv.kernel"], strides=2 if strided else 1, padding="same",
                          data_format="channels_last") + params[f"blocks.{i}.conv.bias"]
-            x = batch_norm(x, params[f"blocks.{i}.norm.gamma"], params[f"blocks.{i}.norm.beta"], rows)
-            x = ops.max_pool(ops.relu(x), pool_size=2, strides=2, padding="valid", data_format="channels_last")
-        x = ops.reshape(x, (ops.shape(x)[0], -1))  # channels-last (H, W, C) order, the canonical one
+            x = ops.relu(batch_norm(x, params[f"blocks.{i}.norm.gamma"], params[f"blocks.{i}.norm.beta"], rows))
+            if not strided:
+                x = ops.max_pool(x, pool_size=2, strides=2, padding="valid", data_format="channels_last")
+        if strided:
+            x = ops.mean(x, axis=(1, 2))  # the mean over the final map's positions
+        else:
+            x = ops.reshape(x, (ops.shape(x)[0], -1))  # channels-last (H, W, C) order, the canonical one
         logits = ops.matmul(x, params["head.kernel"]) + params["head.bias"]
         return logits if reference is None else logits[rows:]
 

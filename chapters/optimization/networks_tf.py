@@ -13,7 +13,8 @@ Two networks, each with its loss and metric so the algorithms need not know the 
   mean squared error;
 * :class:`Conv4Classifier`, their Omniglot network (Sec. 5.2, after Vinyals et al. 2016): four
   blocks of 3x3 conv → BatchNorm → ReLU → 2x2 max-pool, then a linear head with one output per
-  class of the task, softmax cross-entropy.
+  class of the task, softmax cross-entropy; or, with ``backbone="strided"``, the network of their
+  released Omniglot code: stride-2 convolutions instead of max-pooling and the mean of the final map.
 
 **BatchNorm in MAML** keeps no running statistics. Finn et al.'s code normalises every forward
 pass with the statistics of the batch it is given, in the inner loop, in the outer loop and at
@@ -35,7 +36,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from common.backbones import conv4_embedding_size
+from common.backbones import BACKBONES, conv4_embedding_size
+from common.errors import ConfigError
 from common.tf_layers import Conv2D, Dense, batch_norm, conv2d, dense, moments
 
 
@@ -92,10 +94,10 @@ class Norm(tf.Module):
     :meth:`Conv4Classifier.forward`.
     """
 
-    def __init__(self, num_features: int, dtype=tf.float32):
+    def __init__(self, channels: int, dtype=tf.float32):
         super().__init__()
-        self.gamma = tf.Variable(tf.ones(num_features, dtype), name="gamma")
-        self.beta = tf.Variable(tf.zeros(num_features, dtype), name="beta")
+        self.gamma = tf.Variable(tf.ones(channels, dtype), name="gamma")
+        self.beta = tf.Variable(tf.zeros(channels, dtype), name="beta")
 
     def params(self) -> dict[str, tf.Variable]:
         return {"gamma": self.gamma, "beta": self.beta}
@@ -116,18 +118,25 @@ class Conv4Classifier(tf.Module):
     Block i: conv 3x3 + bias → BatchNorm (batch statistics only) → ReLU → max-pool 2x2, halving
     height and width (rounding down: 28 → 14 → 7 → 3 → 1). The final map is flattened in
     (H, W, C) order and ``head`` maps it to ``way`` logits. Images are NHWC.
+
+    ``backbone="strided"`` (Finn et al.'s released Omniglot code): the convolution has stride 2
+    and "SAME" padding, no max-pool follows (28 → 14 → 7 → 4 → 2), and the head reads the mean of
+    the final map over its positions. Same parameters, names and shapes as ``maxpool``.
     """
 
     metric_name = "accuracy"
 
     def __init__(self, way: int, image_shape=(28, 28, 1), hidden: int = 64, depth: int = 4,
-                 dtype=tf.float32, seed=None):
+                 backbone: str = "maxpool", dtype=tf.float32, seed=None):
         super().__init__()
+        if backbone not in BACKBONES:
+            raise ConfigError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
         rng = _generator(seed)
         self.way, self.image_shape, self.hidden, self.depth = way, tuple(image_shape), hidden, depth
+        self.backbone = backbone
         channels = [image_shape[-1]] + [hidden] * depth
         self.blocks = [Block(c_in, c_out, dtype, rng) for c_in, c_out in zip(channels, channels[1:])]
-        self.head = Dense(conv4_embedding_size(image_shape, hidden, depth), way, dtype=dtype, seed=rng)
+        self.head = Dense(conv4_embedding_size(image_shape, hidden, depth, backbone), way, dtype=dtype, seed=rng)
 
     def params(self) -> dict[str, tf.Variable]:
         """θ under canonical names: ``blocks.{i}.conv.kernel``, ``blocks.{i}.conv.bias``,
@@ -149,13 +158,19 @@ class Conv4Classifier(tf.Module):
         if reference is not None:
             rows = tf.shape(reference)[0]
             x = tf.concat([reference, x], 0)
+        strided = self.backbone == "strided"
         for i in range(self.depth):
             block = f"blocks.{i}."
-            x = conv2d(x, params[block + "conv.kernel"], params[block + "conv.bias"])
+            x = conv2d(x, params[block + "conv.kernel"], params[block + "conv.bias"], strides=2 if strided else 1)
             mean, variance = moments(x if rows is None else x[:rows])
-            x = batch_norm(x, params[block + "norm.gamma"], params[block + "norm.beta"], mean, variance, 1e-5)
-            x = tf.nn.max_pool2d(tf.nn.relu(x), 2, 2, "VALID")
-        x = tf.reshape(x, [tf.shape(x)[0], -1])  # NHWC: (H, W, C) order, the canonical one
+            x = tf.nn.relu(batch_norm(x, params[block + "norm.gamma"], params[block + "norm.beta"],
+                                      mean, variance, 1e-5))
+            if not strided:
+                x = tf.nn.max_pool2d(x, 2, 2, "VALID")
+        if strided:
+            x = tf.reduce_mean(x, axis=[1, 2])  # the mean over the final map's positions
+        else:
+            x = tf.reshape(x, [tf.shape(x)[0], -1])  # NHWC: (H, W, C) order, the canonical one
         logits = dense(x, params["head.kernel"], params["head.bias"])
         return logits if rows is None else logits[rows:]
 

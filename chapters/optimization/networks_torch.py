@@ -7,7 +7,9 @@ the module's own ``nn.Parameter``\\ s. So each network here is a ``forward(param
 
 * :class:`SinusoidMLP`: Finn et al. Sec. 5.1, regression 1 → 40 → 40 → 1 with ReLU, MSE loss.
 * :class:`Conv4Classifier`: Finn et al. Sec. 5.2 (the network of Vinyals et al. 2016): four blocks
-  conv 3x3 (64 filters) → BatchNorm → ReLU → max-pool 2x2, then a linear head to N logits.
+  conv 3x3 (64 filters) → BatchNorm → ReLU → max-pool 2x2, then a linear head to N logits; or,
+  with ``backbone="strided"``, the network of their released Omniglot code: stride-2 convolutions
+  instead of max-pooling and the mean of the final map (``common.backbones.BACKBONES``).
 
 The parameters live in small modules of our own (:class:`Dense`, :class:`Conv`, :class:`Norm`)
 whose ``nn.Parameter``\\ s already have the canonical names and layouts of ``common.weights``
@@ -41,7 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.backbones import conv4_embedding_size
+from common.backbones import BACKBONES, conv4_embedding_size, same_padding
+from common.errors import ConfigError
 
 EPSILON = 1e-5  # BatchNorm's ε, PyTorch's and TensorFlow's default
 
@@ -91,9 +94,18 @@ class Block(nn.Module):
         self.norm = Norm(out_channels)
 
 
-def conv2d(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """3x3 convolution, stride 1, padding 1 ("same"), on NCHW input with a (3, 3, in, out) kernel."""
-    return F.conv2d(x, kernel.permute(3, 2, 0, 1), bias, padding=1)  # to torch's (out, in, 3, 3)
+def conv2d(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """3x3 convolution with TensorFlow's "SAME" padding on NCHW input with a (3, 3, in, out) kernel.
+
+    Stride 1: one pixel on every side (``padding=1``). Stride 2: the extra pixel goes after, as
+    TensorFlow pads (``common.backbones.same_padding``), so the three frameworks see the same windows.
+    """
+    kernel = kernel.permute(3, 2, 0, 1)  # to torch's (out, in, 3, 3)
+    if stride == 1:
+        return F.conv2d(x, kernel, bias, padding=1)
+    top, bottom = same_padding(x.shape[2], stride)
+    left, right = same_padding(x.shape[3], stride)
+    return F.conv2d(F.pad(x, (left, right, top, bottom)), kernel, bias, stride=stride)
 
 
 def batch_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
@@ -154,16 +166,24 @@ class Conv4Classifier(nn.Module):
     Each block halves height and width (rounding down), so 28x28 images end as 1x1x64 and the
     head reads D = ``conv4_embedding_size(image_shape, hidden, depth)`` features, flattened
     channels-last (H, W, C) as in TensorFlow, so the canonical head kernel means the same everywhere.
+
+    ``backbone="strided"`` is the network of Finn et al.'s released Omniglot code: each block's
+    convolution has stride 2 and no max-pool follows (28 → 14 → 7 → 4 → 2), and the head reads the
+    mean of the final map over its positions (D = ``hidden``). The parameters, names and shapes
+    are the same for both backbones.
     """
 
     metric_name = "accuracy"
 
     def __init__(self, way: int, image_shape: tuple[int, int, int] = (28, 28, 1), hidden: int = 64,
-                 depth: int = 4):
+                 depth: int = 4, backbone: str = "maxpool"):
         super().__init__()
+        if backbone not in BACKBONES:
+            raise ConfigError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+        self.backbone = backbone
         channels = [image_shape[2]] + [hidden] * depth
         self.blocks = nn.ModuleList(Block(c_in, c_out) for c_in, c_out in zip(channels, channels[1:]))
-        self.head = Dense(conv4_embedding_size(image_shape, hidden, depth), way)
+        self.head = Dense(conv4_embedding_size(image_shape, hidden, depth, backbone), way)
 
     def params(self) -> dict[str, torch.Tensor]:
         """θ: ``blocks.{i}.conv.kernel`` (3, 3, c_in, c_out), ``blocks.{i}.conv.bias``,
@@ -182,12 +202,17 @@ class Conv4Classifier(nn.Module):
         if reference is not None:
             reference_rows = len(reference)
             x = torch.cat([reference, x])  # one pass; the statistics are taken over the first rows
+        strided = self.backbone == "strided"
         for i in range(len(self.blocks)):
-            x = conv2d(x, params[f"blocks.{i}.conv.kernel"], params[f"blocks.{i}.conv.bias"])
-            x = batch_norm(x, params[f"blocks.{i}.norm.gamma"], params[f"blocks.{i}.norm.beta"],
-                           reference_rows)
-            x = F.max_pool2d(torch.relu(x), 2)  # 2x2, stride 2, floor: "valid"
-        x = x.movedim(1, -1).flatten(1)  # channels-last flatten, as in TensorFlow and Keras
+            x = conv2d(x, params[f"blocks.{i}.conv.kernel"], params[f"blocks.{i}.conv.bias"], 2 if strided else 1)
+            x = torch.relu(batch_norm(x, params[f"blocks.{i}.norm.gamma"], params[f"blocks.{i}.norm.beta"],
+                                      reference_rows))
+            if not strided:
+                x = F.max_pool2d(x, 2)  # 2x2, stride 2, floor: "valid"
+        if strided:
+            x = x.mean(dim=(2, 3))  # the mean over the final map's positions, as the released code
+        else:
+            x = x.movedim(1, -1).flatten(1)  # channels-last flatten, as in TensorFlow and Keras
         logits = x @ params["head.kernel"] + params["head.bias"]
         return logits if reference_rows is None else logits[reference_rows:]
 

@@ -7,8 +7,9 @@ tasks with 100 query points):
     python -m chapters.optimization.reproduce --framework keras --next   # the first protocol not yet measured
 
 Omniglot, as in the scripts' docstrings: MAML and first-order MAML with Finn et al.'s settings and
-BatchNorm as in their code (``--transductive``, the setting of the published numbers); Meta-SGD with
-MAML's settings and its learned rates; Reptile as Nichol et al. (10 shots per class in training,
+the network and BatchNorm of their released code (``--backbone strided``: stride-2 convolutions
+instead of max-pooling; ``--transductive``, the setting of the published numbers); Meta-SGD with
+MAML's settings, network and learned rates; Reptile as Nichol et al. (10 shots per class in training,
 inner mini-batches, one model tested 1- and 5-shot, not transductive; its inner loop is plain
 gradient descent, see ``reptile.py``). Sinusoids: Finn et al.'s protocol, 70,000 meta-iterations, for K = 5, 10, 20.
 The runner is ``common/reproduce.py``.
@@ -18,6 +19,7 @@ from common.cli import run
 from common.reproduce import Protocol, main
 
 QUIET = ("--eval-every", "250", "--val-episodes", "100", "--quiet")
+STRIDED = ("--backbone", "strided")  # the Conv-4 of Finn et al.'s released Omniglot code
 FIVE_WAY = ("--meta-batch", "32", "--inner-lr", "0.4", "--inner-steps", "1", "--test-inner-steps", "3")
 TWENTY_WAY = ("--meta-batch", "16", "--inner-lr", "0.1", "--inner-steps", "5", "--test-inner-steps", "5")
 
@@ -26,15 +28,16 @@ def maml(way: int, shot: int, first_order: bool = False) -> Protocol:
     name = "fomaml" if first_order else "maml"
     return Protocol(f"{name}-{way}w{shot}s", "chapters.optimization.maml",
                     ("--way", str(way), "--shot", str(shot), *(FIVE_WAY if way == 5 else TWENTY_WAY),
-                     *(("--first-order",) if first_order else ()), "--transductive", "--episodes", "60000", *QUIET),
-                    {(f"{name}-transductive", "omniglot", way, shot): ()})
+                     *(("--first-order",) if first_order else ()), *STRIDED, "--transductive", "--episodes", "60000",
+                     *QUIET),
+                    {(f"{name}-transductive", "omniglot", way, shot): ()}, options={"backbone": "strided"})
 
 
 def metasgd(way: int, shot: int) -> Protocol:
     return Protocol(f"metasgd-{way}w{shot}s", "chapters.optimization.metasgd",
                     ("--way", str(way), "--shot", str(shot), "--meta-batch", "32" if way == 5 else "16",
-                     "--episodes", "60000", *QUIET),
-                    {("metasgd", "omniglot", way, shot): ()})
+                     *STRIDED, "--episodes", "60000", *QUIET),
+                    {("metasgd", "omniglot", way, shot): ()}, options={"backbone": "strided"})
 
 
 def reptile(way: int) -> Protocol:
