@@ -32,7 +32,7 @@ test: setup
 	$(PY) -m pytest
 
 benchmark: setup
-	$(PY) -m common.benchmark_sampler
+	$(PY) -m tools.benchmark_sampler
 
 # The whole table, and each chapter's own rows inside its text (section "Results").
 results: setup

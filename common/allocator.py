@@ -25,7 +25,7 @@ the memory, and nothing here sets it again.
 
 The process then keeps its peak memory until it exits, which it needed anyway. The numbers the
 models compute do not change, only where their memory comes from. ``python -m
-common.benchmark_allocator`` measures the difference (seconds per episode, page faults, kernel time).
+tools.benchmark_allocator`` measures the difference (seconds per episode, page faults, kernel time).
 
 :func:`keep_freed_memory` is called by ``common.cli.run`` (the entry point of every script) and
 by the test suite's ``conftest.py``; a notebook may call it in its first cell. It does nothing

@@ -1,6 +1,6 @@
 """Benchmark: episodes per second of the shared sampler, on one CPU core.
 
-    python -m common.benchmark_sampler                # prints a table, writes results/benchmarks/episode_sampler.json
+    python -m tools.benchmark_sampler                # prints a table, writes results/benchmarks/episode_sampler.json
 
 Sampling must never be what a training run waits for. The target is 10,000 Omniglot 5-way 1-shot
 15-query episodes per second on one core; 20-way 5-shot episodes carry 8x more pixels. The figure
@@ -55,7 +55,7 @@ def adapters(sampler):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m common.benchmark_sampler", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.benchmark_sampler", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="omniglot")
     parser.add_argument("--split", default="train")
     parser.add_argument("--data-dir", default=None)

@@ -1,6 +1,6 @@
 """Benchmark: what glibc's defaults cost a CPU training run, and what keeping freed memory saves.
 
-    python -m common.benchmark_allocator            # writes results/benchmarks/allocator.json and .md
+    python -m tools.benchmark_allocator            # writes results/benchmarks/allocator.json and .md
 
 Each framework trains ProtoNet on the same Omniglot 60-way 1-shot 5-query episodes (the chapter's
 training setting) twice, in fresh processes pinned to one core: once with glibc's defaults
@@ -59,7 +59,7 @@ def child_environment(mode: str) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m common.benchmark_allocator", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.benchmark_allocator", description=__doc__.split("\n")[0])
     parser.add_argument("--way", type=int, default=60)
     parser.add_argument("--shot", type=int, default=1)
     parser.add_argument("--query", type=int, default=5)
@@ -80,7 +80,7 @@ def main(argv=None) -> None:
     rows = []
     for framework in args.frameworks.split(","):
         for mode in MODES:
-            done = subprocess.run([sys.executable, "-m", "common.benchmark_allocator", "--one", framework, *passed],
+            done = subprocess.run([sys.executable, "-m", "tools.benchmark_allocator", "--one", framework, *passed],
                                   capture_output=True, text=True, env=child_environment(mode))
             if done.returncode:
                 raise SystemExit(f"{framework} ({mode}) failed:\n{done.stderr[-3000:]}")
