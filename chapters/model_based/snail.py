@@ -1,0 +1,182 @@
+"""SNAIL, a simple neural attentive meta-learner (Mishra, Rohaninejad, Chen & Abbeel, ICLR 2018):
+train and evaluate on Omniglot in the framework of your choice.
+
+    python -m chapters.model_based.snail --way 5 --shot 1
+    python -m chapters.model_based.snail --framework tf --way 20 --shot 5 --episodes 40000
+
+The model (``snail_{torch,tf,keras}.py``) reads an episode as a sequence, the support pairs
+(embedding, one-hot label) and then a query with a zero label, through temporal-convolution and
+causal attention blocks, and predicts the query's label. Mishra et al. score one query per
+sequence; we score every query of the book's fixed test episodes, each as the last element of its
+own sequence (support, that query), so that no query sees another. Published on Omniglot (Table 1):
+99.07 / 99.78 / 97.64 / 99.36 % at 5-way 1-shot / 5-way 5-shot / 20-way 1-shot / 20-way 5-shot.
+
+Protocol (our reading of the paper's Appendix, which gives the architecture but not every training
+setting): Conv-4 embedding (64 features; see ``common.backbones``), the blocks below, Adam 1e-3,
+training episodes of the test's N and K. The support pairs of every sequence come in a random
+order, fixed per episode (:class:`ShuffledSupport`): the sampler lists them class by class, and
+that order would tell the model each label without looking at it.
+
+A run writes into ``--out``/snail_<framework>_omniglot_<way>w<shot>s/: the checkpoint (the same
+command resumes it exactly), ``curve.png`` and the results JSON.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from common.episodes import EpisodeSource
+from common.errors import ConfigError
+
+# (key size K, value size V) of the three attention blocks and the filters D of the two TC blocks,
+# for Omniglot (Mishra et al., Appendix): Attention(64, 32), TC(T, 128), Attention(256, 128),
+# TC(T, 128), Attention(512, 256).
+ATTENTION_SIZES = ((64, 32), (256, 128), (512, 256))
+TC_FILTERS = (128, 128)
+
+
+def sequence_length(way: int, shot: int) -> int:
+    """T = N*K + 1: the support pairs, then the query."""
+    return way * shot + 1
+
+
+def dilations(length: int) -> list[int]:
+    """The dense blocks' dilations in a TC block over T positions (Algorithm 2): 2^i for
+    i = 1 .. ceil(log2 T). With kernel 2, position t then reaches back 2 + 4 + ... >= T - 1 steps."""
+    return [2 ** i for i in range(1, math.ceil(math.log2(length)) + 1)]
+
+
+def channels(way: int, shot: int, embedding_size: int = 64) -> int:
+    """The features each position carries into the output layer: every block concatenates."""
+    per_tc = len(dilations(sequence_length(way, shot)))
+    return (embedding_size + way + sum(value for _, value in ATTENTION_SIZES)
+            + sum(filters * per_tc for filters in TC_FILTERS))
+
+
+# ---------------------------------------------------------------------------- bad input
+
+def too_long(n_support: int, way: int, shot: int) -> str:
+    return (f"this SNAIL was built for {way}-way {shot}-shot sequences of {way * shot} support examples "
+            f"and a query, but the episode has {n_support} support examples; build the model with the "
+            f"episode's --way and --shot (its TC blocks cover sequences of T = N*K + 1 steps)")
+
+
+def labels_outside(labels, way: int) -> str:
+    return (f"support labels must lie in 0..{way - 1} (the model's one-hot labels have {way} entries), "
+            f"got {sorted(set(np.asarray(labels).ravel().tolist()))}; relabel the classes 0..N-1")
+
+
+NO_QUERY = ("the episode has no query: SNAIL predicts the label of the last element of a sequence, "
+            "which must be a query example after the support set; give each episode at least one query")
+
+
+def check_episode(support_y, n_query: int, way: int, shot: int) -> None:
+    """Raise a :class:`ConfigError` that says what to change, before any computation, when an
+    episode does not fit a SNAIL built for ``way``-way ``shot``-shot sequences."""
+    support_y = np.asarray(support_y)
+    if n_query < 1:
+        raise ConfigError(NO_QUERY)
+    if len(support_y) > way * shot:
+        raise ConfigError(too_long(len(support_y), way, shot))
+    if support_y.size and (support_y.min() < 0 or support_y.max() >= way):
+        raise ConfigError(labels_outside(support_y, way))
+
+
+def check_setting(way: int, shot: int, test_way: int, test_shot: int) -> None:
+    """A trained SNAIL outputs ``way`` logits and covers N*K support steps: test settings must fit."""
+    if test_way != way:
+        raise ConfigError(f"SNAIL predicts one of its {way} training labels; test it {way}-way "
+                          f"(--test-way {way}) or train a {test_way}-way model (--way {test_way})")
+    if test_shot > shot:
+        raise ConfigError(too_long(test_way * test_shot, way, shot) + f" (--test-shot {test_shot} > --shot {shot})")
+
+
+# ---------------------------------------------------------------------------- episodes
+
+class ShuffledSupport(EpisodeSource):
+    """Episode ``i`` of ``source`` with its support pairs (images and labels together) in a random
+    order drawn from (source seed, i): the same in every framework and in a resumed run. Query
+    order and every value are unchanged."""
+
+    def __init__(self, source):
+        self.source, self.seed = source, source.seed
+
+    def episode(self, index: int):
+        episode = self.source.episode(index)
+        order = np.random.default_rng([self.seed, index, 2]).permutation(len(episode.support_y))
+        return episode._replace(support_x=episode.support_x[order], support_y=episode.support_y[order])
+
+
+# ---------------------------------------------------------------------------- the script
+
+def build_learner(framework: str, in_channels: int, way: int, shot: int, example, learning_rate: float,
+                  decay_every: int | None, seed: int, device: str = "cpu"):
+    """A SNAIL in ``framework`` inside that framework's episodic learner (``common.episodic_*``):
+    one Adam step per episode on the cross-entropy of every query."""
+    if framework == "torch":
+        import torch
+        from chapters.model_based.snail_torch import SNAIL
+        from common.devices import torch_device
+        from common.episodic_torch import EpisodicLearner
+        torch.manual_seed(seed)
+        return EpisodicLearner(SNAIL(in_channels, way, shot), learning_rate, decay_every, device=torch_device(device))
+    if framework == "tf":
+        from chapters.model_based.snail_tf import SNAIL
+        from common.episodic_tf import EpisodicLearner
+        return EpisodicLearner(SNAIL(in_channels, way, shot, seed=seed), learning_rate, decay_every)
+    import keras
+    from chapters.model_based.snail_keras import SNAIL
+    from common.episodic_keras import EpisodicLearner
+    keras.utils.set_random_seed(seed)
+    return EpisodicLearner(SNAIL(in_channels, way, shot), example, learning_rate, decay_every)
+
+
+def main(argv=None) -> dict:
+    from common.cli import episode_parser, require_framework
+    from common.data import load_dataset
+    from common.devices import use_device
+    from common.episodes import EpisodeSampler, FixedEpisodes, evaluation_episodes
+    from common.training import Run, train
+
+    parser = episode_parser("Train SNAIL (Mishra et al. 2018) on few-shot episodes.", way=5, shot=1, query=5,
+                            episodes=20000)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--decay-every", type=int, default=0,
+                        help="halve the learning rate every this many episodes (0: never)")
+    parser.add_argument("--eval-every", type=int, default=500, help="validate and checkpoint every N episodes")
+    parser.add_argument("--val-episodes", type=int, default=100)
+    parser.add_argument("--test-episodes", type=int, default=600)
+    parser.set_defaults(test_query=15)  # the book's test episodes: 15 queries per class
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    require_framework(args.framework)
+    test_way, test_shot = args.test_way or args.way, args.test_shot or args.shot
+    check_setting(args.way, args.shot, test_way, test_shot)
+    if args.query < 1 or args.test_query < 1:
+        raise ConfigError(NO_QUERY + " (--query and --test-query must be at least 1)")
+    device = use_device(args.framework, args.device)
+
+    train_set = load_dataset(args.dataset, "train", args.data_dir)
+    val_set, test_set = load_dataset(args.dataset, "val", args.data_dir), load_dataset(args.dataset, "test", args.data_dir)
+    sampler = ShuffledSupport(EpisodeSampler(train_set, args.way, args.shot, args.query, seed=args.seed))
+
+    def fixed(dataset, count):  # the book's fixed episodes, support in a fixed random order
+        return FixedEpisodes(ShuffledSupport(evaluation_episodes(dataset, test_way, test_shot, args.test_query).source),
+                             count)
+
+    run = Run("snail", args.framework, args.dataset, args.way, args.shot, args.query, test_way, test_shot,
+              args.test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
+              args.test_episodes, args.out, options={"lr": args.lr, "decay_every": args.decay_every,
+                                                     "support_order": "shuffled"}, device=device)
+    learner = build_learner(args.framework, train_set.image_shape[-1], args.way, args.shot, sampler.episode(0),
+                            args.lr, args.decay_every or None, args.seed, device)
+    return train(run, learner, sampler, fixed(val_set, args.val_episodes), fixed(test_set, args.test_episodes),
+                 progress=not args.quiet)
+
+
+if __name__ == "__main__":
+    from common.cli import run
+
+    run(main)
