@@ -60,12 +60,22 @@ def cosine_similarity(keys: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
     return keys @ memory.transpose(1, 2) / (key_norms[:, :, None] * row_norms[:, None, :])
 
 
+def single_bias(cell: nn.LSTMCell) -> nn.LSTMCell:
+    """One bias per gate, as TensorFlow and Keras have: PyTorch's second one, ``bias_hh``, is zeroed
+    and frozen. Only the sum ``bias_ih + bias_hh`` enters the gates, but an optimizer would move
+    each by a full step, the sum by two, and the frameworks would part after the first update."""
+    with torch.no_grad():
+        cell.bias_hh.zero_()
+    cell.bias_hh.requires_grad_(False)
+    return cell
+
+
 class MANN(nn.Module):
     def __init__(self, way: int = 5, image_size: int = 20, controller: int = 200, memory_rows: int = 128,
                  memory_width: int = 40, read_heads: int = 4, gamma: float = 0.95):
         super().__init__()
         self.way, self.rows, self.width, self.heads, self.gamma = way, memory_rows, memory_width, read_heads, gamma
-        self.controller = nn.LSTMCell(image_size ** 2 + way + read_heads * memory_width, controller)
+        self.controller = single_bias(nn.LSTMCell(image_size ** 2 + way + read_heads * memory_width, controller))
         self.key = nn.Linear(controller, read_heads * memory_width)   # k_t of every head
         self.gate = nn.Linear(controller, read_heads)                 # α of every head
         self.readout = nn.Linear(controller + read_heads * memory_width, way)
@@ -118,7 +128,7 @@ class LSTMBaseline(nn.Module):
     def __init__(self, way: int = 5, image_size: int = 20, controller: int = 200):
         super().__init__()
         self.way = way
-        self.controller = nn.LSTMCell(image_size ** 2 + way, controller)
+        self.controller = single_bias(nn.LSTMCell(image_size ** 2 + way, controller))
         self.readout = nn.Linear(controller, way)
 
     def initial_state(self, batch: int, like: torch.Tensor) -> dict:
@@ -153,7 +163,7 @@ class SequenceLearner:
         self.device = torch.device("cpu") if device is None else torch.device(device)
         self.network = network.to(self.device)
         self.dtype = next(network.parameters()).dtype
-        self.optimizer = torch.optim.RMSprop(network.parameters(), lr=lr, alpha=0.95, momentum=0.9, eps=1e-8)
+        self.optimizer = torch.optim.RMSprop([p for p in network.parameters() if p.requires_grad], lr=lr, alpha=0.95, momentum=0.9, eps=1e-8)
 
     def tensors(self, episode):
         """Images (B, T, C, H, W) and labels (B, T) of a batch of episodes, on the device."""
