@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: setup demo test benchmark results clean-cache
+.PHONY: setup demo test benchmark results figures notebooks clean-cache
 
 setup: $(STAMP)
 
@@ -39,6 +39,15 @@ results: setup
 	$(PY) -m common.results table --out results/README.md
 	$(PY) -m common.results table results/metric --into chapters/metric/README.md
 	$(PY) -m common.results table results/optimization --into chapters/optimization/README.md
+
+# Every chapter's figures (chapters/<part>/figures.py -> chapters/<part>/figures/*.png, each with
+# the data it was drawn from in a .json beside it), from results files and small deterministic runs.
+figures: setup
+	$(PY) -m chapters.figures
+
+# Run every notebook in its fast mode and store it with its outputs, as GitHub shows it.
+notebooks: setup
+	$(PY) -m common.notebooks
 
 clean-cache:
 	rm -rf data/cache .cache

@@ -1,0 +1,1 @@
+"""Foundations: tasks, episodes, splits, evaluation (code in common/; the figures in figures.py)."""
