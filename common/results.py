@@ -78,6 +78,8 @@ PUBLISHED = {
        for (w, s), v in {(5, 1): 97.68, (5, 5): 99.48, (20, 1): 89.43, (20, 5): 97.12}.items()},
     **{("metasgd", "omniglot", w, s): (v, "Li et al. 2017, Table 1 (batch-norm protocol not stated)")
        for (w, s), v in {(5, 1): 99.53, (5, 5): 99.93, (20, 1): 95.93, (20, 5): 98.97}.items()},
+    **{("snail", "omniglot", w, s): (v, "Mishra et al. 2018, Table 1 (one query per sequence)")
+       for (w, s), v in {(5, 1): 99.07, (5, 5): 99.78, (20, 1): 97.64, (20, 5): 99.36}.items()},
     # Sinusoid regression: MSE after adaptation on K points (way 1, shot K).
     **{("maml", "sinusoid", 1, k): (v, "Li et al. 2017, Table 2 (MSE, MAML)")
        for k, v in {5: 1.13, 10: 0.85, 20: 0.71}.items()},
