@@ -9,6 +9,7 @@ chapter needs nothing here: its ``figures.py`` is found by its name.
     python -m chapters.figures metric               # one chapter's
     python -m chapters.figures metric/attention     # one figure
     python -m chapters.figures --check              # compare with the committed data, write nothing
+    python -m chapters.figures --redraw             # draw again from the saved data (a style change)
     python -m chapters.figures --list
 """
 
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 from common.errors import ConfigError
-from common.plotting import check, write
+from common.plotting import check, redraw, write
 
 CHAPTERS = Path(__file__).resolve().parent
 
@@ -58,6 +59,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m chapters.figures", description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="*", help="chapter or chapter/figure (default: all)")
     parser.add_argument("--check", action="store_true", help="compare with the committed data; write nothing")
+    parser.add_argument("--redraw", action="store_true", help="draw the PNGs again from their saved data")
     parser.add_argument("--list", action="store_true", help="list the figures and exit")
     args = parser.parse_args(argv)
     figures = selected(args.names)  # bad names fail here, before any work
@@ -72,6 +74,10 @@ def main(argv=None) -> None:
             problems = check(figure, folder(part))
             failed += [f"{part}/{figure.name}: {p}" for p in problems]
             print(f"{part}/{figure.name}: {'differs' if problems else 'same data'} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+        elif args.redraw:
+            png = redraw(figure, folder(part))
+            print(f"{png.relative_to(CHAPTERS.parent)} ({png.stat().st_size / 1024:.0f} KB), redrawn "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
         else:
             png, record = write(figure, folder(part))

@@ -176,6 +176,26 @@ def write(figure: Figure, folder: Path) -> tuple[Path, Path]:
     return png, record
 
 
+def redraw(figure: Figure, folder: Path) -> Path:
+    """Draw ``folder/<name>.png`` again from the data saved in its .json (a change of style, no
+    new computation). A figure that draws more than its saved data (images) is computed again."""
+    import matplotlib.pyplot as plt
+
+    record = folder / f"{figure.name}.json"
+    if not record.exists():
+        return write(figure, folder)[0]
+    data = json.loads(record.read_text())["data"]
+    with style():
+        try:
+            picture = figure.draw(data)
+        except KeyError:  # it needs a "_" key that is not saved
+            return write(figure, folder)[0]
+        png = folder / f"{figure.name}.png"
+        save_png(picture, png)
+    plt.close(picture)
+    return png
+
+
 def check(figure: Figure, folder: Path) -> list[str]:
     """What differs between the committed ``folder/<name>.json`` and a fresh computation."""
     path = folder / f"{figure.name}.json"
