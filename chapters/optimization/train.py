@@ -30,6 +30,7 @@ import importlib
 
 import numpy as np
 
+from common.backbones import BACKBONES
 from common.cli import episode_parser, require_framework
 from common.data import load_dataset
 from common.devices import torch_device, use_device
@@ -53,6 +54,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, meta_batch: int, in
     parser.add_argument("--test-inner-steps", type=int, default=test_inner_steps,
                         help="inner steps on a test task's support set before it is scored")
     parser.add_argument("--meta-lr", type=float, default=meta_lr, help="β (MAML, Meta-SGD) or ε (Reptile)")
+    parser.add_argument("--backbone", choices=BACKBONES, default="maxpool",
+                        help="Conv-4 blocks: 'maxpool' (the paper's text: stride-1 conv, max-pool) or 'strided' "
+                             "(Finn et al.'s released Omniglot code: stride-2 conv, mean of the final map; "
+                             "3-4x fewer multiply-adds); a strided run is labelled '[backbone strided]' "
+                             "(default: %(default)s)")
     parser.add_argument("--transductive", action="store_true",
                         help="normalise the query set as one batch (Finn et al.'s code); labels the run "
                              "'<algorithm>-transductive'")
@@ -105,9 +111,11 @@ def make_learner(algorithm: str, framework: str, network: str, network_args: tup
 
 
 def build_learner(algorithm: str, framework: str, way: int, image_shape, seed: int, settings: dict,
-                  device: str = "cpu"):
-    """The learner of ``algorithm`` in ``framework`` around MAML's Conv-4 with a ``way``-output head."""
-    return make_learner(algorithm, framework, "Conv4Classifier", (way, tuple(image_shape)), seed, settings, device)
+                  device: str = "cpu", backbone: str = "maxpool"):
+    """The learner of ``algorithm`` in ``framework`` around MAML's Conv-4 (64 filters, 4 blocks of
+    ``backbone``) with a ``way``-output head."""
+    return make_learner(algorithm, framework, "Conv4Classifier", (way, tuple(image_shape), 64, 4, backbone),
+                        seed, settings, device)
 
 
 class Learner:
@@ -185,9 +193,9 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
     name = f"{algorithm}-transductive" if args.transductive else algorithm
     run = Run(name, args.framework, args.dataset, args.way, args.shot, query, args.way, test_shot, test_query,
               args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
-              args.test_episodes, args.out, options={"meta_batch": args.meta_batch, **learner_settings},
+              args.test_episodes, args.out, options={"meta_batch": args.meta_batch, "backbone": args.backbone, **learner_settings},
               device=device)
     learner = build_learner(algorithm, args.framework, args.way, train_set.image_shape, args.seed, learner_settings,
-                            device)
+                            device, args.backbone)
     wrapper = KerasLearner(learner) if args.framework == "keras" else Learner(learner)
     return train(run, wrapper, sampler, val_episodes, test_episodes, progress=not args.quiet)
