@@ -87,6 +87,16 @@ PUBLISHED = {
        for k, v in {5: 0.90, 10: 0.53, 20: 0.31}.items()},
 }
 
+# Online sequence learners (the model-based chapter) are scored at each presentation of a class in
+# an episode: the 1st time it is shown (a guess), the 2nd (after one labelled example), ...
+# (algorithm, dataset, way, presentations per class) -> ({presentation: accuracy}, source); a run's
+# JSON holds ``presentations``: {"1": [accuracy, ci95], ...} beside its accuracy over all steps.
+PUBLISHED_PRESENTATIONS = {
+    ("mann", "omniglot", 5, 10): ({1: 36.4, 2: 82.8, 3: 91.0, 4: 92.6, 5: 94.9, 10: 98.1},
+                                  "Santoro et al. 2016, Table 1 (MANN, one-hot labels)"),
+    ("lstm", "omniglot", 5, 10): ({1: 24.4, 2: 49.5, 3: 55.3, 4: 61.0, 5: 63.6, 10: 62.5},
+                                  "Santoro et al. 2016, Table 1 (LSTM, one-hot labels)"),
+}
 
 # ------------------------------------------------------------------------- writing one result
 
@@ -335,6 +345,37 @@ def replace_table(text: str, table: str, where: str = "text") -> str:
     return f"{head}{TABLE_BEGIN}\n\n{table}\n{TABLE_END}{tail}"
 
 
+def presentations_table(results: list[dict]) -> str:
+    """Markdown: accuracy per presentation for the runs that record it (``presentations``), the
+    paper's row first, then the most recent run of each framework; empty when there are none."""
+    latest = {}
+    for result in sorted(results, key=lambda r: r.get("date", "")):
+        if "presentations" in result:
+            cell = (result["algorithm"], result["dataset"], result["way"], result["shot"])
+            latest[(cell, result["framework"])] = result
+    if not latest:
+        return ""
+    columns = sorted({int(k) for r in latest.values() for k in r["presentations"]}
+                     | {k for cell, _ in latest for k in PUBLISHED_PRESENTATIONS.get(cell, ({},))[0]})
+    lines = ["", "Accuracy (%) at the k-th presentation of a class in an online episode (sequence learners):", "",
+             "| algorithm | data set | way | presentations | run | " + " | ".join(f"k={k}" for k in columns) + " |",
+             "|---|---|---:|---:|---|" + "---:|" * len(columns)]
+    for cell in sorted({cell for cell, _ in latest}):
+        prefix = f"| {cell[0]} | {cell[1]} | {cell[2]} | {cell[3]} | "
+        if cell in PUBLISHED_PRESENTATIONS:
+            paper, source = PUBLISHED_PRESENTATIONS[cell]
+            lines.append(prefix + f"paper ({source}) | " + " | ".join(
+                f"{paper[k]:.1f}" if k in paper else "–" for k in columns) + " |")
+        for framework in FRAMEWORKS:
+            run = latest.get((cell, framework))
+            if run is not None:
+                values = run["presentations"]
+                lines.append(prefix + f"{framework} ({run['train_episodes']:,} ep.) | " + " | ".join(
+                    f"{values[str(k)][0]:.1f} ± {values[str(k)][1]:.1f}" if str(k) in values else "–"
+                    for k in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m common.results",
                                      description="Collect result JSON files into a Markdown table.")
@@ -345,7 +386,8 @@ def main(argv=None) -> None:
     table.add_argument("--into", metavar="TEXT",
                        help="put the table into this Markdown text, between its results-table markers")
     args = parser.parse_args(argv)
-    text = results_table(load_results(args.folder))
+    results = load_results(args.folder)
+    text = results_table(results) + presentations_table(results)
     if args.into:
         into = Path(args.into)
         if not into.is_file():

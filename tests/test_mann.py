@@ -222,3 +222,13 @@ def test_an_empty_sequence_is_refused():
 def test_script_refuses_bad_options_before_loading_data(argv, message):
     with pytest.raises(ConfigError, match=message):
         mann.main(argv + ["--data-dir", "/nonexistent"])
+
+
+def test_results_table_sets_presentations_beside_the_paper():
+    from common.results import presentations_table
+    run = {"algorithm": "mann", "dataset": "omniglot", "way": 5, "shot": 10, "framework": "tf",
+           "train_episodes": 1000, "date": "2026", "presentations": {"1": [30.0, 1.0], "10": [90.0, 0.5]}}
+    table = presentations_table([run])
+    assert "| paper (Santoro et al. 2016, Table 1 (MANN, one-hot labels)) | 36.4 | 82.8 |" in table
+    assert "| tf (1,000 ep.) | 30.0 ± 1.0 | – | – | – | – | 90.0 ± 0.5 |" in table
+    assert presentations_table([{**run, "presentations": None} for _ in ()]) == ""

@@ -1,13 +1,12 @@
-"""Benchmark: seconds per training iteration of each model-based learner in each framework.
+"""Benchmark: seconds per training iteration of the model-based learners in each framework.
 
-    python -m chapters.model_based.benchmark snail                 # Omniglot 5-way 1-shot, one core
-    python -m chapters.model_based.benchmark snail --way 20 --shot 5
+    python -m chapters.model_based.benchmark                     # MANN and its LSTM baseline, one core
 
-One iteration is what ``common.training`` calls once per episode: a forward pass, the gradients and
-one optimizer step, PyTorch eagerly, TensorFlow inside ``tf.function`` (and, as a second row, with
-XLA's ``jit_compile``), Keras through its compiled ``train_on_batch``. Every learner trains on the
-same episodes; the first few steps are not timed (tracing, allocation). Writes
-``results/model_based/timing_<algorithm>.json`` and ``.md``.
+One iteration is one update on a batch of 16 online Omniglot episodes of 50 steps at the paper's
+sizes (Santoro et al.: 200 LSTM units, 128 x 40 memory, 4 read heads). TensorFlow is timed with
+and without XLA (``jit_compile``); Keras without: the gradient of ``keras.ops.scan``'s while loop
+does not compile with XLA ("XLA compilation requires a fixed tensor list size"). The first few
+iterations are not timed (tracing, compilation). Writes ``results/model_based/timing_<algorithms>.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -18,88 +17,75 @@ import os
 import time
 from pathlib import Path
 
+from chapters.model_based.mann import PAPER, SequenceSampler, build_learner
 from common.cli import FRAMEWORKS
 from common.data import load_dataset
-from common.episodes import EpisodeSampler
+from common.episodes import MetaBatches
 from common.results import RESULTS_DIR, current_command, git_commit, machine, versions
 
+SETTINGS = {"mann": {key: PAPER[key] for key in ("way", "image_size", "controller", "memory_rows", "memory_width",
+                                                 "read_heads", "gamma")},
+            "lstm": {key: PAPER[key] for key in ("way", "image_size", "controller")}}
 
-def seconds_per_iteration(train_step, sampler, warmup: int, iterations: int) -> float:
+
+def seconds_per_iteration(learner, batches, warmup: int, iterations: int) -> float:
     for index in range(warmup):
-        train_step(sampler.episode(index))
+        learner.train_step(batches.episode(index))
     start = time.perf_counter()
     for index in range(warmup, warmup + iterations):
-        train_step(sampler.episode(index))
+        learner.train_step(batches.episode(index))
     return (time.perf_counter() - start) / iterations
 
 
-def snail_learners(args, dataset, sampler):
-    """(label, framework, train_step) of SNAIL in each framework; TensorFlow also with XLA."""
-    import tensorflow as tf
-
-    from chapters.model_based.snail import build_learner
-
-    for framework in FRAMEWORKS:
-        learner = build_learner(framework, dataset.image_shape[-1], args.way, args.shot, sampler.episode(0),
-                                1e-3, None, 0)
-        yield framework, framework, learner.train_step
-        if framework == "tf":
-            xla = build_learner("tf", dataset.image_shape[-1], args.way, args.shot, sampler.episode(0), 1e-3, None, 0)
-            xla._train_step = tf.function(xla._step, jit_compile=True)
-            yield "tf (XLA)", framework, xla.train_step
-
-
-def snail_sampler(args, dataset):
-    from chapters.model_based.snail import ShuffledSupport
-    return ShuffledSupport(EpisodeSampler(dataset, args.way, args.shot, args.query, seed=0))
-
-
-# algorithm -> (its episodes, its learners, the default setting)
-ALGORITHMS = {"snail": (snail_sampler, snail_learners, {"way": 5, "shot": 1, "query": 5})}
+def learner_for(algorithm: str, framework: str, jit_compile: bool):
+    learner = build_learner(framework, algorithm, SETTINGS[algorithm], seed=0)
+    if framework == "tf" and jit_compile:
+        from chapters.model_based import mann_tf
+        learner = mann_tf.SequenceLearner(learner.network, jit_compile=True)
+    return learner
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m chapters.model_based.benchmark",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("algorithm", choices=sorted(ALGORITHMS))
-    parser.add_argument("--way", type=int)
-    parser.add_argument("--shot", type=int)
-    parser.add_argument("--query", type=int)
-    parser.add_argument("--iterations", type=int, default=20, help="timed iterations per learner")
+    parser = argparse.ArgumentParser(prog="python -m chapters.model_based.benchmark", description=__doc__.split("\n")[0])
+    parser.add_argument("--iterations", type=int, default=10, help="timed iterations per learner")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--algorithms", default="mann,lstm")
     parser.add_argument("--out", default=str(RESULTS_DIR / "model_based"))
     args = parser.parse_args(argv)
-    make_sampler, learners, defaults = ALGORITHMS[args.algorithm]
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
 
-    if hasattr(os, "sched_setaffinity"):  # one core, as the other chapters' benchmarks: comparable figures
+    if hasattr(os, "sched_setaffinity"):  # one core, like the other benchmarks: comparable figures
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    dataset = load_dataset("omniglot", "train")
-    sampler = make_sampler(args, dataset)
+    dataset = load_dataset("omniglot", "trainval", image_size=PAPER["image_size"])
+    batches = MetaBatches(SequenceSampler(dataset, PAPER["way"], PAPER["presentations"], seed=0, shift=2.0, angle=10.0),
+                          PAPER["batch"])
+    algorithms = args.algorithms.split(",")
     rows = []
-    for label, framework, train_step in learners(args, dataset, sampler):
-        seconds = seconds_per_iteration(train_step, sampler, args.warmup, args.iterations)
-        rows.append({"learner": label, "framework": framework, "seconds_per_iteration": round(seconds, 4)})
-        print(f"{args.algorithm} {label:<9} {seconds:.4f} s/iteration", flush=True)
+    for algorithm in algorithms:
+        for framework in FRAMEWORKS:
+            for jit_compile in ((False, True) if framework == "tf" else (False,)):
+                seconds = seconds_per_iteration(learner_for(algorithm, framework, jit_compile), batches,
+                                                args.warmup, args.iterations)
+                rows.append({"algorithm": algorithm, "framework": framework, "jit_compile": jit_compile,
+                             "seconds_per_iteration": round(seconds, 4)})
+                print(f"{algorithm:<5} {framework:<6} {'XLA' if jit_compile else '   '} {seconds:.3f} s/iteration")
 
-    setting = f"omniglot {args.way}-way {args.shot}-shot {args.query}-query"
-    summary = {"benchmark": f"{args.algorithm}_training_speed", "setting": setting, "cores": 1, "rows": rows,
-               "versions": versions(), "machine": machine(), "load_average": os.getloadavg()[0],
-               "commit": git_commit(), "command": current_command()}
+    setting = (f"omniglot, batches of {PAPER['batch']} episodes x {PAPER['way'] * PAPER['presentations']} steps, "
+               f"paper sizes")
+    summary = {"benchmark": "model_based_training_speed", "setting": setting, "cores": 1, "rows": rows,
+               "versions": versions(), "machine": machine(), "commit": git_commit(), "command": current_command()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"timing_{args.algorithm}"
+    name = "timing_" + "_".join(algorithms)
     (out / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
     cpu = summary["machine"]
-    table = [f"Seconds per training iteration of {args.algorithm}, {setting}, one core of {cpu['cpu']} "
-             f"({cpu['vector']}; load average {summary['load_average']:.1f} when it started) "
-             f"(`{summary['command']}`):", "",
-             "| learner | s/iteration |", "|---|---:|"]
-    table += [f"| {row['learner']} | {row['seconds_per_iteration']:.4f} |" for row in rows]
+    table = [f"Seconds per training iteration, {setting}, one core of {cpu['cpu']} ({cpu['vector']}), "
+             f"`train_step` called in a loop (Keras' too, without `fit`) (`{summary['command']}`):", "",
+             "| algorithm | torch | tf | tf (XLA) | keras |", "|---|---:|---:|---:|---:|"]
+    for algorithm in algorithms:
+        cells = [f"{row['seconds_per_iteration']:.3f}" for row in rows if row["algorithm"] == algorithm]
+        table.append(f"| {algorithm} | " + " | ".join(cells) + " |")
     (out / f"{name}.md").write_text("\n".join(table) + "\n")
-    print(f"wrote {out / name}.json and .md")
+    print(f"wrote {out / (name + '.json')} and {out / (name + '.md')}")
 
 
 if __name__ == "__main__":

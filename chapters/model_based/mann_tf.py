@@ -178,12 +178,13 @@ class SequenceLearner:
     """The interface of ``common.training``: one RMSProp step per batch of episodes (a ``tf.function``),
     prediction of every step of an episode, and checkpoint state."""
 
-    def __init__(self, network: tf.Module, lr: float = 1e-4):
+    def __init__(self, network: tf.Module, lr: float = 1e-4, jit_compile: bool = False):
         self.network = network
         self.dtype = network.trainable_variables[0].dtype
         self.optimizer = rmsprop(lr)
         self.optimizer.build(network.trainable_variables)
-        self._train_step = tf.function(self._step, reduce_retracing=True)
+        # jit_compile: XLA; see chapters/model_based/benchmark.py for what it gains on a CPU.
+        self._train_step = tf.function(self._step, reduce_retracing=True, jit_compile=jit_compile)
         self._logits = tf.function(lambda images, labels: self.network(images, labels), reduce_retracing=True)
 
     def _step(self, images, labels):
