@@ -232,3 +232,22 @@ def test_results_table_sets_presentations_beside_the_paper():
     assert "| paper (Santoro et al. 2016, Table 1 (MANN, one-hot labels)) | 36.4 | 82.8 |" in table
     assert "| tf (1,000 ep.) | 30.0 ± 1.0 | – | – | – | – | 90.0 ± 0.5 |" in table
     assert presentations_table([{**run, "presentations": None} for _ in ()]) == ""
+
+
+def test_lrua_exercise_names_a_swapped_gate(tmp_path):
+    """The exercise's checks catch the usual mistake and say which it is."""
+    import shutil
+    from pathlib import Path
+
+    from common.exercises import FAIL, check_exercise
+
+    folder = tmp_path / "01_lrua_write_weights"
+    shutil.copytree(Path(__file__).parent.parent / "chapters/model_based/exercises/01_lrua_write_weights", folder)
+    solution = (folder / "solution.py").read_text()
+    wrong = solution.replace("return gate[..., None] * previous_read + (1 - gate[..., None]) * w_lu[:, None, :]",
+                             "return (1 - gate[..., None]) * previous_read + gate[..., None] * w_lu[:, None, :]")
+    assert wrong != solution
+    (folder / "exercise.py").write_text(wrong)
+    outcomes = {outcome.name: outcome for outcome in check_exercise(folder)}
+    assert outcomes["check_write_weights_by_hand"].status == FAIL
+    assert "swapped" in outcomes["check_write_weights_by_hand"].message
