@@ -55,6 +55,9 @@ def main(argv=None) -> None:
 
     if hasattr(os, "sched_setaffinity"):  # one core, like the other benchmarks: comparable figures
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    import torch
+
+    torch.set_num_threads(1)  # one thread on the one core: two threads sharing it wait on each other
     dataset = load_dataset("omniglot", "trainval", image_size=PAPER["image_size"])
     batches = MetaBatches(SequenceSampler(dataset, PAPER["way"], PAPER["presentations"], seed=0, shift=2.0, angle=10.0),
                           PAPER["batch"])
