@@ -251,3 +251,19 @@ def test_lrua_exercise_names_a_swapped_gate(tmp_path):
     outcomes = {outcome.name: outcome for outcome in check_exercise(folder)}
     assert outcomes["check_write_weights_by_hand"].status == FAIL
     assert "swapped" in outcomes["check_write_weights_by_hand"].message
+
+
+def test_script_trains_resumes_and_scores_each_presentation(tmp_path, capsys):
+    """The chapter's script end to end on real data at tiny sizes: a results JSON with the
+    accuracy per presentation, and a second command with more updates resumes the checkpoint."""
+    from tests.conftest import require_data
+
+    require_data("omniglot/images_background.zip")
+    tiny = ["--controller", "8", "--memory-rows", "8", "--memory-width", "4", "--read-heads", "2", "--batch", "2",
+            "--eval-every", "2", "--val-episodes", "2", "--test-episodes", "3", "--quiet", "--out", str(tmp_path)]
+    first = mann.main(["--episodes", "2", *tiny])
+    assert set(first["presentations"]) == {"1", "2", "3", "4", "5", "10"}
+    assert first["way"] == 5 and first["shot"] == 10 and first["test_episodes"] == 3
+    second = mann.main(["--episodes", "4", *tiny])
+    assert "resuming" in capsys.readouterr().out
+    assert second["train_episodes"] == 4 and [h["episode"] for h in second["history"]] == [2, 4]
