@@ -1,0 +1,259 @@
+"""The optimization chapter's figures (``make figures``; see ``common/plotting.py``).
+
+From small deterministic PyTorch runs of the sinusoid script's learners (seed 0, one thread,
+3,000 meta-iterations each, MAML's protocol otherwise; a few minutes in all):
+
+* ``sinusoid_adaptation``: one fixed test task before and after 1 and 10 inner steps, MAML beside
+  the pretrained baseline (Finn et al., Fig. 2);
+* ``adaptation_steps``: query MSE after k inner steps on 100 fixed test tasks, for MAML,
+  first-order MAML, Reptile and the pretrained baseline (Finn et al., Fig. 3);
+* ``metasgd_rates``: Meta-SGD's learned inner rates α, parameter tensor by parameter tensor.
+
+From the committed benchmark (``results/optimization/timing.json``):
+
+* ``timing``: seconds and memory per meta-iteration, first vs second order, per framework.
+
+The notebook draws its own (shorter) runs with the same ``draw_*`` functions.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from common.plotting import (FRAMEWORK_COLOURS, FRAMEWORK_NAMES, NEUTRAL, OKABE_ITO, Figure,
+                             new_figure)
+
+SHOT, META_BATCH, SEED = 10, 25, 0
+BEST_WITHOUT_ADAPTATION = 2.91  # the average wave's test MSE (foundations, section 7)
+# The learners of the chapter's sinusoid experiments, as options of `python -m chapters.optimization.sinusoid`.
+LEARNERS = {
+    "MAML": ("maml", []),
+    "first-order MAML": ("fomaml", []),
+    "Reptile (5 steps)": ("reptile", ["--inner-steps", "5", "--meta-lr", "1.0", "--inner-lr", "0.02",
+                                      "--meta-batch", "10"]),
+    "Meta-SGD": ("metasgd", []),
+}
+PRETRAINED = "pretrained on all tasks"
+COLOURS = {"MAML": OKABE_ITO["vermillion"], "first-order MAML": OKABE_ITO["orange"],
+           "Reptile (5 steps)": OKABE_ITO["blue"], "Meta-SGD": OKABE_ITO["purple"], PRETRAINED: OKABE_ITO["green"]}
+
+
+@lru_cache(maxsize=16)
+def trained(name: str, iterations: int):
+    """The PyTorch learner ``name`` after ``iterations`` meta-iterations on the sinusoid script's
+    meta-batches (seed 0; one thread, so the same numbers every time on a machine).
+
+    ``PRETRAINED`` is the baseline of Finn et al.: Reptile with one inner step and ε = 1 is one
+    SGD step on the mean task loss, i.e. ordinary joint training (the notebook, section 2)."""
+    import torch
+
+    from chapters.optimization import sinusoid
+    from chapters.optimization.reptile_torch import Reptile
+    from common.data.sinusoid import SinusoidTasks
+    from common.episodes import MetaBatches
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if name == PRETRAINED:
+            from chapters.optimization.networks_torch import SinusoidMLP
+
+            torch.manual_seed(SEED)
+            learner, batch = Reptile(SinusoidMLP(), inner_lr=0.01, inner_steps=1, meta_lr=1.0), META_BATCH
+        else:
+            algorithm, extra = LEARNERS[name]
+            args = sinusoid.parse(["--framework", "torch", "--algorithm", algorithm, "--shot", str(SHOT),
+                                   "--iterations", str(iterations), "--log-every", str(iterations),
+                                   "--meta-batch", str(META_BATCH), "--seed", str(SEED), *extra])
+            learner, batch = sinusoid.build_learner(args), args.meta_batch
+        batches = MetaBatches(SinusoidTasks(SHOT, SHOT, seed=SEED), batch)
+        for index in range(iterations):
+            learner.meta_step(batches.episode(index))
+        return learner
+    finally:
+        torch.set_num_threads(threads)
+
+
+def curves_after(learner, episode, grid: np.ndarray, steps) -> dict:
+    """{k: f_θk(grid)}: the learner's θ adapted k first-order steps on the episode's support set."""
+    import torch
+
+    from chapters.optimization.maml_torch import adapt
+
+    model = learner.model
+    support_x, support_y = torch.from_numpy(episode.support_x), torch.from_numpy(episode.support_y)
+    x = torch.from_numpy(grid)
+    params, done, outputs = model.params(), 0, {}
+    for k in sorted(steps):
+        if k > done:
+            params = adapt(model, params, support_x, support_y, learner.inner_lr, k - done, first_order=True)
+            done = k
+        outputs[k] = model.forward(params, x)[:, 0].detach().numpy()
+    return outputs
+
+
+# -------------------------------------------------------------------- one task, before and after
+
+def sinusoid_adaptation_data(iterations: int = 3000, task: int = 0) -> dict:
+    from common.data.sinusoid import evaluation_tasks
+
+    tasks = evaluation_tasks(SHOT)
+    episode = tasks[task]
+    amplitude, phase = tasks.source.task(task)
+    grid = np.linspace(-5, 5, 101, dtype=np.float32)[:, None]
+    panels = {}
+    for name in ("MAML", PRETRAINED):
+        learner = trained(name, iterations)
+        panels[name] = {"inner_lr": learner.inner_lr,
+                        "curves": {str(k): v.round(4) for k, v in curves_after(learner, episode, grid, [0, 1, 10]).items()}}
+    return {"framework": "torch", "iterations": iterations, "meta_batch": META_BATCH, "task": task, "amplitude": amplitude, "phase": phase,
+            "grid": grid[:, 0], "support_x": episode.support_x[:, 0], "support_y": episode.support_y[:, 0],
+            "panels": panels}
+
+
+def draw_sinusoid_adaptation(data: dict):
+    figure, axes = new_figure(1, len(data["panels"]), height=3.2, sharey=True)
+    grid = np.array(data["grid"])
+    truth = data["amplitude"] * np.sin(grid - data["phase"])
+    styles = {"0": (":", NEUTRAL), "1": ("--", OKABE_ITO["orange"]), "10": ("-", OKABE_ITO["blue"])}
+    for ax, (name, panel) in zip(axes, data["panels"].items()):
+        ax.plot(grid, truth, color=OKABE_ITO["black"], linewidth=2.2, label="the task's wave")
+        for k, values in panel["curves"].items():
+            linestyle, colour = styles[k]
+            ax.plot(grid, values, linestyle, color=colour,
+                    label=f"after {k} step{'s' * (k != '1')}" if k != "0" else "before adaptation")
+        ax.scatter(data["support_x"], data["support_y"], color=OKABE_ITO["vermillion"], marker="^", zorder=4,
+                   label=f"{len(data['support_x'])} support points")
+        ax.set(title=f"{name} (α = {panel['inner_lr']:g})", xlabel="x")
+    axes[0].set_ylabel("y")
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=5, fontsize=7, bbox_to_anchor=(0.5, -0.01))
+    figure.suptitle(f"Test task {data['task']} (A = {data['amplitude']:.2f}, φ = {data['phase']:.2f}), "
+                    f"K = {SHOT}; {FRAMEWORK_NAMES[data['framework']]}, {data['iterations']:,} meta-iterations of "
+                    f"{data['meta_batch']} tasks",
+                    fontsize=10)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
+    return figure
+
+
+# ------------------------------------------------------------------------ loss after k steps
+
+def adaptation_steps_data(iterations: int = 3000, tasks: int = 100, steps: int = 10) -> dict:
+    from common.data.sinusoid import evaluation_tasks
+    from common.evaluation import mean_ci95
+
+    test = evaluation_tasks(SHOT)
+    curves = {}
+    for name in ("MAML", "first-order MAML", "Reptile (5 steps)", PRETRAINED):
+        learner = trained(name, iterations)
+        values = np.array([learner.adaptation_curve(test[i], steps) for i in range(tasks)])
+        means, ci95 = zip(*(mean_ci95(values[:, k]) for k in range(steps + 1)))
+        curves[name] = {"inner_lr": learner.inner_lr, "mse": means, "ci95": ci95}
+    return {"framework": "torch", "iterations": iterations, "tasks": tasks, "steps": steps, "curves": curves}
+
+
+def draw_adaptation_steps(data: dict):
+    figure, ax = new_figure(height=3.8, width=6.5)
+    steps = np.arange(data["steps"] + 1)
+    for name, curve in data["curves"].items():
+        mse, ci = np.array(curve["mse"]), np.array(curve["ci95"])
+        ax.fill_between(steps, mse - ci, mse + ci, color=COLOURS[name], alpha=0.15, linewidth=0)
+        ax.plot(steps, mse, marker="o", color=COLOURS[name], label=f"{name} (α = {curve['inner_lr']:g})")
+    ax.axhline(BEST_WITHOUT_ADAPTATION, color=NEUTRAL, linestyle=":",
+               label=f"best single function ({BEST_WITHOUT_ADAPTATION})")
+    ax.set_xticks(steps)
+    ax.set(xlabel=f"inner gradient steps on the {SHOT} support points", ylabel="query MSE (log scale)",
+           yscale="log", title=f"{data['tasks']} fixed test tasks, K = {SHOT}; {FRAMEWORK_NAMES[data['framework']]}, "
+                               f"{data['iterations']:,} meta-iterations each (95% bands)")
+    from common.plotting import plain_ticks
+    plain_ticks(ax, y=[0.2, 0.5, 1, 2, 5])
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=3, fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+# -------------------------------------------------------------------------- Meta-SGD's rates
+
+def metasgd_rates_data(iterations: int = 3000) -> dict:
+    learner = trained("Meta-SGD", iterations)
+    rates = learner.learned_inner_lrs()
+    return {"framework": "torch", "iterations": iterations, "initial_range": [0.005, 0.1],
+            "tensors": {name: {"shape": list(alpha.shape), "values": alpha.ravel().round(5),
+                               "mean": float(alpha.mean()), "negative": float(np.mean(alpha < 0))}
+                        for name, alpha in rates.items()}}
+
+
+def draw_metasgd_rates(data: dict):
+    figure, ax = new_figure(height=3.2)
+    names = list(data["tensors"])
+    rng = np.random.default_rng(0)  # horizontal jitter only
+    low, high = data["initial_range"]
+    ax.axhspan(low, high, color=OKABE_ITO["orange"], alpha=0.2, linewidth=0, label=f"initial range [{low}, {high}]")
+    ax.axhline(0, color=OKABE_ITO["black"], linewidth=0.6)
+    values = [np.array(data["tensors"][n]["values"]) for n in names]
+    ax.boxplot(values, positions=range(len(names)), whis=(5, 95), showfliers=False, widths=0.5,
+               medianprops={"color": OKABE_ITO["vermillion"]})
+    for i, v in enumerate(values):
+        ax.scatter(i + rng.uniform(-0.18, 0.18, v.size), v, s=3, alpha=0.35, color=OKABE_ITO["blue"])
+    ax.set_xticks(range(len(names)),
+                  [f"{n}\n{'×'.join(map(str, data['tensors'][n]['shape']))}, "
+                   f"{100 * data['tensors'][n]['negative']:.0f}% < 0" for n in names], fontsize=7)
+    ax.set(ylabel="learned inner rate α", title=f"Meta-SGD's α per parameter tensor ({FRAMEWORK_NAMES[data['framework']]}, K = {SHOT}, "
+                                                 f"{data['iterations']:,} meta-iterations; boxes: 5-95%)")
+    ax.legend(loc="upper right", fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+# ------------------------------------------------------------------------------------ timing
+
+def timing_data() -> dict:
+    import json
+
+    from common.results import RESULTS_DIR
+
+    timing = json.loads((RESULTS_DIR / "optimization" / "timing.json").read_text())
+    return {key: timing[key] for key in ("setting", "cores", "command", "machine", "rows") if key in timing}
+
+
+def draw_timing(data: dict):
+    figure, axes = new_figure(1, 2, height=3.0)
+    frameworks = list(dict.fromkeys(row["framework"] for row in data["rows"]))
+    x = np.arange(len(frameworks))
+    for ax, key, label in ((axes[0], "seconds_per_meta_iteration", "seconds per meta-iteration"),
+                           (axes[1], "peak_memory_mb", "peak memory above rest (MB)")):
+        for offset, order, hatch in ((-0.2, "second", None), (0.2, "first", "//")):
+            values = [next((r[key] for r in data["rows"] if r["framework"] == f and r["order"] == order), np.nan)
+                      for f in frameworks]
+            colours = [FRAMEWORK_COLOURS.get(f, NEUTRAL) for f in frameworks]
+            ax.bar(x + offset, values, 0.38, color=colours, hatch=hatch, edgecolor="white" if hatch else None,
+                   alpha=1.0 if order == "second" else 0.55, label=f"{order} order")
+            for px, value in zip(x + offset, values):
+                if np.isfinite(value):
+                    ax.text(px, value, f"{value:.2f}" if key.startswith("seconds") else f"{value:.0f}",
+                            ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(x, [FRAMEWORK_NAMES.get(f, f"{f}\n(PyTorch)") for f in frameworks], fontsize=8)
+        ax.set(ylabel=label)
+        ax.set_ylim(top=1.15 * ax.get_ylim()[1])
+    from matplotlib.patches import Patch
+    axes[1].legend(handles=[Patch(color=NEUTRAL, label="second order"),
+                            Patch(facecolor=NEUTRAL, alpha=0.55, hatch="//", edgecolor="white", label="first order")],
+                   loc="upper right", fontsize=7)
+    figure.suptitle(f"MAML, {data['setting']}, {data['cores']} CPU core", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+FIGURES = [
+    # Training runs: the test recomputes a 5-iteration run of the same code (see common/plotting.py);
+    # another thread count or CPU moves the float32 numbers a little.
+    Figure("sinusoid_adaptation", sinusoid_adaptation_data, draw_sinusoid_adaptation, size={"iterations": 3000},
+           check_size={"iterations": 5}, rtol=1e-3),
+    Figure("adaptation_steps", adaptation_steps_data, draw_adaptation_steps, size={"iterations": 3000},
+           check_size={"iterations": 5, "tasks": 10}, rtol=1e-3),
+    Figure("metasgd_rates", metasgd_rates_data, draw_metasgd_rates, size={"iterations": 3000},
+           check_size={"iterations": 5}, rtol=1e-3),
+    Figure("timing", timing_data, draw_timing),
+]
