@@ -33,7 +33,7 @@ choice is ours and named so):
 * budget: the paper trains for 100,000 episodes (Figure 2) without saying whether an episode
   there is one sequence or a batch of 16; ``--episodes`` counts batches (updates).
 
-The memory itself (Eqs. 1-8) is in ``mann_torch.py`` / ``mann_tf.py`` / ``mann_keras.py``.
+The memory itself (the equations of Section 3 of the paper) is in ``mann_torch.py`` / ``mann_tf.py`` / ``mann_keras.py``.
 """
 
 from __future__ import annotations
