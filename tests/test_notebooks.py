@@ -1,4 +1,4 @@
-"""Every notebook of the book runs top to bottom, and is stored without outputs.
+"""Every notebook of the book runs top to bottom, and is stored with the outputs of a fast-mode run.
 
 Each ``chapters/**/*.ipynb`` is executed with nbclient on the ``python3`` kernel, in the notebook's
 own folder (as Jupyter would run it), and a cell that raises fails the test with that cell's error.
@@ -29,13 +29,27 @@ def test_python3_kernel_runs_this_interpreter():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: str(path.relative_to(ROOT / "chapters")))
-def test_notebook_is_stored_without_outputs(path):
+def test_notebook_is_stored_with_its_outputs(path):
+    """A reader on GitHub sees the figures and numbers of a fast-mode run: `make notebooks` stores
+    every cell's outputs, run top to bottom, with no error, no path of the machine that ran it,
+    and at a size that opens quickly."""
     import nbformat
 
+    from common.notebooks import MAX_BYTES, machine_paths
+
     notebook = nbformat.read(path, as_version=4)
-    dirty = [i for i, cell in enumerate(notebook.cells)
-             if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)]
-    assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    counts = [cell.execution_count for cell in code]
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name}: cells not run top to bottom in one session (execution counts {counts}); "
+        f"run `make notebooks`")
+    images = sum("image/png" in output.get("data", {}) for cell in code for output in cell.outputs)
+    assert images, f"{path.name} is stored without its figures; run `make notebooks`"
+    errors = [i for i, cell in enumerate(notebook.cells) for output in cell.get("outputs", [])
+              if output.output_type == "error"]
+    assert not errors, f"{path.name}: cells {errors} are stored with an error"
+    assert not machine_paths(notebook), f"{path.name}: outputs name local paths: {machine_paths(notebook)[:3]}"
+    assert path.stat().st_size < MAX_BYTES, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: str(path.relative_to(ROOT / "chapters")))
