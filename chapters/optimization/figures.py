@@ -239,7 +239,7 @@ def draw_timing(data: dict):
         ax.set_ylim(top=1.15 * ax.get_ylim()[1])
     from matplotlib.patches import Patch
     axes[1].legend(handles=[Patch(color=NEUTRAL, label="second order"),
-                            Patch(facecolor=NEUTRAL, alpha=0.55, hatch="//", edgecolor="white", label="first order")],
+                            Patch(facecolor="#cccccc", hatch="//", edgecolor="#555555", label="first order")],
                    loc="upper right", fontsize=7)
     figure.suptitle(f"MAML, {data['setting']}, {data['cores']} CPU core", fontsize=10)
     figure.tight_layout()
