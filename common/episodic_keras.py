@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from common.adapters import keras_episodes
 from common.episodic_tf import Adam, load_optimizer_arrays, lr_schedule, optimizer_arrays
-from common.weights import canonical_to_keras, keras_to_canonical
+from common.weights import canonical_to_keras, keras_to_canonical, model_state, model_weights
 
 
 def episode_loss(model, support_x, support_y, query_x, query_y):
@@ -64,12 +64,12 @@ class EpisodicLearner:
         return np.argmax(logits, axis=1)
 
     def state(self) -> dict:
-        arrays = {f"model.{k}": v for k, v in keras_to_canonical(self.model).items()}
+        arrays = model_state(keras_to_canonical(self.model))
         arrays.update(optimizer_arrays(self.model.optimizer))
         return arrays
 
     def load_state(self, arrays: dict) -> None:
-        canonical_to_keras({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
+        canonical_to_keras(model_weights(arrays), self.model)
         load_optimizer_arrays(self.model.optimizer, arrays)
 
     def fit(self, sampler, start: int, log, progress: bool = True) -> None:

@@ -15,11 +15,12 @@ import numpy as np
 from keras import ops
 import tensorflow as tf
 
-from common.weights import canonical_to_tf, tf_to_canonical
+from common.weights import canonical_to_tf, model_state, model_weights, tf_to_canonical
 
 
 def lr_schedule(base: float, decay_every: int | None, decay: float = 0.5):
-    """The same step decay as the PyTorch learner, as a schedule the optimizer evaluates per step."""
+    """The step decay of ``episodic_torch.lr_schedule`` as a Keras schedule, which the optimizer
+    calls with its step count."""
     if not decay_every:
         return base
     return keras.optimizers.schedules.ExponentialDecay(base, decay_every, decay, staircase=True)
@@ -87,12 +88,12 @@ class EpisodicLearner:
         return tf.argmax(self._logits(episode.support_x, episode.support_y, episode.query_x), 1).numpy()
 
     def state(self) -> dict:
-        arrays = {f"model.{k}": v for k, v in tf_to_canonical(self.model).items()}
+        arrays = model_state(tf_to_canonical(self.model))
         arrays.update(optimizer_arrays(self.optimizer))
         return arrays
 
     def load_state(self, arrays: dict) -> None:
-        canonical_to_tf({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
+        canonical_to_tf(model_weights(arrays), self.model)
         load_optimizer_arrays(self.optimizer, arrays)
 
 

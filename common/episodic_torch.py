@@ -14,12 +14,14 @@ import torch
 import torch.nn.functional as F
 
 from common.adapters import to_torch
-from common.weights import canonical_to_torch, torch_to_canonical
+from common.weights import canonical_to_torch, model_state, model_weights, torch_to_canonical
 
 
-def lr_schedule(base: float, step: int, decay_every: int | None, decay: float = 0.5) -> float:
-    """Step decay, as in Snell et al.: the rate is multiplied by ``decay`` every ``decay_every`` steps."""
-    return base if not decay_every else base * decay ** (step // decay_every)
+def lr_schedule(base: float, decay_every: int | None, decay: float = 0.5):
+    """Step decay, as in Snell et al.: a function step -> learning rate, ``base`` multiplied by
+    ``decay`` every ``decay_every`` steps (constant without ``decay_every``). ``episodic_tf``'s
+    ``lr_schedule`` is the same schedule as a Keras object, also called with the step."""
+    return lambda step: base if not decay_every else base * decay ** (step // decay_every)
 
 
 def episode_loss(model, support_x, support_y, query_x, query_y):
@@ -39,14 +41,14 @@ class EpisodicLearner:
         self.device = torch.device("cpu") if device is None else torch.device(device)
         # channels_last: ~1.3x faster Conv-4 on a CPU, and what GPU kernels prefer too
         self.model = model.to(self.device, memory_format=torch.channels_last)
-        self.base_lr, self.decay_every, self.decay = learning_rate, decay_every, decay
+        self.lr_schedule = lr_schedule(learning_rate, decay_every, decay)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
         self.steps = 0
 
     def train_step(self, episode) -> dict:
         support_x, support_y, query_x, query_y = to_torch(episode, self.device)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_schedule(self.base_lr, self.steps, self.decay_every, self.decay)
+            group["lr"] = self.lr_schedule(self.steps)
         self.model.train()
         loss, logits = episode_loss(self.model, support_x, support_y, query_x, query_y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -63,13 +65,13 @@ class EpisodicLearner:
         return self.model(support_x, support_y, query_x).argmax(dim=1).cpu().numpy()
 
     def state(self) -> dict:
-        arrays = {f"model.{k}": v for k, v in torch_to_canonical(self.model).items()}
+        arrays = model_state(torch_to_canonical(self.model))
         arrays.update(optimizer_arrays(self.optimizer))
         arrays["steps"] = np.array(self.steps)
         return arrays
 
     def load_state(self, arrays: dict) -> None:
-        canonical_to_torch({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
+        canonical_to_torch(model_weights(arrays), self.model)
         load_optimizer_arrays(self.optimizer, arrays)
         self.steps = int(arrays["steps"])
 

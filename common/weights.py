@@ -135,6 +135,21 @@ def load_weights(path) -> tuple[dict[str, np.ndarray], dict]:
     return weights, metadata
 
 
+# A learner's state (its checkpoint) holds its model's canonical weights under this prefix, beside
+# the optimizer's slots ("optimizer.<index>.<slot>") and its own counters: "model.blocks.0.conv.kernel".
+MODEL_PREFIX = "model."
+
+
+def model_state(weights: Mapping[str, Any]) -> dict:
+    """A model's canonical weights as entries of a learner's state: ``model.<name>``."""
+    return {MODEL_PREFIX + name: value for name, value in weights.items()}
+
+
+def model_weights(state: Mapping[str, Any]) -> dict:
+    """The model's canonical weights out of a learner's state (its ``model.<name>`` entries)."""
+    return {name[len(MODEL_PREFIX):]: value for name, value in state.items() if name.startswith(MODEL_PREFIX)}
+
+
 # --------------------------------------------------------------------------------------------
 # The shared machinery: a model is a list of slots, one per canonical name.
 # --------------------------------------------------------------------------------------------

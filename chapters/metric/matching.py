@@ -51,6 +51,28 @@ from common.backbones import conv4_embedding_size
 from common.cli import run
 from common.errors import ConfigError
 
+# Written once for matching_{torch,tf,keras}.py (and the command line below):
+EPSILON = 1e-8  # inside the norms of the cosine: an all-zero embedding (ReLU) gives 0, not NaN
+# What Eq. 2's softmax compares: the paper's cosine, Snell et al.'s distance, and the cosine
+# times the query's length (the widely used TensorFlow implementations of the paper).
+DISTANCES = ("cosine", "squared_euclidean", "cosine_times_query_norm")
+
+
+def similarity(measures: dict, query_embeddings, support_embeddings, scale: float = 1.0, distance: str = "cosine"):
+    """What Eq. (2) puts inside its softmax, for every (query, support) pair, (n_query, n_support).
+
+    ``cosine``: the paper's c(f(x̂), g(x_i)), times ``scale`` (a softmax temperature of 1/scale;
+    Eq. (2) is scale = 1). ``squared_euclidean``: minus ProtoNet's distance, -||f(x̂) - g(x_i)||^2
+    (no scale: the distance sets its own). ``cosine_times_query_norm``: |f(x̂)| c(f(x̂), g(x_i)),
+    a scale that the network sets itself, one per query. ``measures`` maps each of ``DISTANCES``
+    to the framework's function (query embeddings, support embeddings) -> (n_query, n_support):
+    each framework's ``similarity`` passes its own. See ``MatchingNet`` in matching_torch.py for
+    why the protocols deviate from the cosine."""
+    if distance not in DISTANCES:
+        raise ConfigError(f"unknown distance {distance!r} for Matching Networks: choose one of {', '.join(DISTANCES)}")
+    similarities = measures[distance](query_embeddings, support_embeddings)
+    return scale * similarities if distance == "cosine" else similarities
+
 
 def positive_scale(text: str) -> float:
     """--cosine-scale's type: checked while parsing, before any data is loaded. (A zero scale
@@ -71,9 +93,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cosine-scale", type=positive_scale, default=1.0,
                         help="s in softmax(s * cosine); 1 is Eq. 2 as printed, reproduce.py's matching-5w1s, "
                              "-5w5s, -20w1s and -20w5s use 10 (see MatchingNet in matching_torch.py)")
-    # The choices are the models' DISTANCES, written out: this module imports no framework
-    # (test_the_command_line_offers_the_models_distances keeps the two the same).
-    parser.add_argument("--distance", choices=("cosine", "squared_euclidean", "cosine_times_query_norm"),
+    parser.add_argument("--distance", choices=DISTANCES,
                         default="cosine",
                         help="what the attention compares: the paper's cosine, minus the squared Euclidean "
                              "distance, or the cosine times the query embedding's length (labelled "

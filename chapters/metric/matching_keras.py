@@ -17,15 +17,11 @@ import math
 import keras
 from keras import ops
 
+from chapters.metric import matching
+from chapters.metric.matching import DISTANCES, EPSILON  # noqa: F401 (DISTANCES: what MatchingNet accepts)
 from chapters.metric.protonet_keras import squared_euclidean
 from common.backbones.conv4_keras import Conv4
 from common.episodic_keras import EpisodicModel
-from common.errors import ConfigError
-
-EPSILON = 1e-8  # inside the norms of the cosine: an all-zero embedding (ReLU) gives 0, not NaN
-# What Eq. 2's softmax compares: the paper's cosine, Snell et al.'s distance, and the cosine
-# times the query's length (the widely used TensorFlow implementations of the paper).
-DISTANCES = ("cosine", "squared_euclidean", "cosine_times_query_norm")
 
 
 def unit_length(x):
@@ -38,18 +34,18 @@ def cosine_similarity(a, b):
     return ops.matmul(unit_length(a), ops.transpose(unit_length(b)))
 
 
+# Each of matching.DISTANCES, computed here; matching.similarity chooses and scales.
+MEASURES = {
+    "cosine": cosine_similarity,
+    "squared_euclidean": lambda query, support: -squared_euclidean(query, support),
+    # |f(x̂)| c(f(x̂), g(x_i)) = f(x̂) . g(x_i) / |g(x_i)|: only the support is normalised.
+    "cosine_times_query_norm": lambda query, support: ops.matmul(query, ops.transpose(unit_length(support))),
+}
+
+
 def similarity(query_embeddings, support_embeddings, scale: float = 1.0, distance: str = "cosine"):
-    """What Eq. (2) puts inside its softmax, (n_query, n_support): ``scale`` times the cosine,
-    minus the squared Euclidean distance, or the query's length times the cosine (see
-    matching_torch.py)."""
-    if distance == "cosine":
-        return scale * cosine_similarity(query_embeddings, support_embeddings)
-    if distance == "squared_euclidean":
-        return -squared_euclidean(query_embeddings, support_embeddings)
-    if distance == "cosine_times_query_norm":
-        # |f(x̂)| c(f(x̂), g(x_i)) = f(x̂) . g(x_i) / |g(x_i)|: only the support is normalised.
-        return ops.matmul(query_embeddings, ops.transpose(unit_length(support_embeddings)))
-    raise ConfigError(f"unknown distance {distance!r} for Matching Networks: choose one of {', '.join(DISTANCES)}")
+    """What Eq. (2) puts inside its softmax, (n_query, n_support): see ``matching.similarity``."""
+    return matching.similarity(MEASURES, query_embeddings, support_embeddings, scale, distance)
 
 
 def attention(query_embeddings, support_embeddings, scale: float = 1.0, distance: str = "cosine"):

@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from chapters.metric import matching
+from chapters.metric.matching import DISTANCES, EPSILON  # noqa: F401 (DISTANCES: what MatchingNet accepts)
 from chapters.metric.protonet_tf import squared_euclidean
 from common.backbones.conv4_tf import Conv4
-from common.errors import ConfigError
 from common.tf_layers import BidirectionalLSTM, LSTMCell
-
-EPSILON = 1e-8  # inside the norms of the cosine: an all-zero embedding (ReLU) gives 0, not NaN
-# What Eq. 2's softmax compares: the paper's cosine, Snell et al.'s distance, and the cosine
-# times the query's length (the widely used TensorFlow implementations of the paper).
-DISTANCES = ("cosine", "squared_euclidean", "cosine_times_query_norm")
 
 
 def unit_length(x):
@@ -36,18 +32,18 @@ def cosine_similarity(a, b):
     return tf.matmul(unit_length(a), unit_length(b), transpose_b=True)
 
 
+# Each of matching.DISTANCES, computed here; matching.similarity chooses and scales.
+MEASURES = {
+    "cosine": cosine_similarity,
+    "squared_euclidean": lambda query, support: -squared_euclidean(query, support),
+    # |f(x̂)| c(f(x̂), g(x_i)) = f(x̂) . g(x_i) / |g(x_i)|: only the support is normalised.
+    "cosine_times_query_norm": lambda query, support: tf.matmul(query, unit_length(support), transpose_b=True),
+}
+
+
 def similarity(query_embeddings, support_embeddings, scale: float = 1.0, distance: str = "cosine"):
-    """What Eq. (2) puts inside its softmax, (n_query, n_support): ``scale`` times the cosine,
-    minus the squared Euclidean distance, or the query's length times the cosine (see
-    matching_torch.py)."""
-    if distance == "cosine":
-        return scale * cosine_similarity(query_embeddings, support_embeddings)
-    if distance == "squared_euclidean":
-        return -squared_euclidean(query_embeddings, support_embeddings)
-    if distance == "cosine_times_query_norm":
-        # |f(x̂)| c(f(x̂), g(x_i)) = f(x̂) . g(x_i) / |g(x_i)|: only the support is normalised.
-        return tf.matmul(query_embeddings, unit_length(support_embeddings), transpose_b=True)
-    raise ConfigError(f"unknown distance {distance!r} for Matching Networks: choose one of {', '.join(DISTANCES)}")
+    """What Eq. (2) puts inside its softmax, (n_query, n_support): see ``matching.similarity``."""
+    return matching.similarity(MEASURES, query_embeddings, support_embeddings, scale, distance)
 
 
 def attention(query_embeddings, support_embeddings, scale: float = 1.0, distance: str = "cosine"):

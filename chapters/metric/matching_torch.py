@@ -40,14 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chapters.metric import matching
+from chapters.metric.matching import DISTANCES, EPSILON  # noqa: F401 (DISTANCES: what MatchingNet accepts)
 from chapters.metric.protonet_torch import squared_euclidean
 from common.backbones.conv4_torch import Conv4
-from common.errors import ConfigError
-
-EPSILON = 1e-8  # inside the norms of the cosine: an all-zero embedding (ReLU) gives 0, not NaN
-# What Eq. 2's softmax compares: the paper's cosine, Snell et al.'s distance, and the cosine
-# times the query's length (the widely used TensorFlow implementations of the paper).
-DISTANCES = ("cosine", "squared_euclidean", "cosine_times_query_norm")
 
 
 def unit_length(x: torch.Tensor) -> torch.Tensor:
@@ -60,23 +56,19 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return unit_length(a) @ unit_length(b).T
 
 
+# Each of matching.DISTANCES, computed here; matching.similarity chooses and scales.
+MEASURES = {
+    "cosine": cosine_similarity,
+    "squared_euclidean": lambda query, support: -squared_euclidean(query, support),
+    # |f(x̂)| c(f(x̂), g(x_i)) = f(x̂) . g(x_i) / |g(x_i)|: only the support is normalised.
+    "cosine_times_query_norm": lambda query, support: query @ unit_length(support).T,
+}
+
+
 def similarity(query_embeddings: torch.Tensor, support_embeddings: torch.Tensor, scale: float = 1.0,
                distance: str = "cosine") -> torch.Tensor:
-    """What Eq. (2) puts inside its softmax, for every (query, support) pair, (n_query, n_support).
-
-    ``cosine``: the paper's c(f(x̂), g(x_i)), times ``scale`` (a softmax temperature of 1/scale;
-    Eq. (2) is scale = 1). ``squared_euclidean``: minus ProtoNet's distance, -||f(x̂) - g(x_i)||^2
-    (no scale: the distance sets its own). ``cosine_times_query_norm``: |f(x̂)| c(f(x̂), g(x_i)),
-    a scale that the network sets itself, one per query. See ``MatchingNet`` for why the
-    protocol deviates."""
-    if distance == "cosine":
-        return scale * cosine_similarity(query_embeddings, support_embeddings)
-    if distance == "squared_euclidean":
-        return -squared_euclidean(query_embeddings, support_embeddings)
-    if distance == "cosine_times_query_norm":
-        # |f(x̂)| c(f(x̂), g(x_i)) = f(x̂) . g(x_i) / |g(x_i)|: only the support is normalised.
-        return query_embeddings @ unit_length(support_embeddings).T
-    raise ConfigError(f"unknown distance {distance!r} for Matching Networks: choose one of {', '.join(DISTANCES)}")
+    """What Eq. (2) puts inside its softmax, (n_query, n_support): see ``matching.similarity``."""
+    return matching.similarity(MEASURES, query_embeddings, support_embeddings, scale, distance)
 
 
 def attention(query_embeddings: torch.Tensor, support_embeddings: torch.Tensor, scale: float = 1.0,

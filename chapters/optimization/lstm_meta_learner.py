@@ -44,6 +44,18 @@ from common.weights import save_weights, to_canonical
 ALGORITHM = "lstm-meta-learner"
 TEST_QUERY = 100  # query points of each fixed test task (the default of evaluation_tasks)
 
+# Framework-neutral, so written once for lstm_meta_learner_{torch,tf,keras}.py:
+PREPROCESS_P = 10.0  # p of Andrychowicz et al.'s preprocessing, as Ravi & Larochelle use it
+HIDDEN = 20  # units of the first LSTM, as in Ravi & Larochelle's code
+
+
+def check_steps(steps) -> None:
+    """The meta-learner needs at least one update: with none, θ_T = c_0 and no update rule is learned."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ConfigError(f"the LSTM meta-learner needs steps >= 1 (updates of the learner on the support "
+                          f"set per task), got {steps!r}; with 0 steps the learner keeps c_0 and the "
+                          f"update rule is never used")
+
 
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m chapters.optimization.lstm_meta_learner",

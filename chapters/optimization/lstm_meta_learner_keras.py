@@ -35,22 +35,10 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps
 from common.episodes import Episode, astype_floats
 from common.episodic_tf import load_optimizer_arrays, optimizer_arrays
-from common.errors import ConfigError
 from common.weights import canonical_to_keras, keras_to_canonical
-
-PREPROCESS_P = 10.0  # p of Andrychowicz et al.'s preprocessing, as Ravi & Larochelle use it
-HIDDEN = 20  # units of the first LSTM, as in Ravi & Larochelle's code
-
-
-def check_steps(steps) -> None:
-    """The meta-learner needs at least one update: with none, θ_T = c_0 and no update rule is learned."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ConfigError(f"the LSTM meta-learner needs steps >= 1 (updates of the learner on the support "
-                          f"set per task), got {steps!r}; with 0 steps the learner keeps c_0 and the "
-                          f"update rule is never used")
-
 
 def preprocess(x, p: float = PREPROCESS_P):
     """(log|x| / p, sign(x)) if |x| ≥ e^−p, else (−1, e^p · x): shape (...) -> (..., 2)
@@ -257,21 +245,21 @@ class LSTMMetaLearner(keras.Model):
         self.optimizer.apply_gradients(zip(gradients, variables))
         return {"loss": value, self.model.metric_name: metric}
 
-    def _arrays(self, episode: Episode) -> Episode:
+    def _inputs(self, episode: Episode) -> Episode:
         """The episode's floating parts in the meta-learner's dtype."""
         return astype_floats(episode, self.meta_learner.compute_dtype)
 
     def meta_step(self, meta_batch: Episode) -> dict:
         """One meta-update on a meta-batch of tasks (``train_on_batch``); returns the meta-loss and
         the metric before the update: ``{"loss": ..., model.metric_name: ...}``."""
-        support_x, support_y, query_x, query_y = self._arrays(meta_batch)
+        support_x, support_y, query_x, query_y = self._inputs(meta_batch)
         logs = self.train_on_batch((support_x, support_y, query_x), query_y, return_dict=True)
         self.meta_steps += 1
         return {name: float(value) for name, value in logs.items()}
 
     def adaptation_curve(self, episode: Episode, steps: int | None = None) -> np.ndarray:
         """Query loss of one task after 0..``steps`` updates (default: the ``steps`` of training)."""
-        return ops.convert_to_numpy(self._curve(self._arrays(episode), self.steps if steps is None else steps))
+        return ops.convert_to_numpy(self._curve(self._inputs(episode), self.steps if steps is None else steps))
 
     def state(self) -> dict:
         """The meta-learner under ``meta_learner.<canonical name>``, the optimizer's variables

@@ -29,23 +29,11 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps
 from common.episodes import Episode, astype_floats
 from common.episodic_tf import Adam, load_optimizer_arrays, optimizer_arrays
-from common.errors import ConfigError
 from common.tf_layers import lstm_cell
 from common.weights import canonical_to_tf, tf_to_canonical
-
-PREPROCESS_P = 10.0  # p of Andrychowicz et al.'s preprocessing, as Ravi & Larochelle use it
-HIDDEN = 20  # units of the first LSTM, as in Ravi & Larochelle's code
-
-
-def check_steps(steps) -> None:
-    """The meta-learner needs at least one update: with none, θ_T = c_0 and no update rule is learned."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ConfigError(f"the LSTM meta-learner needs steps >= 1 (updates of the learner on the support "
-                          f"set per task), got {steps!r}; with 0 steps the learner keeps c_0 and the "
-                          f"update rule is never used")
-
 
 def preprocess(x, p: float = PREPROCESS_P):
     """(log|x| / p, sign(x)) if |x| ≥ e^−p, else (−1, e^p · x): shape (...) -> (..., 2)
@@ -214,7 +202,7 @@ class LSTMMetaLearner:
         self._curve = tf.function(lambda episode, steps: adaptation_curve(
             self.meta_learner, self.model, episode, steps), reduce_retracing=True)
 
-    def _tensors(self, episode: Episode) -> Episode:
+    def _inputs(self, episode: Episode) -> Episode:
         """NumPy episode parts, the floating ones in the meta-learner's dtype."""
         return astype_floats(episode, self.meta_learner.cell.initial_params.dtype.as_numpy_dtype)
 
@@ -228,13 +216,13 @@ class LSTMMetaLearner:
 
     def meta_step(self, meta_batch: Episode) -> dict:
         """One meta-update on a meta-batch of tasks; the meta-loss and metric before the update."""
-        value, metric = self._meta_step(self._tensors(meta_batch))
+        value, metric = self._meta_step(self._inputs(meta_batch))
         self.meta_steps += 1
         return {"loss": float(value), self.model.metric_name: float(metric)}
 
     def adaptation_curve(self, episode: Episode, steps: int | None = None) -> np.ndarray:
         """Query loss of one task after 0..``steps`` updates (default: the ``steps`` of training)."""
-        return self._curve(self._tensors(episode), self.steps if steps is None else steps).numpy()
+        return self._curve(self._inputs(episode), self.steps if steps is None else steps).numpy()
 
     def state(self) -> dict[str, np.ndarray]:
         """The meta-learner under ``meta_learner.<canonical name>``, Adam's variables under

@@ -50,22 +50,10 @@ import torch
 from torch import nn
 
 from common.adapters import to_torch
+from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps
 from common.episodes import Episode
 from common.episodic_torch import load_optimizer_arrays, optimizer_arrays
-from common.errors import ConfigError
 from common.weights import canonical_to_torch, torch_to_canonical
-
-PREPROCESS_P = 10.0  # p of Andrychowicz et al.'s preprocessing, as Ravi & Larochelle use it
-HIDDEN = 20  # units of the first LSTM, as in Ravi & Larochelle's code
-
-
-def check_steps(steps) -> None:
-    """The meta-learner needs at least one update: with none, θ_T = c_0 and no update rule is learned."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ConfigError(f"the LSTM meta-learner needs steps >= 1 (updates of the learner on the support "
-                          f"set per task), got {steps!r}; with 0 steps the learner keeps c_0 and the "
-                          f"update rule is never used")
-
 
 def preprocess(x: torch.Tensor, p: float = PREPROCESS_P) -> torch.Tensor:
     """Andrychowicz et al.'s preprocessing of gradients and losses (Ravi & Larochelle Sec. 3.3):
@@ -245,7 +233,7 @@ class LSTMMetaLearner:
         self.optimizer = torch.optim.Adam(self.meta_learner.parameters(), lr=meta_lr)
         self.meta_steps = 0  # meta-updates taken
 
-    def _tensors(self, episode: Episode) -> Episode:
+    def _inputs(self, episode: Episode) -> Episode:
         """NumPy episode -> torch tensors, the floating parts in the meta-learner's dtype."""
         dtype = self.meta_learner.cell.initial_params.dtype
         parts = to_torch(Episode(*(np.asarray(part) for part in episode)))
@@ -253,7 +241,7 @@ class LSTMMetaLearner:
 
     def meta_step(self, meta_batch: Episode) -> dict[str, float]:
         """One meta-update on a meta-batch of tasks; returns the meta-loss and metric before it."""
-        loss, metric = meta_loss(self.meta_learner, self.model, self._tensors(meta_batch), self.steps)
+        loss, metric = meta_loss(self.meta_learner, self.model, self._inputs(meta_batch), self.steps)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # through the cell-state updates of every task, not through ∇_t
         self.optimizer.step()
@@ -262,7 +250,7 @@ class LSTMMetaLearner:
 
     def adaptation_curve(self, episode: Episode, steps: int | None = None) -> np.ndarray:
         """Query loss of one task after 0..``steps`` updates (default: the ``steps`` of training)."""
-        return adaptation_curve(self.meta_learner, self.model, self._tensors(episode),
+        return adaptation_curve(self.meta_learner, self.model, self._inputs(episode),
                                 self.steps if steps is None else steps)
 
     def state(self) -> dict[str, np.ndarray]:

@@ -19,8 +19,22 @@ reported as ``fomaml``; Nichol et al. give 98.3 / 99.2 / 89.4 / 97.9, transducti
 ``--framework tf`` or ``keras`` for the other frameworks.
 """
 
+import numpy as np
+
 from chapters.optimization.train import main
 from common.cli import run
+from common.errors import ConfigError
+
+
+def check_inner_steps(inner_steps) -> None:
+    """MAML needs at least one inner step: with none, θ' = θ and it is plain multi-task training.
+
+    Framework-neutral, so written once: ``maml_torch``, ``maml_tf`` and ``maml_keras`` call it
+    before building anything."""
+    if isinstance(inner_steps, bool) or not isinstance(inner_steps, (int, np.integer)) or inner_steps < 1:
+        raise ConfigError(f"MAML needs inner_steps >= 1 (gradient steps on the support set per task), "
+                          f"got {inner_steps!r}; with 0 steps the adapted parameters are θ itself and "
+                          f"nothing is meta-learned")
 
 
 def add_arguments(parser):

@@ -40,18 +40,10 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from chapters.optimization.maml import check_inner_steps
 from common.episodes import Episode, astype_floats
-from common.errors import ConfigError
 from common.episodic_tf import load_optimizer_arrays, optimizer_arrays
-from common.weights import canonical_to_keras, keras_to_canonical
-
-
-def check_inner_steps(inner_steps) -> None:
-    """MAML needs at least one inner step: with none, θ' = θ and it is plain multi-task training."""
-    if isinstance(inner_steps, bool) or not isinstance(inner_steps, (int, np.integer)) or inner_steps < 1:
-        raise ConfigError(f"MAML needs inner_steps >= 1 (gradient steps on the support set per task), "
-                          f"got {inner_steps!r}; with 0 steps the adapted parameters are θ itself and "
-                          f"nothing is meta-learned")
+from common.weights import canonical_to_keras, keras_to_canonical, model_state, model_weights
 
 
 def adapt(model, params: dict, support_x, support_y, inner_lr, inner_steps: int,
@@ -164,38 +156,38 @@ class InnerLoopLearner(keras.Model):
                         self.test_inner_steps, first_order=True)
         return query_outputs(self.model, adapted, support_x, query_x, self.transductive)
 
-    def _arrays(self, episode: Episode) -> Episode:
+    def _inputs(self, episode: Episode) -> Episode:
         """The episode's floating parts (images, regression values) in the network's dtype."""
         return astype_floats(episode, self.model.compute_dtype)
 
     def meta_step(self, meta_batch: Episode) -> dict:
         """One meta-update on a meta-batch of tasks (``train_on_batch``); returns the loss and the
         metric of the step: ``{"loss": ..., model.metric_name: ...}``."""
-        support_x, support_y, query_x, query_y = self._arrays(meta_batch)
+        support_x, support_y, query_x, query_y = self._inputs(meta_batch)
         logs = self.train_on_batch((support_x, support_y, query_x), query_y, return_dict=True)
         return {name: float(value) for name, value in logs.items()}
 
     def predict(self, episode: Episode) -> np.ndarray:
         """Query outputs (logits or regression values) of one episode after ``test_inner_steps``
         first-order steps on its support set, as :meth:`call` computes them; θ is not updated."""
-        support_x, support_y, query_x, _ = self._arrays(episode)
+        support_x, support_y, query_x, _ = self._inputs(episode)
         return np.asarray(self.predict_on_batch((support_x, support_y, query_x)))
 
     def adaptation_curve(self, episode: Episode, steps: int = 10) -> np.ndarray:
         """Query loss of one task after 0..``steps`` inner steps (see :func:`adaptation_curve`)."""
-        return ops.convert_to_numpy(self._curve(self._arrays(episode), steps))
+        return ops.convert_to_numpy(self._curve(self._inputs(episode), steps))
 
     def state(self) -> dict:
         """Everything a checkpoint needs: θ as ``model.<canonical name>``, the optimizer's
         variables (its step count, the meta-steps taken, and slots such as Adam's moments) as
         ``optimizer.<i>``."""
-        arrays = {f"model.{k}": v for k, v in keras_to_canonical(self.model).items()}
+        arrays = model_state(keras_to_canonical(self.model))
         arrays.update(optimizer_arrays(self.optimizer))
         return arrays
 
     def load_state(self, arrays: dict) -> None:
         """The inverse of :meth:`state` (after ``compile``): meta-training then continues exactly."""
-        canonical_to_keras({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
+        canonical_to_keras(model_weights(arrays), self.model)
         load_optimizer_arrays(self.optimizer, arrays)
 
 

@@ -47,18 +47,10 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
+from chapters.optimization.maml import check_inner_steps
 from common.episodes import Episode, astype_floats
 from common.episodic_tf import Adam, load_optimizer_arrays, optimizer_arrays
-from common.errors import ConfigError
-from common.weights import canonical_to_tf, tf_to_canonical
-
-
-def check_inner_steps(inner_steps) -> None:
-    """MAML needs at least one inner step: with none, θ' = θ and it is plain multi-task training."""
-    if isinstance(inner_steps, bool) or not isinstance(inner_steps, (int, np.integer)) or inner_steps < 1:
-        raise ConfigError(f"MAML needs inner_steps >= 1 (gradient steps on the support set per task), "
-                          f"got {inner_steps!r}; with 0 steps the adapted parameters are θ itself and "
-                          f"nothing is meta-learned")
+from common.weights import canonical_to_tf, model_state, model_weights, tf_to_canonical
 
 
 def adapt(model, params: dict, support_x, support_y, inner_lr, inner_steps: int,
@@ -153,7 +145,7 @@ class InnerLoopLearner:
             self.model, self.model.params(), episode, self.inner_lr, steps, self.transductive),
             reduce_retracing=True)
 
-    def _tensors(self, episode: Episode) -> Episode:
+    def _inputs(self, episode: Episode) -> Episode:
         """NumPy episode parts, the floating ones (images, regression targets) in the model's dtype."""
         return astype_floats(episode, next(iter(self.model.params().values())).dtype.as_numpy_dtype)
 
@@ -165,23 +157,23 @@ class InnerLoopLearner:
     def predict(self, episode: Episode) -> np.ndarray:
         """Query outputs (logits, or regression values) after ``test_inner_steps`` steps on the
         episode's support set. θ itself is not changed."""
-        support_x, support_y, query_x, _ = self._tensors(episode)
+        support_x, support_y, query_x, _ = self._inputs(episode)
         return self._predict(support_x, support_y, query_x).numpy()
 
     def adaptation_curve(self, episode: Episode, steps: int = 10) -> np.ndarray:
         """Query loss of one task after 0..``steps`` inner steps (see :func:`adaptation_curve`)."""
-        return self._curve(self._tensors(episode), steps).numpy()
+        return self._curve(self._inputs(episode), steps).numpy()
 
     def state(self) -> dict[str, np.ndarray]:
         """θ under ``model.<canonical name>``; the outer optimizer's step count (the meta-steps
         taken) and slots (Adam's moments) under ``optimizer.<i>``."""
-        arrays = {f"model.{k}": v for k, v in tf_to_canonical(self.model).items()}
+        arrays = model_state(tf_to_canonical(self.model))
         arrays.update(optimizer_arrays(self.optimizer))
         return arrays
 
     def load_state(self, arrays: dict) -> None:
         """The inverse of :meth:`state`: the next meta_step is the one the saved run would have taken."""
-        canonical_to_tf({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
+        canonical_to_tf(model_weights(arrays), self.model)
         load_optimizer_arrays(self.optimizer, arrays)
 
 
@@ -226,5 +218,5 @@ class MAML(InnerLoopLearner):
 
     def meta_step(self, meta_batch: Episode) -> dict:
         """One meta-update on a meta-batch of tasks; the meta-loss and metric before the update."""
-        value, metric = self._meta_step(self._tensors(meta_batch))
+        value, metric = self._meta_step(self._inputs(meta_batch))
         return {"loss": float(value), self.model.metric_name: float(metric)}

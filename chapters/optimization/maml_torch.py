@@ -54,18 +54,10 @@ import numpy as np
 import torch
 
 from common.adapters import to_torch
+from chapters.optimization.maml import check_inner_steps
 from common.episodes import Episode
-from common.errors import ConfigError
 from common.episodic_torch import load_optimizer_arrays, optimizer_arrays
-from common.weights import canonical_to_torch, torch_to_canonical
-
-
-def check_inner_steps(inner_steps) -> None:
-    """MAML needs at least one inner step: with none, θ' = θ and it is plain multi-task training."""
-    if isinstance(inner_steps, bool) or not isinstance(inner_steps, (int, np.integer)) or inner_steps < 1:
-        raise ConfigError(f"MAML needs inner_steps >= 1 (gradient steps on the support set per task), "
-                          f"got {inner_steps!r}; with 0 steps the adapted parameters are θ itself and "
-                          f"nothing is meta-learned")
+from common.weights import canonical_to_torch, model_state, model_weights, torch_to_canonical
 
 
 def adapt(model, params: dict[str, torch.Tensor], support_x: torch.Tensor, support_y: torch.Tensor,
@@ -151,7 +143,7 @@ class InnerLoopLearner:
         self.optimizer = None  # the outer optimizer: each learner sets its own
         self.steps = 0  # meta-updates taken
 
-    def _tensors(self, episode: Episode) -> Episode:
+    def _inputs(self, episode: Episode) -> Episode:
         """NumPy episode -> torch (images as NCHW views), floating parts in the model's dtype."""
         reference = next(self.model.parameters())
         parts = to_torch(Episode(*(np.asarray(part) for part in episode)))
@@ -161,7 +153,7 @@ class InnerLoopLearner:
     def predict(self, episode: Episode) -> np.ndarray:
         """Query outputs (logits, or regression values) of one task after ``test_inner_steps``
         first-order steps on its support set. θ itself is not changed."""
-        support_x, support_y, query_x, _ = self._tensors(episode)
+        support_x, support_y, query_x, _ = self._inputs(episode)
         params = {name: p.detach().requires_grad_() for name, p in self.model.params().items()}
         adapted = adapt(self.model, params, support_x, support_y, self.inner_lr, self.test_inner_steps,
                         first_order=True)
@@ -170,20 +162,20 @@ class InnerLoopLearner:
 
     def adaptation_curve(self, episode: Episode, steps: int = 10) -> np.ndarray:
         """Query loss of one task after 0..``steps`` inner steps (see :func:`adaptation_curve`)."""
-        return adaptation_curve(self.model, self.model.params(), self._tensors(episode), self.inner_lr,
+        return adaptation_curve(self.model, self.model.params(), self._inputs(episode), self.inner_lr,
                                 steps, self.transductive)
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything a checkpoint needs: θ (``model.<canonical name>``), the outer optimizer's
         slots (``optimizer.<index>.<slot>``, e.g. Adam's moments) and the meta-step counter (``steps``)."""
-        arrays = {f"model.{k}": v for k, v in torch_to_canonical(self.model).items()}
+        arrays = model_state(torch_to_canonical(self.model))
         arrays.update(optimizer_arrays(self.optimizer))
         arrays["steps"] = np.array(self.steps)
         return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """The inverse of :meth:`state`: meta-training then continues exactly where it was."""
-        canonical_to_torch({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.model)
+        canonical_to_torch(model_weights(arrays), self.model)
         load_optimizer_arrays(self.optimizer, arrays)
         self.steps = int(arrays["steps"])
 
@@ -205,7 +197,7 @@ class MAML(InnerLoopLearner):
         task's inner loop is freed before the next is built, and memory does not grow with the
         meta-batch (measured: 12x less at meta-batch 32, at the same speed).
         """
-        batch = self._tensors(meta_batch)
+        batch = self._inputs(meta_batch)
         tasks = len(batch.support_x)
         self.optimizer.zero_grad(set_to_none=True)
         total_loss, total_metric = 0.0, 0.0

@@ -114,7 +114,7 @@ class Reptile(InnerLoopLearner):
 
     def meta_step(self, meta_batch: Episode) -> dict:
         """One Reptile update on a meta-batch of tasks; the mean query loss and metric at θ'_t."""
-        value, metric = self._meta_step(self._tensors(meta_batch))
+        value, metric = self._meta_step(self._inputs(meta_batch))
         return {"loss": float(value), self.model.metric_name: float(metric)}
 
     def state(self) -> dict:

@@ -83,7 +83,7 @@ class Reptile(InnerLoopLearner):
 
     def meta_step(self, meta_batch: Episode) -> dict[str, float]:
         """One Reptile update on a meta-batch; returns the mean query loss and metric at the θ'_t."""
-        support_x, support_y, query_x, query_y = self._tensors(meta_batch)
+        support_x, support_y, query_x, query_y = self._inputs(meta_batch)
         theta = self.model.params()
         tasks = len(support_x)
         mean_adapted = {name: torch.zeros_like(p) for name, p in theta.items()}
@@ -116,7 +116,7 @@ class Reptile(InnerLoopLearner):
         whole support set; neither θ nor the inner Adam's state is changed."""
         if self.inner_optimizer == "sgd":
             return super().predict(episode)
-        support_x, support_y, query_x, _ = self._tensors(episode)
+        support_x, support_y, query_x, _ = self._inputs(episode)
         start = {name: p.detach().requires_grad_() for name, p in self.model.params().items()}
         adapted, _, _ = self.adapt_task(start, support_x, support_y, self.test_inner_steps, None,
                                         self.adam_moments, self.adam_step)
