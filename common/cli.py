@@ -3,8 +3,9 @@
 A chapter script builds its parser with :func:`episode_parser`, so every algorithm takes the same
 options (``--framework {torch,tf,keras}``, ``--dataset``, ``--way/--shot/--query`` for training and
 ``--test-way/--test-shot/--test-query`` for testing, ``--episodes``, ``--seed``, ``--out``,
-``--data-dir``, ``--device``), and runs its ``main`` through :func:`run`, which turns a
-:class:`~common.errors.MetaLearnError` into one line on stderr and exit status 2.
+``--data-dir``, ``--device``), each checked by the rules of ``common.options`` while parsing, and
+runs its ``main`` through :func:`run`, which turns a :class:`~common.errors.MetaLearnError` into
+one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Callable
 from common.allocator import keep_freed_memory
 from common.devices import DEVICE_HELP
 from common.errors import ConfigError, MetaLearnError
+from common.options import COUNT, SEED, WAY, Parser
 
 FRAMEWORKS = ("torch", "tf", "keras")
 # --framework name -> the package it needs
@@ -41,21 +43,28 @@ def require_framework(name: str) -> None:
 
 
 def episode_parser(description: str, *, dataset: str = "omniglot", way: int = 5, shot: int = 1,
-                   query: int = 15, episodes: int = 1000) -> argparse.ArgumentParser:
-    """The options every few-shot training script takes (defaults are each script's own)."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch")
+                   query: int | None = 15, episodes: int = 1000, test_shot: int | None = None,
+                   test_query: int | None = None, episodes_help: str = "training episodes") -> Parser:
+    """The options every few-shot training script takes (defaults are each script's own).
+
+    Each option's rule is its ``type`` (``common.options``), checked while parsing. ``query=None``
+    means "as many as --shot"; ``test_shot`` / ``test_query`` None mean "as in training"."""
+    parser = Parser(description=description)
+    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="the framework that computes")
     parser.add_argument("--dataset", default=dataset, help="omniglot, mini-imagenet or cifar-fs")
     parser.add_argument("--data-dir", default=None,
                         help="data root (default: $METALEARN_DATA, else ./data)")
-    parser.add_argument("--way", type=int, default=way, help="classes per training episode (N)")
-    parser.add_argument("--shot", type=int, default=shot, help="support examples per class (K)")
-    parser.add_argument("--query", type=int, default=query, help="query examples per class (Q)")
-    parser.add_argument("--test-way", type=int, default=None, help="N at test time (default: --way)")
-    parser.add_argument("--test-shot", type=int, default=None, help="K at test time (default: --shot)")
-    parser.add_argument("--test-query", type=int, default=None, help="Q at test time (default: --query)")
-    parser.add_argument("--episodes", type=int, default=episodes, help="training episodes")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--way", type=WAY, default=way, help="classes per training episode (N)")
+    parser.add_argument("--shot", type=COUNT, default=shot, help="support examples per class (K)")
+    parser.add_argument("--query", type=COUNT, default=query,
+                        help="query examples per class (Q)" + (" (default: --shot)" if query is None else ""))
+    parser.add_argument("--test-way", type=WAY, default=None, help="N at test time (default: --way)")
+    parser.add_argument("--test-shot", type=COUNT, default=test_shot,
+                        help="K at test time" + (" (default: --shot)" if test_shot is None else ""))
+    parser.add_argument("--test-query", type=COUNT, default=test_query,
+                        help="Q at test time" + (" (default: --query)" if test_query is None else ""))
+    parser.add_argument("--episodes", type=COUNT, default=episodes, help=episodes_help)
+    parser.add_argument("--seed", type=SEED, default=0, help="draws the training episodes and the initial weights")
     parser.add_argument("--out", default="runs", help="folder for checkpoints, curves and results")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     return parser

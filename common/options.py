@@ -127,13 +127,13 @@ def check_out(out, option: str = "--out") -> None:
     """``--out`` must be a folder that can be written in (or created): checked before any work, and
     nothing is created here (the run creates its folder when it starts)."""
     existing = nearest_existing(out)
+    itself = existing == Path(out).expanduser().absolute()
     if not existing.is_dir():
-        where = "" if existing == Path(out).expanduser().absolute() else f" ({existing})"
-        raise invalid(option, "must be a folder", f"{out}, which is a file{where}; choose another folder")
-    if not writable(existing):
-        where = "it" if existing == Path(out).expanduser().absolute() else str(existing)
-        raise invalid(option, "must be a folder you can write in", f"{out}, but {where} is read-only; "
+        raise invalid(option, "must be a folder", f"{out}, {'which' if itself else f'but {existing}'} is a file; "
                       f"choose another folder")
+    if not writable(existing):
+        raise invalid(option, "must be a folder you can write in", f"{out}, but {'it' if itself else existing} is "
+                      f"read-only; choose another folder")
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,7 +141,8 @@ def check_out(out, option: str = "--out") -> None:
 # --------------------------------------------------------------------------------------------
 
 # Result keys and the rule each follows; ``options`` keys (the algorithm's settings) likewise.
-RECORDED = {"way": COUNT, "shot": COUNT, "query": COUNT, "train_episodes": COUNT, "seed": SEED}
+# (Not every count: a model-based learner's episodes have no query set, and record query 0.)
+RECORDED = {"train_episodes": COUNT, "seed": SEED}
 RECORDED_OPTIONS = {"lr": POSITIVE, "meta_lr": POSITIVE, "inner_lr": POSITIVE, "decay_every": DECAY_EVERY,
                     "meta_batch": COUNT, "inner_steps": COUNT, "test_inner_steps": COUNT}
 RECORDED_TRAIN_SPLITS = (*TRAIN_SPLITS, "pipeline-check")  # a pipeline check is labelled as such

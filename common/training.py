@@ -14,13 +14,14 @@ PyTorch, TensorFlow and Keras (see ``common/episodic_{torch,tf,keras}.py``):
   exactly the episodes it would have seen);
 * every ``eval_every`` episodes: accuracy on fixed validation episodes, a checkpoint (written to a
   temporary file and renamed, so an interrupted run never leaves a broken one), and the curve PNG;
-* a loss that becomes NaN or infinite stops the run with a clear message; the last good
-  checkpoint stays;
+* a loss that becomes NaN or infinite, or a file that cannot be written (a full disk), stops the
+  run with a one-line message; the last good checkpoint stays, and nothing is left half-written;
 * at the end: accuracy ± 95% CI on the fixed test episodes, the results JSON, and the curve.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
@@ -32,6 +33,8 @@ import numpy as np
 
 from common.errors import ConfigError, MetaLearnError
 from common.evaluation import evaluate
+from common.files import saving, write_bytes, write_text
+from common.options import check_multiple
 from common.results import deviations, make_result, with_this_commit, write_result
 from common.weights import load_weights, save_weights
 
@@ -110,8 +113,21 @@ class Run:
 def write_checkpoint(path: Path, learner, identity: dict, **progress) -> None:
     """The learner's state (weights, optimizer, step counter) and the run's ``identity`` and
     ``progress`` (episodes done, history, ...) in one file. ``save_weights`` writes a temporary file
-    and renames it, so an interrupted run never leaves a broken checkpoint."""
-    save_weights(path, learner.state(), {"identity": identity, **progress})
+    and renames it, so an interrupted run never leaves a broken checkpoint; a write that fails (a
+    full disk) ends in one line that says which checkpoint is kept."""
+    with saving(path, after_failed_write(path)):
+        save_weights(path, learner.state(), {"identity": identity, **progress})
+
+
+def kept_checkpoint(path: Path) -> str:
+    """What a run that stops now leaves behind, for the messages of a diverged run and a failed write."""
+    return f"the last good checkpoint ({path}) is kept" if path.exists() else "no checkpoint had been written yet"
+
+
+def after_failed_write(checkpoint: Path) -> str:
+    """What is kept, and what to do, when a run's file cannot be written (a full disk, say)."""
+    return (f"{kept_checkpoint(checkpoint)}; free some disk space (or choose another --out) and run the same "
+            f"command again")
 
 
 def read_checkpoint(path: Path, learner, identity: dict) -> dict | None:
@@ -183,9 +199,8 @@ class Log:
 
     def step(self, index: int, metrics: dict) -> None:
         if not math.isfinite(metrics["loss"]):
-            raise TrainingDiverged(
-                f"the training loss became {metrics['loss']} at episode {index:,}; lower the learning "
-                f"rate. The last good checkpoint ({self.run.checkpoint}) is kept and resumes from there.")
+            raise TrainingDiverged(f"the training loss became {metrics['loss']} at episode {index:,}; lower the "
+                                   f"learning rate; {kept_checkpoint(self.run.checkpoint)}")
         self.window.append((metrics["loss"], metrics["accuracy"]))
         if self.bar is not None:
             self.bar.update(1)
@@ -206,8 +221,9 @@ class Log:
                              "seconds_per_episode": speed})
         self.commits = with_this_commit(self.commits)  # these episodes ran at this process's code
         save_checkpoint(self.run, self.learner, episodes_done, self.history, self.wall_seconds, self.commits)
-        plot_curve(self.history, self.run.folder / "curve.png",
-                   title=f"{self.run.algorithm} ({self.run.framework}), {self.run.dataset}")
+        with saving(self.run.folder / "curve.png", after_failed_write(self.run.checkpoint)):
+            plot_curve(self.history, self.run.folder / "curve.png",
+                       title=f"{self.run.algorithm} ({self.run.framework}), {self.run.dataset}")
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{100 * accuracy:.1f}", val=f"{val['accuracy']:.1f}")
         if self.report:
@@ -225,9 +241,9 @@ def train(run: Run, learner, train_sampler, val_episodes, test_episodes, progres
     """
     from tqdm.auto import tqdm
 
-    if run.episodes % run.eval_every:
-        raise ConfigError(f"--episodes ({run.episodes}) must be a multiple of --eval-every ({run.eval_every})")
-    run.folder.mkdir(parents=True, exist_ok=True)
+    check_multiple("--episodes", run.episodes, "--eval-every", run.eval_every)
+    with saving(run.folder, "nothing was trained; choose another --out"):
+        run.folder.mkdir(parents=True, exist_ok=True)
     start, history, wall_seconds, commits = load_checkpoint(run, learner)
     refuse_past(run.checkpoint, start, run.episodes, "episodes")
     if start:
@@ -264,7 +280,8 @@ def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float,
         seed=run.seed, options=run.options,
         device=run.device, history=history, trained_at=commits)
     path = write_result(result, run.folder)
-    (run.folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    with saving(run.folder / "result.json", f"the results are in {path}"):
+        write_text(run.folder / "result.json", json.dumps(result, indent=2) + "\n")
     print(f"{run.algorithm} ({run.framework}) {run.dataset} {run.test_way}-way {run.test_shot}-shot: "
           f"{test['accuracy']:.2f} ± {test['ci95']:.2f}% over {test['episodes']} test episodes -> {path}")
     return result
@@ -287,4 +304,6 @@ def plot_curve(history: list, path: Path, title: str = "") -> None:
     right.legend(loc="lower right", fontsize=8)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=100)
+    write_bytes(path, png.getvalue())  # all or nothing: a full disk leaves no half-drawn curve

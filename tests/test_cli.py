@@ -57,7 +57,7 @@ def test_uninstalled_framework_is_a_clear_error(monkeypatch):
 def test_episode_parser_has_the_shared_options():
     args = cli.episode_parser("x").parse_args(["--framework", "keras", "--way", "20", "--test-shot", "5"])
     assert (args.framework, args.way, args.test_shot, args.dataset) == ("keras", 20, 5, "omniglot")
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError, match="--framework must be one of torch, tf, keras, got 'tensorflow'"):
         cli.episode_parser("x").parse_args(["--framework", "tensorflow"])
 
 

@@ -241,7 +241,10 @@ def test_torch_lstm_biases_are_exported_as_their_sum():
 def test_a_bad_cosine_scale_is_a_clear_error(scale, tmp_path, capsys):
     """Rejected while parsing, before any data is loaded or anything trained."""
     from chapters.metric import matching
+    from common.cli import run
     with pytest.raises(SystemExit) as stop:
-        matching.main(["--cosine-scale", scale, "--out", str(tmp_path), "--data-dir", str(tmp_path / "nowhere")])
+        run(matching.main, ["--cosine-scale", scale, "--out", str(tmp_path), "--data-dir", str(tmp_path / "nowhere")])
     assert stop.value.code == 2
-    assert f"argument --cosine-scale: must be a positive number, got '{scale}'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: --cosine-scale must be a ") and "positive number" in err and scale in err
+    assert err.count("\n") == 1 and not (tmp_path / "nowhere").exists()

@@ -43,13 +43,11 @@ class. The published numbers on this split are 43.56 / 55.31 % (1 / 5-shot; Ravi
     python -m chapters.metric.matching --dataset mini-imagenet --fce --way 5 --shot 5 --query 15 --episodes 20000
 """
 
-import argparse
-import math
-
 from chapters.metric import train
 from common.backbones import conv4_embedding_size
 from common.cli import run
 from common.errors import ConfigError
+from common.options import COUNT, POSITIVE
 
 # Written once for matching_{torch,tf,keras}.py (and the command line below):
 EPSILON = 1e-8  # inside the norms of the cosine: an all-zero embedding (ReLU) gives 0, not NaN
@@ -74,23 +72,12 @@ def similarity(measures: dict, query_embeddings, support_embeddings, scale: floa
     return scale * similarities if distance == "cosine" else similarities
 
 
-def positive_scale(text: str) -> float:
-    """--cosine-scale's type: checked while parsing, before any data is loaded. (A zero scale
-    would make every attention weight equal and the model untrainable, without an error.)"""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
-
-
 def add_arguments(parser) -> None:
     parser.add_argument("--fce", action="store_true", help="Full Context Embeddings (Appendix A)")
-    parser.add_argument("--fce-steps", type=int, default=5,
+    parser.add_argument("--fce-steps", type=COUNT, default=5,
                         help="K, the attention LSTM's reads of the support set (with --fce)")
-    parser.add_argument("--cosine-scale", type=positive_scale, default=1.0,
+    # A zero scale would make every attention weight equal and the model untrainable, without an error.
+    parser.add_argument("--cosine-scale", type=POSITIVE, default=1.0,
                         help="s in softmax(s * cosine); 1 is Eq. 2 as printed, reproduce.py's matching-5w1s, "
                              "-5w5s, -20w1s and -20w5s use 10 (see MatchingNet in matching_torch.py)")
     parser.add_argument("--distance", choices=DISTANCES,

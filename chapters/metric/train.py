@@ -28,6 +28,7 @@ from common.data import FewShotDataset, load_dataset
 from common.devices import torch_device, use_device
 from common.episodes import EpisodeSampler, evaluation_episodes
 from common.errors import ConfigError
+from common.options import COUNT, DECAY_EVERY, POSITIVE, check_multiple, check_out, train_split
 from common.training import Run, train
 
 # algorithm -> framework -> "module:class" of its model; each model maps an episode to query logits.
@@ -99,13 +100,17 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
     ``add_arguments(parser)``, which adds its flags, and ``model_options(args, image_shape)``,
     which turns them into keyword arguments of its model class (recorded in the results too)."""
     parser = episode_parser(f"Train {algorithm} (metric-based meta-learning).", **defaults)
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--decay-every", type=int, default=2000,
+    parser.add_argument("--lr", type=POSITIVE, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--decay-every", type=DECAY_EVERY, default=2000,
                         help="halve the learning rate every this many episodes (0: never)")
-    parser.add_argument("--eval-every", type=int, default=500, help="validate and checkpoint every N episodes")
-    parser.add_argument("--val-episodes", type=int, default=100)
-    parser.add_argument("--test-episodes", type=int, default=600)
-    parser.add_argument("--train-split", default="train", help="'train', or 'trainval' as Snell et al. for final runs")
+    parser.add_argument("--eval-every", type=COUNT, default=500,
+                        help="validate and checkpoint every N episodes (--episodes must be a multiple)")
+    parser.add_argument("--val-episodes", type=COUNT, default=100,
+                        help="fixed validation episodes scored at each checkpoint")
+    parser.add_argument("--test-episodes", type=COUNT, default=600, help="fixed test episodes scored at the end")
+    parser.add_argument("--train-split", type=train_split, default="train",
+                        help="the classes to meta-train on: 'train', or 'trainval' as Snell et al. for final runs "
+                             "(never the test classes)")
     parser.add_argument("--pipeline-check", action="store_true",
                         help="for a data set without its train split (offline mini-ImageNet): meta-train on "
                              "the first 12 of the 20 test classes (sorted), validate and test on the other 8; "
@@ -113,8 +118,10 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     if add_arguments is not None:
         add_arguments(parser)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # each option's rule is its type (common.options)
     require_framework(args.framework)
+    check_multiple("--episodes", args.episodes, "--eval-every", args.eval_every)
+    check_out(args.out)
     device = use_device(args.framework, args.device)
 
     test_way, test_shot = args.test_way or args.way, args.test_shot or args.shot

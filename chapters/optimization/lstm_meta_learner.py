@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 
 import numpy as np
 
@@ -37,8 +36,10 @@ from common.cli import FRAMEWORKS, require_framework, run
 from common.data.sinusoid import SinusoidTasks, evaluation_tasks
 from common.errors import ConfigError
 from common.evaluation import mean_ci95
+from common.files import saving
+from common.options import COUNT, POSITIVE, SEED, Parser, check_multiple, check_out
 from common.results import make_result, write_result
-from common.training import run_folder
+from common.training import after_failed_write, run_folder
 from common.weights import save_weights, to_canonical
 
 ALGORITHM = "lstm-meta-learner"
@@ -58,32 +59,28 @@ def check_steps(steps) -> None:
 
 
 def parse(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m chapters.optimization.lstm_meta_learner",
-                                     description="Meta-train the LSTM meta-learner on sinusoid regression "
-                                                 "and evaluate it.")
-    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch")
-    parser.add_argument("--shot", type=int, default=10, help="support points per task (K)")
-    parser.add_argument("--query", type=int, default=None, help="query points per training task (default: K)")
-    parser.add_argument("--iterations", type=int, default=10_000, help="meta-iterations (meta-batches)")
-    parser.add_argument("--meta-batch", type=int, default=25, help="tasks per meta-batch")
-    parser.add_argument("--steps", type=int, default=5, help="updates of the learner per task (T), "
-                                                             "in training and at test")
-    parser.add_argument("--hidden", type=int, default=20, help="units of the meta-learner's first LSTM")
-    parser.add_argument("--meta-lr", type=float, default=1e-3, help="Adam's learning rate")
-    parser.add_argument("--test-tasks", type=int, default=600)
-    parser.add_argument("--log-every", type=int, default=500,
-                        help="print the mean meta-loss and checkpoint every N iterations")
-    parser.add_argument("--seed", type=int, default=0)
+    """The options, each checked by its rule (``common.options``) before anything is built."""
+    parser = Parser(prog="python -m chapters.optimization.lstm_meta_learner",
+                    description="Meta-train the LSTM meta-learner on sinusoid regression and evaluate it.")
+    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="the framework that computes")
+    parser.add_argument("--shot", type=COUNT, default=10, help="support points per task (K)")
+    parser.add_argument("--query", type=COUNT, default=None, help="query points per training task (default: K)")
+    parser.add_argument("--iterations", type=COUNT, default=10_000, help="meta-iterations (meta-batches)")
+    parser.add_argument("--meta-batch", type=COUNT, default=25, help="tasks per meta-batch")
+    parser.add_argument("--steps", type=COUNT, default=5, help="updates of the learner per task (T), "
+                                                               "in training and at test")
+    parser.add_argument("--hidden", type=COUNT, default=20, help="units of the meta-learner's first LSTM")
+    parser.add_argument("--meta-lr", type=POSITIVE, default=1e-3, help="Adam's learning rate")
+    parser.add_argument("--test-tasks", type=COUNT, default=600, help="fixed test tasks the MSE is averaged over")
+    parser.add_argument("--log-every", type=COUNT, default=500,
+                        help="print the mean meta-loss and checkpoint every N iterations (--iterations must be "
+                             "a multiple)")
+    parser.add_argument("--seed", type=SEED, default=0, help="draws the training tasks and the initial weights")
     parser.add_argument("--out", default="runs", help="folder for the run's checkpoint, results and weights")
     args = parser.parse_args(argv)
     args.query = args.query or args.shot
-    for name in ("shot", "query", "iterations", "meta_batch", "steps", "hidden", "test_tasks", "log_every"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if not math.isfinite(args.meta_lr) or args.meta_lr <= 0:
-        raise ConfigError(f"--meta-lr must be a positive number, got {args.meta_lr}")
-    if args.iterations % args.log_every:
-        raise ConfigError(f"--iterations ({args.iterations}) must be a multiple of --log-every ({args.log_every})")
+    check_multiple("--iterations", args.iterations, "--log-every", args.log_every, "meta-iterations")
+    check_out(args.out)
     return args
 
 
@@ -141,7 +138,8 @@ def main(argv=None) -> dict:
 
     metadata = {"algorithm": ALGORITHM, "framework": args.framework, "learner": "SinusoidMLP 1-40-40-1",
                 "steps": k, "hidden": args.hidden}
-    save_weights(folder / "weights.npz", to_canonical(learner.meta_learner, args.framework), metadata)
+    with saving(folder / "weights.npz", after_failed_write(folder / "checkpoint.npz")):
+        save_weights(folder / "weights.npz", to_canonical(learner.meta_learner, args.framework), metadata)
     result = make_result(
         algorithm=ALGORITHM, framework=args.framework, dataset="sinusoid", way=1, shot=args.shot,
         query=TEST_QUERY, train_query=args.query, train_episodes=args.iterations, metric="mse",

@@ -16,11 +16,12 @@ Add ``--framework tf`` or ``keras`` for the other frameworks.
 from chapters.optimization.train import main
 from common.cli import run
 from common.errors import ConfigError
+from common.options import POSITIVE
 
 
 def add_arguments(parser):
-    parser.add_argument("--inner-lr-low", type=float, default=0.005, help="α starts uniform in [low, high]")
-    parser.add_argument("--inner-lr-high", type=float, default=0.1)
+    parser.add_argument("--inner-lr-low", type=POSITIVE, default=0.005, help="α starts uniform in [low, high]")
+    parser.add_argument("--inner-lr-high", type=POSITIVE, default=0.1, help="see --inner-lr-low")
     parser.add_argument("--first-order", action="store_true", help="drop the Hessian term (α still learns)")
 
 

@@ -26,11 +26,12 @@ updating it). Add ``--framework tf`` or ``keras``.
 from chapters.optimization.minibatches import INNER_OPTIMIZERS
 from chapters.optimization.train import main
 from common.cli import run
+from common.options import COUNT
 
 
 def add_arguments(parser):
     parser.add_argument("--no-anneal", action="store_true", help="keep ε constant instead of annealing it to 0")
-    parser.add_argument("--inner-batch", type=int, default=None,
+    parser.add_argument("--inner-batch", type=COUNT, default=None,
                         help="support examples per inner step, stepping through the (shuffled) support set "
                              "(default: all of them at every step)")
     parser.add_argument("--inner-optimizer", choices=INNER_OPTIMIZERS, default="sgd",

@@ -43,45 +43,42 @@ from chapters.optimization.train import ALGORITHMS, make_learner
 from common.cli import FRAMEWORKS, require_framework, run
 from common.data.sinusoid import SinusoidTasks, evaluation_tasks
 from common.devices import DEVICE_HELP, use_device
-from common.errors import ConfigError
 from common.evaluation import mean_ci95
+from common.files import saving
+from common.options import COUNT, POSITIVE, SEED, Parser, check_multiple, check_out
 from common.results import make_result, with_this_commit, write_result
-from common.training import TrainingDiverged, read_checkpoint, refuse_past, run_folder, write_checkpoint
+from common.training import (TrainingDiverged, after_failed_write, kept_checkpoint, read_checkpoint, refuse_past,
+                             run_folder, write_checkpoint)
 from common.weights import save_weights, to_canonical
 
 TEST_QUERY = 100  # query points of each fixed test task (the default of evaluation_tasks)
 
 
 def parse(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m chapters.optimization.sinusoid",
-                                     description="Meta-train and evaluate on sinusoid regression.")
-    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch")
-    parser.add_argument("--algorithm", choices=sorted(ALGORITHMS), default="maml")
-    parser.add_argument("--shot", type=int, default=10, help="support points per task (K)")
-    parser.add_argument("--query", type=int, default=None, help="query points per training task (default: K)")
-    parser.add_argument("--iterations", type=int, default=70_000, help="meta-iterations (meta-batches)")
-    parser.add_argument("--meta-batch", type=int, default=25, help="tasks per meta-batch")
-    parser.add_argument("--inner-lr", type=float, default=0.01, help="α, the inner step size (not Meta-SGD)")
-    parser.add_argument("--inner-steps", type=int, default=1, help="inner gradient steps in meta-training")
-    parser.add_argument("--meta-lr", type=float, default=1e-3, help="β, Adam's learning rate (Reptile: ε)")
-    parser.add_argument("--eval-steps", type=int, default=10, help="most inner steps at evaluation")
-    parser.add_argument("--test-tasks", type=int, default=600)
-    parser.add_argument("--log-every", type=int, default=1000,
-                        help="print the mean meta-loss and checkpoint every N iterations")
-    parser.add_argument("--seed", type=int, default=0)
+    """The options, each checked by its rule (``common.options``) before anything is built."""
+    parser = Parser(prog="python -m chapters.optimization.sinusoid",
+                    description="Meta-train and evaluate on sinusoid regression.")
+    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="the framework that computes")
+    parser.add_argument("--algorithm", choices=sorted(ALGORITHMS), default="maml", help="the meta-learner")
+    parser.add_argument("--shot", type=COUNT, default=10, help="support points per task (K)")
+    parser.add_argument("--query", type=COUNT, default=None, help="query points per training task (default: K)")
+    parser.add_argument("--iterations", type=COUNT, default=70_000, help="meta-iterations (meta-batches)")
+    parser.add_argument("--meta-batch", type=COUNT, default=25, help="tasks per meta-batch")
+    parser.add_argument("--inner-lr", type=POSITIVE, default=0.01, help="α, the inner step size (not Meta-SGD)")
+    parser.add_argument("--inner-steps", type=COUNT, default=1, help="inner gradient steps in meta-training")
+    parser.add_argument("--meta-lr", type=POSITIVE, default=1e-3, help="β, Adam's learning rate (Reptile: ε)")
+    parser.add_argument("--eval-steps", type=COUNT, default=10, help="most inner steps at evaluation")
+    parser.add_argument("--test-tasks", type=COUNT, default=600, help="fixed test tasks the MSE is averaged over")
+    parser.add_argument("--log-every", type=COUNT, default=1000,
+                        help="print the mean meta-loss and checkpoint every N iterations (--iterations must be "
+                             "a multiple)")
+    parser.add_argument("--seed", type=SEED, default=0, help="draws the training tasks and the initial weights")
     parser.add_argument("--out", default="runs", help="folder for the run's checkpoint, results and weights")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     args = parser.parse_args(argv)
     args.query = args.query or args.shot
-    for name in ("shot", "query", "iterations", "meta_batch", "inner_steps", "eval_steps", "test_tasks",
-                 "log_every"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    for name in ("inner_lr", "meta_lr"):
-        if not math.isfinite(getattr(args, name)) or getattr(args, name) <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(args, name)}")
-    if args.iterations % args.log_every:
-        raise ConfigError(f"--iterations ({args.iterations}) must be a multiple of --log-every ({args.log_every})")
+    check_multiple("--iterations", args.iterations, "--log-every", args.log_every, "meta-iterations")
+    check_out(args.out)
     return args
 
 
@@ -115,8 +112,7 @@ class History:
     def step(self, index: int, loss: float) -> None:
         if not math.isfinite(loss):
             raise TrainingDiverged(f"the meta-loss became {loss} at iteration {index:,}; lower the learning "
-                                   f"rates. The last good checkpoint ({self.folder / 'checkpoint.npz'}) "
-                                   f"is kept and resumes from there.")
+                                   f"rates; {kept_checkpoint(self.folder / 'checkpoint.npz')}")
         self.window.append(loss)
         if (index + 1) % self.args.log_every == 0:
             self.wall_seconds += time.perf_counter() - self.since
@@ -218,7 +214,8 @@ def main(argv=None) -> dict:
                                f"is kept in {folder}.")
 
     metadata = {"algorithm": args.algorithm, "framework": args.framework, "model": "SinusoidMLP 1-40-40-1"}
-    save_weights(folder / "weights.npz", to_canonical(learner.model, args.framework), metadata)
+    with saving(folder / "weights.npz", after_failed_write(folder / "checkpoint.npz")):
+        save_weights(folder / "weights.npz", to_canonical(learner.model, args.framework), metadata)
     extra = {f"mse_after_{s}_steps": mse[s][0] for s in mse if s not in (0, k)}
     extra.update({f"mse_after_{s}_steps_ci95": mse[s][1] for s in mse if s not in (0, k)})
     extra.update({f"diverged_tasks_after_{s}_steps": mse[s][2] for s in mse if mse[s][2]})

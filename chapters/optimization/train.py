@@ -36,6 +36,7 @@ from common.data import load_dataset
 from common.devices import torch_device, use_device
 from common.episodes import EpisodeSampler, MetaBatches, evaluation_episodes
 from common.errors import ConfigError
+from common.options import COUNT, POSITIVE, check_multiple, check_out
 from common.training import Run, train
 
 # algorithm -> the module (per framework) and class that implement it
@@ -47,13 +48,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, meta_batch: int, in
                          inner_steps: int, test_inner_steps: int, meta_lr: float) -> None:
     """The options of every optimization-based learner (defaults are each script's own; Meta-SGD,
     which learns its inner learning rates, passes ``inner_lr=None`` and has flags of its own)."""
-    parser.add_argument("--meta-batch", type=int, default=meta_batch, help="tasks per meta-iteration")
+    parser.add_argument("--meta-batch", type=COUNT, default=meta_batch, help="tasks per meta-iteration")
     if inner_lr is not None:
-        parser.add_argument("--inner-lr", type=float, default=inner_lr, help="α, the inner (adaptation) step size")
-    parser.add_argument("--inner-steps", type=int, default=inner_steps, help="inner steps in meta-training")
-    parser.add_argument("--test-inner-steps", type=int, default=test_inner_steps,
+        parser.add_argument("--inner-lr", type=POSITIVE, default=inner_lr, help="α, the inner (adaptation) step size")
+    parser.add_argument("--inner-steps", type=COUNT, default=inner_steps, help="inner steps in meta-training")
+    parser.add_argument("--test-inner-steps", type=COUNT, default=test_inner_steps,
                         help="inner steps on a test task's support set before it is scored")
-    parser.add_argument("--meta-lr", type=float, default=meta_lr, help="β (MAML, Meta-SGD) or ε (Reptile)")
+    parser.add_argument("--meta-lr", type=POSITIVE, default=meta_lr, help="β (MAML, Meta-SGD) or ε (Reptile)")
     parser.add_argument("--backbone", choices=BACKBONES, default="maxpool",
                         help="Conv-4 blocks: 'maxpool' (the paper's text: stride-1 conv, max-pool) or 'strided' "
                              "(Finn et al.'s released Omniglot code: stride-2 conv, mean of the final map; "
@@ -62,21 +63,19 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, meta_batch: int, in
     parser.add_argument("--transductive", action="store_true",
                         help="normalise the query set as one batch (Finn et al.'s code); labels the run "
                              "'<algorithm>-transductive'")
-    parser.add_argument("--eval-every", type=int, default=500, help="validate and checkpoint every N meta-iterations")
-    parser.add_argument("--val-episodes", type=int, default=100)
-    parser.add_argument("--test-episodes", type=int, default=600)
+    parser.add_argument("--eval-every", type=COUNT, default=500,
+                        help="validate and checkpoint every N meta-iterations (--episodes must be a multiple)")
+    parser.add_argument("--val-episodes", type=COUNT, default=100,
+                        help="fixed validation tasks scored at each checkpoint")
+    parser.add_argument("--test-episodes", type=COUNT, default=600, help="fixed test tasks scored at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def check_options(args) -> None:
-    """Clear errors for settings that cannot work, before any data is loaded or model built."""
-    for name in ("meta_batch", "inner_steps", "test_inner_steps", "episodes", "eval_every"):
-        value = getattr(args, name)
-        if value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    for name in ("inner_lr", "meta_lr"):
-        if hasattr(args, name) and (not np.isfinite(getattr(args, name)) or getattr(args, name) <= 0):
-            raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(args, name)}")
+    """Clear errors for settings that cannot work, before any data is loaded or model built (each
+    option's own rule is its type, checked while parsing: ``common.options``)."""
+    check_multiple("--episodes", args.episodes, "--eval-every", args.eval_every, "meta-iterations")
+    check_out(args.out)
     if args.test_way is not None and args.test_way != args.way:
         raise ConfigError(f"the network's head has --way {args.way} outputs, so it is tested {args.way}-way; "
                           f"drop --test-way {args.test_way}, or train a {args.test_way}-way model")
@@ -160,10 +159,11 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
     common_defaults = {key: defaults.pop(key) for key in
                        ("meta_batch", "inner_lr", "inner_steps", "test_inner_steps", "meta_lr")}
     test_shot = defaults.pop("test_shot", None)  # a script that trains on more shots than it tests
-    parser = episode_parser(f"Train {algorithm} (optimization-based meta-learning) on few-shot classification.",
-                            **defaults)
     # Training queries per class: the script's own default, else --shot, as in Finn et al.'s code.
-    parser.set_defaults(query=defaults.get("query"), test_shot=test_shot)
+    defaults.setdefault("query", None)
+    parser = episode_parser(f"Train {algorithm} (optimization-based meta-learning) on few-shot classification.",
+                            test_shot=test_shot, test_query=15, **defaults,
+                            episodes_help="meta-iterations (one meta-batch of --meta-batch tasks each)")
     add_common_arguments(parser, **common_defaults)
     if add_arguments is not None:
         add_arguments(parser)
@@ -175,7 +175,7 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
         algorithm = "fomaml"
 
     query = args.query or args.shot
-    test_shot, test_query = args.test_shot or args.shot, args.test_query or 15
+    test_shot, test_query = args.test_shot or args.shot, args.test_query
     train_set = load_dataset(args.dataset, "train", args.data_dir)
     val_set = load_dataset(args.dataset, "val", args.data_dir)
     test_set = load_dataset(args.dataset, "test", args.data_dir)

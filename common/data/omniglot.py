@@ -80,15 +80,21 @@ def load_omniglot(split: str = "train", data_dir=None, *, scheme: str = "vinyals
         raise ConfigError(f"Omniglot image_size must be between 8 and 105 pixels, not {image_size}")
 
     folder = data_root(data_dir) / "omniglot"
+    if scheme == "vinyals":  # the split file first: a damaged one stops the load before any decoding
+        wanted = read_vinyals_split(split, folder)
+        if not rotations:
+            wanted = [(name, 0) for name, angle in wanted if angle == 0]
     characters = {}  # "Alphabet/characterNN" -> (S, S) images of its 20 drawings
     for which in (("background", "evaluation") if scheme == "vinyals" else (LAKE_SPLITS[split],)):
         images, names = decoded_characters(which, folder, image_size)
         characters.update(zip(names, images))
 
     if scheme == "vinyals":
-        wanted = read_vinyals_split(split, folder)
-        if not rotations:
-            wanted = [(name, 0) for name, angle in wanted if angle == 0]
+        unknown = sorted({name for name, _ in wanted} - characters.keys())
+        if unknown:
+            raise CorruptDataError(f"{folder / 'splits' / 'vinyals' / VINYALS_SPLITS[split].filename} names "
+                                   f"characters Omniglot does not have ({', '.join(unknown[:3])}"
+                                   f"{' ...' if len(unknown) > 3 else ''}); delete it so that it is downloaded again")
     else:
         wanted = [(name, angle) for name in characters for angle in (ROTATIONS if rotations else (0,))]
 
@@ -104,13 +110,19 @@ def read_vinyals_split(split: str, folder: Path) -> list[tuple[str, int]]:
     """The (character, rotation) classes of a Vinyals split file, e.g. ("Greek/character01", 90)."""
     resource = VINYALS_SPLITS[split]
     path = fetch(resource, folder / "splits" / "vinyals", what=f"Omniglot Vinyals split {split!r}")
-    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise CorruptDataError(f"{path} cannot be read as text ({error}); delete it so that it is downloaded "
+                               f"again") from None
     classes = []
-    for line in lines:
-        alphabet, character, rotation = line.split("/")
-        if not rotation.startswith("rot") or int(rotation[3:]) not in ROTATIONS:
-            raise CorruptDataError(f"{path}: unexpected line {line!r}; delete the file so that it is downloaded again")
-        classes.append((f"{alphabet}/{character}", int(rotation[3:])))
+    for number, line in enumerate(lines, 1):
+        parts = line.split("/")
+        if len(parts) != 3 or not parts[2].startswith("rot") or not parts[2][3:].isdigit() \
+                or int(parts[2][3:]) not in ROTATIONS:
+            raise CorruptDataError(f"{path}, line {number}: {line!r} is not 'Alphabet/characterNN/rotDDD' (the file "
+                                   f"is damaged or cut short); delete it so that it is downloaded again")
+        classes.append((f"{parts[0]}/{parts[1]}", int(parts[2][3:])))
     if len({name for name, _ in classes}) != VINYALS_CHARACTERS[split]:
         raise CorruptDataError(f"{path} lists {len({n for n, _ in classes})} characters, the Vinyals "
                                f"{split} split has {VINYALS_CHARACTERS[split]}; delete it to download it again")

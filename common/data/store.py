@@ -11,9 +11,13 @@ Three rules, shared by every data set of the book:
 3. **Decode once.** Decoding thousands of PNG/JPEG files takes seconds to minutes; the decoded
    uint8 arrays are cached as ``.npy`` files (memory-mapped on load, so a second run needs well under
    two seconds). The cache folder is ``$METALEARN_CACHE``, else ``<data root>/cache`` when the data
-   root is writable, else ``~/.cache/metalearn`` (the offline copies may be read-only). A cache entry
-   records a fingerprint of its sources and is rebuilt when they change; it too is written to a
-   temporary folder and renamed, so an interrupted build never leaves a broken cache.
+   root is writable, else ``~/.cache/metalearn`` (the offline copies may be read-only). Read-only
+   means what ``common.files.writable`` says: a folder without write permission counts as read-only
+   even for root, who could write it, so a data copy protected with ``chmod a-w`` never receives a
+   cache. A cache entry records a fingerprint of its sources and is rebuilt when they change, or
+   when it is damaged (a truncated file); it too is written to a temporary folder and renamed, so
+   an interrupted build never leaves a broken cache. When no cache folder can be written, the
+   load stops before decoding, with a line that says to set ``$METALEARN_CACHE``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from typing import Callable
 
 import numpy as np
 
-from common.errors import DataNotFoundError, DownloadError
+from common.errors import ConfigError, DataNotFoundError, DownloadError, OutputError
+from common.files import reason, writable
 
 CACHE_FORMAT = 1  # bump to invalidate every cache entry when the decoding changes
 
@@ -42,25 +47,31 @@ CACHE_FORMAT = 1  # bump to invalidate every cache entry when the decoding chang
 
 def data_root(data_dir: str | os.PathLike | None = None) -> Path:
     """The folder that holds every data set: ``data_dir``, else ``$METALEARN_DATA``, else ``./data``."""
-    if data_dir is None:
-        data_dir = os.environ.get("METALEARN_DATA") or "data"
-    return Path(data_dir).expanduser().resolve()
+    if data_dir is not None:
+        given = f"--data-dir {data_dir}"
+    elif os.environ.get("METALEARN_DATA"):
+        data_dir = os.environ["METALEARN_DATA"]
+        given = f"METALEARN_DATA={data_dir}"
+    else:
+        data_dir = given = "data"
+    root = Path(data_dir).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{given} is a file, not a folder: point it at the folder that holds the data sets "
+                          f"(omniglot/, mini-imagenet/, cifar100/)")
+    return root
 
 
 def cache_root(root: Path) -> Path:
     """Where decoded arrays go (see the module docstring for the order of choices)."""
     if os.environ.get("METALEARN_CACHE"):
-        return Path(os.environ["METALEARN_CACHE"]).expanduser().resolve()
-    if _writable(root):
+        cache = Path(os.environ["METALEARN_CACHE"]).expanduser().resolve()
+        if cache.exists() and not cache.is_dir():
+            raise ConfigError(f"METALEARN_CACHE={os.environ['METALEARN_CACHE']} is a file, not a folder: point it "
+                              f"at a folder for the decoded-image cache")
+        return cache
+    if writable(root):
         return root / "cache"
     return Path.home() / ".cache" / "metalearn"
-
-
-def _writable(folder: Path) -> bool:
-    """True when ``folder`` exists and we may create files in it, or could create it."""
-    while not folder.exists():
-        folder = folder.parent
-    return os.access(folder, os.W_OK)
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,35 +188,73 @@ def cached_arrays(entry: Path, fingerprint: dict, build: Callable[[], tuple[dict
     counts) stored beside them. Arrays come back memory-mapped and read-only.
     """
     key = {"format": CACHE_FORMAT, "sources": fingerprint}
-    meta_path = entry / "meta.json"
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("key") == key:
-            arrays = {name: np.load(entry / f"{name}.npy", mmap_mode="r") for name in meta["arrays"]}
-            return arrays, meta["info"]
+    if (entry / "meta.json").exists():
+        try:
+            found = _read_entry(entry, key)
+        except _Damaged as damage:
+            print(f"note: the cache entry {entry} is damaged ({damage}); rebuilding it from the source files",
+                  file=sys.stderr)
+        else:
+            if found is not None:
+                return found
+    if not writable(entry.parent):  # before the decoding, which can take minutes
+        raise OutputError(
+            f"the decoded-image cache cannot be written: {entry.parent} is read-only (the cache goes to "
+            f"$METALEARN_CACHE, else <data root>/cache, else ~/.cache/metalearn); set METALEARN_CACHE to a "
+            f"folder you can write, e.g. export METALEARN_CACHE=$PWD/.cache")
     arrays, info = build()
     _write_entry(entry, key, arrays, info)
     return {name: np.load(entry / f"{name}.npy", mmap_mode="r") for name in arrays}, info
 
 
-def _write_entry(entry: Path, key: dict, arrays: dict, info: dict) -> None:
-    """Write a cache entry to a temporary folder, then rename it into place (never half-written)."""
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    staging = entry.with_name(f"{entry.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+class _Damaged(Exception):
+    """A cache entry whose files cannot be what ``meta.json`` says (cut short, say)."""
+
+
+def _read_entry(entry: Path, key: dict) -> tuple[dict, dict] | None:
+    """The arrays and info of a complete entry made from ``key``'s sources; None for an entry of
+    other sources (stale, to be rebuilt). Raises :class:`_Damaged` when a file is unreadable or
+    shorter than its header says: memory-mapping checks each array's size against the file's."""
     try:
-        for name, array in arrays.items():
-            np.save(staging / f"{name}.npy", np.ascontiguousarray(array))
-        meta = {"key": key, "arrays": list(arrays), "info": info}
-        (staging / "meta.json").write_text(json.dumps(meta))
-        shutil.rmtree(entry, ignore_errors=True)
-        try:
-            os.replace(staging, entry)
-        except OSError:
-            # Another process built the same entry between our rmtree and rename (parallel runs
-            # on an empty cache): theirs is as good as ours, keep it.
-            if not (entry / "meta.json").exists():
-                raise
+        meta = json.loads((entry / "meta.json").read_text())
+        if meta.get("key") != key:
+            return None
+        arrays = {name: np.load(entry / f"{name}.npy", mmap_mode="r") for name in meta["arrays"]}
+        for name, (shape, dtype) in meta.get("shapes", {}).items():  # recorded since entries are checked
+            if list(arrays[name].shape) != shape or str(arrays[name].dtype) != dtype:
+                raise ValueError(f"{name}.npy holds {arrays[name].dtype} {arrays[name].shape}, not {dtype} {shape}")
+        return arrays, meta["info"]
+    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError) as error:
+        raise _Damaged(f"{type(error).__name__}: {error}") from None
+
+
+def _write_entry(entry: Path, key: dict, arrays: dict, info: dict) -> None:
+    """Write a cache entry to a temporary folder, then rename it into place (never half-written).
+    A failed write (a full disk) is one line; nothing of the entry is left behind."""
+    staging = entry.with_name(f"{entry.name}.tmp-{os.getpid()}")
+    try:
+        _stage_and_rename(entry, staging, key, arrays, info)
+    except OSError as error:
+        raise OutputError(f"could not write the cache entry {entry} ({reason(error)}); nothing of it was kept: free "
+                          f"some disk space, or set METALEARN_CACHE to a folder on another disk") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _stage_and_rename(entry: Path, staging: Path, key: dict, arrays: dict, info: dict) -> None:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for name, array in arrays.items():
+        np.save(staging / f"{name}.npy", np.ascontiguousarray(array))
+    shapes = {name: [list(np.shape(array)), str(np.asarray(array).dtype)] for name, array in arrays.items()}
+    meta = {"key": key, "arrays": list(arrays), "shapes": shapes, "info": info}
+    (staging / "meta.json").write_text(json.dumps(meta))
+    shutil.rmtree(entry, ignore_errors=True)
+    try:
+        os.replace(staging, entry)
+    except OSError:
+        # Another process built the same entry between our rmtree and rename (parallel runs
+        # on an empty cache): theirs is as good as ours, keep it.
+        if not (entry / "meta.json").exists():
+            raise
