@@ -20,7 +20,7 @@ from chapters.model_based.mann_tf import rmsprop
 from common.adapters import keras_episodes
 from common.episodic_keras import LogCallback
 from common.episodic_tf import load_optimizer_arrays, optimizer_arrays
-from common.weights import canonical_to_keras, keras_to_canonical
+from common.weights import canonical_to_keras, keras_to_canonical, model_state, model_weights
 
 MEMORY_INIT = 1e-6  # every memory cell starts at this small constant: a cosine needs a nonzero row
 NORM_EPS = 1e-8     # inside the square roots of the norms: a zeroed row has a finite gradient
@@ -182,12 +182,12 @@ class SequenceLearner:
         return {"logits": ops.convert_to_numpy(logits)[0], **{k: ops.convert_to_numpy(v)[0] for k, v in states.items()}}
 
     def state(self) -> dict:
-        arrays = {f"model.{k}": v for k, v in keras_to_canonical(self.network).items()}
+        arrays = model_state(keras_to_canonical(self.network))
         arrays.update(optimizer_arrays(self.network.optimizer))
         return arrays
 
     def load_state(self, arrays: dict) -> None:
-        canonical_to_keras({k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, self.network)
+        canonical_to_keras(model_weights(arrays), self.network)
         load_optimizer_arrays(self.network.optimizer, arrays)
 
     def fit(self, sampler, start: int, log, progress: bool = True) -> None:
