@@ -100,6 +100,25 @@ def test_results_table_command(tmp_path):
     assert done.returncode == 2 and "broken.json is not valid JSON" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_chapter_gets_its_rows_between_its_markers(tmp_path):
+    """`table --into` rewrites only what lies between the two marker lines, and again the same way."""
+    from common.results import TABLE_BEGIN, TABLE_END
+    results = tmp_path / "results"
+    write_result(a_result(framework="tf"), results)
+    chapter = tmp_path / "README.md"
+    chapter.write_text(f"# A chapter\n\nBefore.\n\n{TABLE_BEGIN}\nold rows\n{TABLE_END}\n\nAfter.\n")
+    command = [sys.executable, "-m", "common.results", "table", str(results), "--into", str(chapter)]
+    for _ in range(2):
+        done = subprocess.run(command, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        text = chapter.read_text()
+        assert "old rows" not in text and "| protonet | omniglot | 5 | 1 |" in text
+        assert text.startswith("# A chapter\n\nBefore.\n") and text.endswith(f"{TABLE_END}\n\nAfter.\n")
+    chapter.write_text("# No markers\n")
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 2 and "needs one line" in done.stderr and "Traceback" not in done.stderr
+    assert chapter.read_text() == "# No markers\n"
+
 def test_regression_results_carry_mse_instead_of_accuracy(tmp_path):
     fields = dict(algorithm="maml", framework="tf", dataset="sinusoid", way=1, shot=10, query=100,
                   train_episodes=70000, metric="mse", mse=0.81, mse_ci95=0.05, wall_seconds=10.0,
