@@ -24,7 +24,7 @@ $(STAMP): requirements.txt
 # The headline demo: Prototypical Networks (PyTorch) on Omniglot, a short schedule (20-way training,
 # 600 episodes), tested on the 600 fixed 5-way 1-shot episodes. Run again, it resumes its checkpoint.
 demo: setup
-	$(PY) -m common.viewer --dataset omniglot --way 5 --shot 1 --query 5 --out episode.png
+	$(PY) -m tools.viewer --dataset omniglot --way 5 --shot 1 --query 5 --out episode.png
 	$(PY) -m chapters.metric.protonet --framework torch --way 20 --shot 1 --query 5 \
 	    --test-way 5 --test-shot 1 --test-query 15 --episodes 600 --eval-every 200 --val-episodes 50 --out runs/demo
 

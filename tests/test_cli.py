@@ -23,7 +23,7 @@ def run(*args, env=None):
 ])
 def test_viewer_rejects_bad_settings_clearly(args, message, tmp_path):
     require_data("omniglot/images_background.zip")
-    done = run("-m", "common.viewer", "--out", str(tmp_path / "e.png"), *args)
+    done = run("-m", "tools.viewer", "--out", str(tmp_path / "e.png"), *args)
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
@@ -35,7 +35,7 @@ def test_missing_data_offline_names_the_folder(tmp_path):
     code = ("import common.data.omniglot as o, common.data.store as s;"
             "o.VINYALS_SPLITS['train'] = s.Resource('train.txt', 'http://127.0.0.1:9/train.txt', sha256='0');"
             "o.ARCHIVES['background'] = s.Resource('images_background.zip', 'http://127.0.0.1:9/b.zip', md5='0');"
-            "from common.viewer import main; from common.cli import run; run(main, ['--out', 'x.png'])")
+            "from tools.viewer import main; from common.cli import run; run(main, ['--out', 'x.png'])")
     done = run("-c", code, env=env)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "nothing-here/omniglot" in done.stderr and "is missing and the download failed" in done.stderr
