@@ -56,9 +56,10 @@ class Number:
     def allowed(self) -> str:
         if self.positive:
             return "a positive number" + self.note
-        low, high = (self.kind(limit) if math.isfinite(limit) else limit for limit in (self.minimum, self.maximum))
-        if math.isfinite(high):
-            return f"a whole number from {low} to {high}" + self.note
+        low, high = ("" if not math.isfinite(limit) else f"{limit:g}" if self.kind is float else str(int(limit))
+                     for limit in (self.minimum, self.maximum))
+        if high:
+            return f"{'a whole number' if self.kind is int else 'a number'} between {low} and {high}" + self.note
         return f"at least {low}" + self.note
 
     def problem(self, value) -> str | None:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from chapters.metric import matching, siamese
+from chapters.model_based import mann, snail
 from chapters.metric import train as metric_train
 from chapters.optimization import lstm_meta_learner, maml, metasgd, reptile, sinusoid
 from chapters.optimization.train import main as optimization_main
@@ -47,8 +48,10 @@ SCRIPTS = {
     "reptile": optimization_script(reptile, "reptile"),
     "sinusoid": sinusoid.main,
     "lstm-meta-learner": lstm_meta_learner.main,
+    "snail": snail.main,
+    "mann": mann.main,
 }
-EPISODIC = ("protonet", "matching", "siamese", "maml", "metasgd", "reptile")
+EPISODIC = ("protonet", "matching", "siamese", "maml", "metasgd", "reptile", "snail")
 METRIC = ("protonet", "matching", "siamese")
 OPTIMIZATION = ("maml", "metasgd", "reptile")
 
@@ -89,6 +92,12 @@ CASES = ([(script, *case) for script in EPISODIC for case in EVERY_EPISODIC]
             ("metasgd", ["--inner-lr-low", "0"], "--inner-lr-low", "0"),
             ("matching", ["--fce-steps", "0"], "--fce-steps", "0")]
          + [(script, *case) for script in ("sinusoid", "lstm-meta-learner") for case in SINUSOID]
+         + [("snail", ["--lr", "nan"], "--lr", "nan"), ("snail", ["--decay-every", "-1"], "--decay-every", "-1")]
+         + [("mann", *case) for case in [
+             (["--episodes", "0"], "--episodes", "0"), (["--eval-every", "0"], "--eval-every", "0"),
+             (["--way", "1"], "--way", "1"), (["--seed", "-1"], "--seed", "-1"), (["--lr", "nan"], "--lr", "nan"),
+             (["--gamma", "1.5"], "--gamma", "1.5"), (["--batch", "0"], "--batch", "0"),
+             (["--episodes", "150", "--eval-every", "100"], "--episodes", "150")]]
          + [("lstm-meta-learner", ["--steps", "0"], "--steps", "0"),
             ("lstm-meta-learner", ["--hidden", "0"], "--hidden", "0"),
             ("sinusoid", ["--eval-steps", "0"], "--eval-steps", "0")])

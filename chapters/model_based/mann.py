@@ -38,10 +38,8 @@ The memory itself (the equations of Section 3 of the paper) is in ``mann_torch.p
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
-import math
 
 import numpy as np
 
@@ -169,34 +167,38 @@ def presentation_accuracy(predict, episodes, presentations=REPORTED_PRESENTATION
 # -------------------------------------------------------------------------------- the script
 
 def parse_args(argv=None):
+    """The options, each checked by its rule (``common.options``) while parsing."""
     from common.cli import FRAMEWORKS
     from common.devices import DEVICE_HELP
+    from common.options import COUNT, POSITIVE, SEED, WAY, Number, Parser
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m chapters.model_based.mann",
         description="Train a memory-augmented network (Santoro et al. 2016) or its LSTM baseline on "
                     "online Omniglot episodes, then test its accuracy per presentation.")
-    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch")
+    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="the framework that computes")
     parser.add_argument("--model", choices=("mann", "lstm"), default="mann",
                         help="mann: LSTM controller + LRUA memory; lstm: the controller alone (baseline)")
-    parser.add_argument("--way", type=int, default=PAPER["way"], help="classes per episode")
-    parser.add_argument("--presentations", type=int, default=PAPER["presentations"],
+    parser.add_argument("--way", type=WAY, default=PAPER["way"], help="classes per episode")
+    parser.add_argument("--presentations", type=COUNT, default=PAPER["presentations"],
                         help="drawings of each class per episode (sequence length way x presentations)")
-    parser.add_argument("--episodes", type=int, default=100_000, help="training batches (updates)")
-    parser.add_argument("--batch", type=int, default=PAPER["batch"], help="episodes per update")
-    parser.add_argument("--controller", type=int, default=PAPER["controller"], help="LSTM units")
-    parser.add_argument("--memory-rows", type=int, default=PAPER["memory_rows"])
-    parser.add_argument("--memory-width", type=int, default=PAPER["memory_width"])
-    parser.add_argument("--read-heads", type=int, default=PAPER["read_heads"])
-    parser.add_argument("--gamma", type=float, default=PAPER["gamma"], help="usage decay γ")
-    parser.add_argument("--lr", type=float, default=PAPER["lr"], help="RMSProp learning rate")
-    parser.add_argument("--image-size", type=int, default=PAPER["image_size"])
+    parser.add_argument("--episodes", type=COUNT, default=100_000, help="training batches (updates)")
+    parser.add_argument("--batch", type=COUNT, default=PAPER["batch"], help="episodes per update")
+    parser.add_argument("--controller", type=COUNT, default=PAPER["controller"], help="LSTM units")
+    parser.add_argument("--memory-rows", type=COUNT, default=PAPER["memory_rows"], help="rows of the memory")
+    parser.add_argument("--memory-width", type=COUNT, default=PAPER["memory_width"], help="width of a memory row")
+    parser.add_argument("--read-heads", type=COUNT, default=PAPER["read_heads"], help="read heads")
+    parser.add_argument("--gamma", type=Number(float, 0, 1), default=PAPER["gamma"], help="usage decay γ")
+    parser.add_argument("--lr", type=POSITIVE, default=PAPER["lr"], help="RMSProp learning rate")
+    parser.add_argument("--image-size", type=Number(int, 8, 105), default=PAPER["image_size"],
+                        help="side of the square images, pixels")
     parser.add_argument("--shift", type=float, default=2.0, help="random translation of training images, pixels")
     parser.add_argument("--angle", type=float, default=10.0, help="random rotation of training images, degrees")
-    parser.add_argument("--eval-every", type=int, default=500, help="validate and checkpoint every N updates")
-    parser.add_argument("--val-episodes", type=int, default=100)
-    parser.add_argument("--test-episodes", type=int, default=600)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=COUNT, default=500,
+                        help="validate and checkpoint every N updates (--episodes must be a multiple)")
+    parser.add_argument("--val-episodes", type=COUNT, default=100, help="fixed validation episodes")
+    parser.add_argument("--test-episodes", type=COUNT, default=600, help="fixed test episodes")
+    parser.add_argument("--seed", type=SEED, default=0, help="draws the training episodes and the initial weights")
     parser.add_argument("--data-dir", default=None, help="data root (default: $METALEARN_DATA, else ./data)")
     parser.add_argument("--out", default="runs", help="folder for checkpoints, curves and results")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -205,20 +207,15 @@ def parse_args(argv=None):
 
 
 def check_options(args) -> None:
-    """Clear errors for settings that cannot work, before any data is loaded or model built."""
-    for name in ("way", "presentations", "episodes", "batch", "controller", "memory_rows", "memory_width",
-                 "read_heads", "eval_every", "val_episodes", "test_episodes"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if not 0 <= args.gamma <= 1:
-        raise ConfigError(f"--gamma (usage decay) must be between 0 and 1, got {args.gamma}")
-    if not math.isfinite(args.lr) or args.lr <= 0:
-        raise ConfigError(f"--lr must be a positive number, got {args.lr}")
+    """Clear errors for settings that cannot work together, before any data is loaded or model built
+    (each option's own rule is its type: ``common.options``)."""
+    from common.options import check_multiple, check_out
+
     if args.read_heads > args.memory_rows:
         raise ConfigError(f"--read-heads {args.read_heads} needs as many least-used rows, but the memory "
                           f"has {args.memory_rows}; use --memory-rows {args.read_heads} or more")
-    if args.episodes % min(args.eval_every, args.episodes):
-        raise ConfigError(f"--episodes ({args.episodes}) must be a multiple of --eval-every ({args.eval_every})")
+    check_multiple("--episodes", args.episodes, "--eval-every", args.eval_every, "updates")
+    check_out(args.out)
 
 
 def network_settings(args) -> dict:

@@ -138,20 +138,24 @@ def main(argv=None) -> dict:
     from common.data import load_dataset
     from common.devices import use_device
     from common.episodes import EpisodeSampler, FixedEpisodes, evaluation_episodes
+    from common.options import COUNT, DECAY_EVERY, POSITIVE, check_multiple, check_out
     from common.training import Run, train
 
+    # test_query=15: the book's test episodes, 15 queries per class.
     parser = episode_parser("Train SNAIL (Mishra et al. 2018) on few-shot episodes.", way=5, shot=1, query=5,
-                            episodes=20000)
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--decay-every", type=int, default=0,
+                            episodes=20000, test_query=15)
+    parser.add_argument("--lr", type=POSITIVE, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--decay-every", type=DECAY_EVERY, default=0,
                         help="halve the learning rate every this many episodes (0: never)")
-    parser.add_argument("--eval-every", type=int, default=500, help="validate and checkpoint every N episodes")
-    parser.add_argument("--val-episodes", type=int, default=100)
-    parser.add_argument("--test-episodes", type=int, default=600)
-    parser.set_defaults(test_query=15)  # the book's test episodes: 15 queries per class
+    parser.add_argument("--eval-every", type=COUNT, default=500,
+                        help="validate and checkpoint every N episodes (--episodes must be a multiple)")
+    parser.add_argument("--val-episodes", type=COUNT, default=100, help="fixed validation episodes scored at each checkpoint")
+    parser.add_argument("--test-episodes", type=COUNT, default=600, help="fixed test episodes scored at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # each option's rule is its type (common.options)
     require_framework(args.framework)
+    check_multiple("--episodes", args.episodes, "--eval-every", args.eval_every)
+    check_out(args.out)
     test_way, test_shot = args.test_way or args.way, args.test_shot or args.shot
     check_setting(args.way, args.shot, test_way, test_shot)
     if args.query < 1 or args.test_query < 1:
