@@ -69,7 +69,7 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--meta-batch", type=COUNT, default=25, help="tasks per meta-batch")
     parser.add_argument("--steps", type=COUNT, default=5, help="updates of the learner per task (T), "
                                                                "in training and at test")
-    parser.add_argument("--hidden", type=COUNT, default=20, help="units of the meta-learner's first LSTM")
+    parser.add_argument("--hidden", type=COUNT, default=HIDDEN, help="units of the meta-learner's first LSTM")
     parser.add_argument("--meta-lr", type=POSITIVE, default=1e-3, help="Adam's learning rate")
     parser.add_argument("--test-tasks", type=COUNT, default=600, help="fixed test tasks the MSE is averaged over")
     parser.add_argument("--log-every", type=COUNT, default=500,
