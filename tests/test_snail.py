@@ -10,6 +10,7 @@ Sizes are the paper's blocks on a small 3-way 2-shot episode (T = 7, three dense
 block), so the whole file runs in seconds.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -178,11 +179,17 @@ def bad_episode(shot=SHOT, query=QUERY, label_offset=0):
     return episode._replace(support_y=episode.support_y + label_offset, query_x=episode.query_x[:query * WAY])
 
 
+@functools.lru_cache(maxsize=1)
+def float32_models():
+    """Built once for the bad-input cases, which change no weight."""
+    return three_models("float32")
+
+
 @pytest.mark.parametrize("case", BAD)
 def test_bad_episodes_get_a_clear_error_in_every_framework(case):
     changes, message = BAD[case]
     episode = bad_episode(**changes)
-    torch_model, tf_model, keras_model = three_models("float32")
+    torch_model, tf_model, keras_model = float32_models()
     with pytest.raises(ConfigError, match=message):
         torch_model(*torch_inputs(episode))
     with pytest.raises(ConfigError, match=message):
