@@ -90,10 +90,27 @@ def without_generated_table(text: str) -> str:
     return head + rest.split(TABLE_END)[1]
 
 
+def prose_lines(text: str) -> list[str]:
+    """The lines a reader reads as text: not the generated table, not a figure (its image line and
+    the italic caption paragraph right after it)."""
+    prose, in_caption, after_figure = [], False, False
+    for line in without_generated_table(text).splitlines():
+        if line.startswith("!["):
+            after_figure = True
+            continue
+        if after_figure and not line.strip():
+            continue
+        if after_figure and line.startswith("*") or in_caption and line.strip():
+            in_caption, after_figure = True, False
+            continue
+        in_caption = after_figure = False
+        prose.append(line)
+    return prose
+
+
 @pytest.mark.parametrize("path", CHAPTER_TEXTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_chapter_texts_stay_readable_in_length(path):
-    lines = len([line for line in without_generated_table(path.read_text(encoding="utf-8")).splitlines()
-                 if not line.startswith("![")])
+    lines = len(prose_lines(path.read_text(encoding="utf-8")))
     assert lines <= LONGEST_CHAPTER, (f"{path.relative_to(ROOT)} has {lines} lines of prose (at most "
                                       f"{LONGEST_CHAPTER}): per-run notes belong in results/<chapter>/NOTES.md")
 
@@ -106,6 +123,11 @@ def test_a_chapters_results_table_is_the_generated_one(path):
     table = results_table(load_results(ROOT / "results" / path.parent.name))
     assert text == replace_table(text, table), (f"{path.relative_to(ROOT)}'s results table is out of date: "
                                                 "run `make results`")
+
+
+def test_a_figure_and_its_caption_are_not_prose():
+    text = "One.\n\n![a figure](figures/x.png)\n\n*Its caption,\nover two lines.*\n\nTwo.\n"
+    assert [line for line in prose_lines(text) if line] == ["One.", "Two."]
 
 
 def test_the_checks_catch_what_they_look_for(tmp_path):
