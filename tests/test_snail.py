@@ -76,7 +76,7 @@ def test_forward_attention_loss_and_gradients_agree(dtype):
                 logits, attentions, support = model.read(episode.support_x, episode.support_y, episode.query_x,
                                                          training=True)
             else:
-                logits, attentions, support = model.read((episode.support_x, episode.support_y, episode.query_x),
+                logits, attentions, support = model.read(episode.support_x, episode.support_y, episode.query_x,
                                                          training=True)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(episode.query_y, logits))
         variables = model.trainable_variables

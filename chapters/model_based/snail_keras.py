@@ -16,7 +16,7 @@ from keras import ops
 import tensorflow as tf
 
 from chapters.model_based import snail
-from chapters.model_based.snail_tf import check_episode  # the book's Keras runs on TensorFlow
+from chapters.model_based import snail_tf
 from common.backbones.conv4_keras import Conv4, torch_like_init
 from common.episodic_keras import EpisodicModel
 
@@ -26,7 +26,13 @@ def shift(support, dilation):
     return ops.pad(support, [[dilation, 0], [0, 0]])
 
 
-def dense(units: int):
+def check_episode(support_y, query_x, way: int, shot: int) -> list:
+    """``snail.check_episode`` before any computation; in a compiled step, assertions with the same
+    messages (the book's Keras runs on TensorFlow: ``snail_tf.check_episode``)."""
+    return snail_tf.check_episode(support_y, query_x, way, shot)
+
+
+def _dense(units: int):
     """A dense layer initialised as PyTorch's ``nn.Linear``: kernel and bias uniform in +-1/sqrt(fan_in)."""
     return keras.layers.Dense(units, kernel_initializer=torch_like_init())
 
@@ -91,7 +97,7 @@ class AttentionBlock(keras.layers.Layer):
 
     def __init__(self, in_channels: int, key_size: int, value_size: int, **kwargs):
         super().__init__(**kwargs)
-        self.keys, self.queries, self.values = dense(key_size), dense(key_size), dense(value_size)
+        self.keys, self.queries, self.values = _dense(key_size), _dense(key_size), _dense(value_size)
         self.scale = 1 / math.sqrt(key_size)
 
     def call(self, support, query):
@@ -132,12 +138,11 @@ class SNAIL(EpisodicModel):
         self.tc2 = TCBlock(channels + value2, length, filters2)
         channels += value2 + filters2 * len(self.tc2.blocks)
         self.attention3 = AttentionBlock(channels, key3, value3)
-        self.classifier = dense(way)
+        self.classifier = _dense(way)
 
-    def read(self, inputs, training=False):
+    def read(self, support_x, support_y, query_x, training=False):
         """(query logits (Q, way), the three attention blocks' query weights, each (Q, S + 1), and the
         support sequence's features after the last block, (S, C): what every step of it carries)."""
-        support_x, support_y, query_x = inputs
         with tf.control_dependencies(check_episode(support_y, query_x, self.way, self.shot)):
             embeddings = self.encoder(ops.concatenate([support_x, query_x], axis=0), training=training)
         n_support = ops.shape(support_x)[0]
@@ -151,4 +156,4 @@ class SNAIL(EpisodicModel):
         return self.classifier(query), [attention1, attention2, attention3], support
 
     def call(self, inputs, training=False):
-        return self.read(inputs, training)[0]
+        return self.read(*inputs, training=training)[0]

@@ -87,6 +87,11 @@ class TCBlock(nn.Module):
         return support, query
 
 
+def check_episode(support_y, query_x, way: int, shot: int) -> None:
+    """``snail.check_episode``: a ``ConfigError`` that says what to change, before any computation."""
+    snail.check_episode(support_y.cpu().numpy(), len(query_x), way, shot)
+
+
 def causal_mask(length: int) -> torch.Tensor:
     """(T, T) booleans, True where position t may read position s: s <= t."""
     return torch.ones(length, length, dtype=torch.bool).tril()
@@ -150,7 +155,7 @@ class SNAIL(nn.Module):
     def read(self, support_x, support_y, query_x):
         """(query logits (Q, way), the three attention blocks' query weights, each (Q, S + 1), and the
         support sequence's features after the last block, (S, C): what every step of it carries)."""
-        snail.check_episode(support_y.cpu().numpy(), len(query_x), self.way, self.shot)
+        check_episode(support_y, query_x, self.way, self.shot)
         # Support and query through the encoder as one batch (BatchNorm: as the other chapters).
         embeddings = self.encoder(torch.cat([support_x, query_x]))
         n_support = len(support_x)
