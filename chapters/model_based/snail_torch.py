@@ -33,8 +33,9 @@ from common.backbones.conv4_torch import Conv4
 
 
 def shift(support: torch.Tensor, dilation: int) -> torch.Tensor:
-    """The support rows with ``dilation`` zero rows before them, (S + R, C): row t + R - R = t - R
-    is what position t's first tap reads, row S what a query (position S) reads."""
+    """The support rows with ``dilation`` = R zero rows before them, (S + R, C). Row t of the result
+    is x_{t-R} (zeros for t < R), what position t's first tap reads; row S is what a query, one step
+    after the support at position S, reads."""
     return F.pad(support, (0, 0, dilation, 0))
 
 
