@@ -4,8 +4,8 @@
     python -m chapters.model_based.benchmark_snail --way 20 --shot 5
 
 One iteration is what ``common.training`` calls once per episode: a forward pass, the gradients and
-one optimizer step, PyTorch eagerly, TensorFlow inside ``tf.function`` (and, as a second row, with
-XLA's ``jit_compile``), Keras through its compiled ``train_on_batch``. Every learner trains on the
+one optimizer step, PyTorch eagerly, TensorFlow inside ``tf.function``, Keras through its compiled
+``train_on_batch`` (each of the two also with XLA's ``jit_compile``, as a second row). Every learner trains on the
 same episodes; the first few steps are not timed (tracing, allocation). The table gives CPU seconds
 (one thread on one core: what a free core would take) beside wall-clock seconds. Writes
 ``results/model_based/timing_snail_<way>w<shot>s.json`` and ``.md``.
@@ -50,6 +50,10 @@ def snail_learners(args, dataset, sampler):
             xla = build_learner("tf", dataset.image_shape[-1], args.way, args.shot, sampler.episode(0), 1e-3, None, 0)
             xla._train_step = tf.function(xla._step, jit_compile=True)
             yield "tf (XLA)", framework, xla.train_step
+        if framework == "keras":
+            xla = build_learner("keras", dataset.image_shape[-1], args.way, args.shot, sampler.episode(0), 1e-3, None, 0)
+            xla.model.compile(optimizer=xla.model.optimizer, jit_compile=True)
+            yield "keras (XLA)", framework, xla.train_step
 
 
 def snail_sampler(args, dataset):
