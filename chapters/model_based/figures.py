@@ -51,7 +51,8 @@ def draw_presentations(data: dict):
         ax.plot(ks, list(panel["paper"].values()), color=PAPER_COLOUR, linestyle="--", marker="_", markersize=12,
                 label="paper")
         for offset, (framework, run) in zip((-0.12, 0, 0.12), panel["ours"].items()):
-            points = [(int(k), *v) for k, v in run["presentations"].items() if int(k) in ks]
+            # in order of presentation: the results store them under text keys, where "10" sorts before "2"
+            points = sorted((int(k), *v) for k, v in run["presentations"].items() if int(k) in ks)
             ax.errorbar([k + offset for k, _, _ in points], [m for _, m, _ in points], [c for _, _, c in points],
                         marker="o", markersize=4, capsize=2, color=FRAMEWORK_COLOURS[framework],
                         label=f"{FRAMEWORK_NAMES[framework]} ({run['updates']:,} updates)")
