@@ -21,6 +21,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 from common.errors import OutputError
 
@@ -57,20 +58,28 @@ def saving(path: str | os.PathLike, kept: str):
         raise OutputError(f"could not write {path} ({reason(error)}); {kept}") from None
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` all or nothing: a temporary file beside it, then a rename.
-    On failure the temporary file is removed and the ``OSError`` propagates."""
+def write_with(path: str | os.PathLike, fill: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` all or nothing: ``fill(f)`` writes a temporary file beside it, which is
+    flushed to disk and then renamed over ``path``. On failure the temporary file is removed and
+    the ``OSError`` propagates, so ``path`` is either the old file or the whole new one."""
     path = Path(path)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; results are meant to be read by all
+            fill(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; results and weights are meant to be read by all
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """:func:`write_with` for bytes already in memory."""
+    write_with(path, lambda f: f.write(data))
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

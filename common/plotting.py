@@ -62,7 +62,7 @@ def style():
 
 
 def use_style() -> None:
-    """The book's style for the rest of the session (a notebook's first cell)."""
+    """The book's style for every later figure of this Python process (a notebook's first cell)."""
     import matplotlib as mpl
     from cycler import cycler
 

@@ -60,10 +60,8 @@ No framework is imported until a converter for it is called.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -71,6 +69,7 @@ from typing import Any, Callable
 import numpy as np
 
 from common.errors import ConfigError, CorruptDataError
+from common.files import write_with
 
 FRAMEWORKS = ("torch", "tf", "keras")
 _METADATA_KEY = "__metadata__"
@@ -96,20 +95,8 @@ def save_weights(path, weights: Mapping[str, np.ndarray], metadata: dict | None 
         raise ConfigError(f"Weights metadata must be JSON-serialisable (str, numbers, lists, "
                           f"dicts): {err}.") from None
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a weights file is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_with(path, lambda f: np.savez(f, **arrays))  # all or nothing: never a half-written checkpoint
 
 
 def load_weights(path) -> tuple[dict[str, np.ndarray], dict]:
