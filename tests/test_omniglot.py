@@ -58,14 +58,14 @@ def test_strokes_are_bright_on_a_dark_background(omniglot_train):
 
 def test_lake_split_uses_the_official_background_and_evaluation_alphabets():
     require_data("omniglot/images_evaluation.zip")
-    train = load_dataset("omniglot", "train", scheme="lake", rotations=False)
-    test = load_dataset("omniglot", "test", scheme="lake")
+    train = load_dataset("omniglot", "trainval", scheme="lake", rotations=False)
+    test = load_dataset("omniglot", "test", scheme="lake", rotations=True)
     assert (train.n_classes, test.n_classes) == (964, 659 * 4)
     assert len({n.split("/")[0] for n in train.class_names}) == 30
     assert len({n.split("/")[0] for n in test.class_names}) == 20
     assert not characters(train) & characters(test)
-    with pytest.raises(ConfigError, match="vinyals"):
-        load_dataset("omniglot", "val", scheme="lake")
+    with pytest.raises(ConfigError, match="Lake split"):
+        load_dataset("omniglot", "validation", scheme="lake")
 
 
 def test_second_load_comes_from_the_cache_in_under_two_seconds(omniglot_train):

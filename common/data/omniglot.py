@@ -7,11 +7,19 @@ Two class splits are in use in the literature, and both are here:
   test (``splits/vinyals/*.txt``, from the Prototypical Networks repository). Each character rotated
   by 0, 90, 180 and 270 degrees counts as a class of its own, so the splits hold 4,112 / 688 / 1,692
   classes; ``trainval`` (4,800) is what Snell et al. train on for their final numbers.
-* ``scheme="lake"``: the official background (964 characters, 30 alphabets) and evaluation (659
-  characters, 20 alphabets) sets as train and test; rotations are optional here.
+* ``scheme="lake"`` (Lake et al., 2015; the one-shot challenge Omniglot was made for): whole
+  alphabets apart. ``test`` is the official evaluation set (659 characters, 20 alphabets);
+  ``trainval`` the background set (964 characters, 30 alphabets), divided by whole alphabets into
+  ``val`` (the five ``LAKE_VAL_ALPHABETS``, 175 characters) and ``train`` (the other 25, 789
+  characters), so that a run can watch held-out alphabets without touching the evaluation set.
+  Rotations as extra classes are a choice per split: by default the training splits have them (an
+  augmentation) and ``val`` and ``test`` do not (Lake's test is of upright characters).
 
-Images are 105x105 binary drawings; we resize them to ``image_size`` (28 by default) with a Lanczos
-filter, as MAML does, and invert them so that strokes are bright (1.0) on a dark background (0.0).
+Images are 105x105 binary drawings; :func:`preprocess_drawing` resizes one to ``image_size`` (28 by
+default) with a Lanczos filter, as MAML does, and inverts it so that strokes are bright (1.0) on a
+dark background (0.0). Example ``e`` of every character is the drawing of drawer ``e + 1`` (the
+files ``NNNN_DD.png`` in drawer order), which the within-alphabet episodes of
+``common.episodes.WithinAlphabetSampler`` use to keep support and query drawers apart.
 """
 
 from __future__ import annotations
@@ -51,31 +59,43 @@ VINYALS_SPLITS = {
                          sha256="5276ae50c755596d0bff7f2284e85625695549a85ee6e36b6491ad1e5d1cc26a"),
 }
 VINYALS_CHARACTERS = {"train": 1028, "val": 172, "test": 423, "trainval": 1200}
-LAKE_SPLITS = {"train": "background", "test": "evaluation"}
+LAKE_SPLITS = {"train": "background", "val": "background", "trainval": "background", "test": "evaluation"}
+# Five background alphabets held out whole for validation: scripts of several kinds (Armenian,
+# Bengali, Early Aramaic, Futurama, Korean), each with at least 20 characters, so that 20-way
+# episodes within one alphabet can be drawn from every one of them.
+LAKE_VAL_ALPHABETS = ("Armenian", "Bengali", "Early_Aramaic", "Futurama", "Korean")
 ROTATIONS = (0, 90, 180, 270)
 
 
+def default_rotations(scheme: str, split: str) -> bool:
+    """Whether a split counts rotated characters as classes unless told: always in the Vinyals
+    split files; in the Lake scheme only in the training splits (``train``, ``trainval``)."""
+    return scheme == "vinyals" or split in ("train", "trainval")
+
+
 def load_omniglot(split: str = "train", data_dir=None, *, scheme: str = "vinyals",
-                  image_size: int = 28, rotations: bool = True) -> FewShotDataset:
+                  image_size: int = 28, rotations: bool | None = None) -> FewShotDataset:
     """Load one split of Omniglot as a :class:`FewShotDataset` of shape (classes, 20, S, S, 1).
 
     Args:
-        split: ``train``, ``val``, ``test`` (``trainval`` too with the Vinyals scheme).
+        split: ``train``, ``val``, ``test`` or ``trainval``.
         data_dir: the data root (``None``: ``$METALEARN_DATA`` or ``./data``); Omniglot lives in
             ``<data root>/omniglot/``.
         scheme: ``"vinyals"`` or ``"lake"`` (see the module docstring).
         image_size: side of the square images after resizing (28 in most papers, 105 native).
-        rotations: count each 90-degree rotation of a character as its own class.
+        rotations: count each 90-degree rotation of a character as its own class; ``None``: the
+            scheme's choice for the split (:func:`default_rotations`).
     """
     if scheme == "vinyals":
         if split not in VINYALS_SPLITS:
             raise ConfigError(f"Omniglot (Vinyals split) has splits {sorted(VINYALS_SPLITS)}, not {split!r}")
     elif scheme == "lake":
         if split not in LAKE_SPLITS:
-            raise ConfigError(f"Omniglot (Lake split) has only 'train' (background alphabets) and 'test' "
-                              f"(evaluation alphabets), not {split!r}; use scheme='vinyals' for a validation split")
+            raise ConfigError(f"Omniglot (Lake split) has splits {sorted(LAKE_SPLITS)}, not {split!r}")
     else:
         raise ConfigError(f"unknown Omniglot split scheme {scheme!r}: use 'vinyals' or 'lake'")
+    if rotations is None:
+        rotations = default_rotations(scheme, split)
     if not 8 <= image_size <= 105:
         raise ConfigError(f"Omniglot image_size must be between 8 and 105 pixels, not {image_size}")
 
@@ -96,7 +116,8 @@ def load_omniglot(split: str = "train", data_dir=None, *, scheme: str = "vinyals
                                    f"characters Omniglot does not have ({', '.join(unknown[:3])}"
                                    f"{' ...' if len(unknown) > 3 else ''}); delete it so that it is downloaded again")
     else:
-        wanted = [(name, angle) for name in characters for angle in (ROTATIONS if rotations else (0,))]
+        wanted = [(name, angle) for name in lake_characters(split, characters, folder)
+                  for angle in (ROTATIONS if rotations else (0,))]
 
     images = np.empty((len(wanted), DRAWINGS_PER_CHARACTER, image_size, image_size, 1), np.uint8)
     for i, (name, angle) in enumerate(wanted):
@@ -104,6 +125,49 @@ def load_omniglot(split: str = "train", data_dir=None, *, scheme: str = "vinyals
         images[i, ..., 0] = np.rot90(characters[name], angle // 90, axes=(1, 2))
     class_names = tuple(f"{name}/rot{angle:03d}" for name, angle in wanted)
     return FewShotDataset("omniglot", split, images, class_names)
+
+
+def lake_characters(split: str, characters, folder: Path) -> list[str]:
+    """The characters of a Lake split, in sorted order: ``val`` is the background characters of
+    ``LAKE_VAL_ALPHABETS``, ``train`` the other background characters."""
+    names = sorted(characters)
+    if split in ("trainval", "test"):
+        return names
+    alphabets = {name.split("/")[0] for name in names}
+    missing = sorted(set(LAKE_VAL_ALPHABETS) - alphabets)
+    if missing:
+        raise CorruptDataError(f"{folder / ARCHIVES['background'].filename} has no alphabet {', '.join(missing)}, "
+                               f"which the Lake validation split holds out; delete it so that it is downloaded again")
+    return [name for name in names if (name.split("/")[0] in LAKE_VAL_ALPHABETS) == (split == "val")]
+
+
+def preprocess_drawing(drawing, image_size: int = 28) -> np.ndarray:
+    """One Omniglot drawing as the models see it: ``(image_size, image_size)`` uint8, strokes bright.
+
+    ``drawing`` is a PIL image, the path of an image file, or an array (a 105x105 drawing of the
+    data set, or one of your own: dark strokes on a light background, any size, values 0-255, or
+    booleans with True for background as in the PNG files). It is turned to grey, resized with a
+    Lanczos filter and inverted: exactly what the loader does to every drawing of the archives. For
+    a model's input, scale and add the channel axis:
+    ``common.episodes.to_float(preprocess_drawing(d))[..., None]`` is ``(28, 28, 1)`` float32 in [0, 1].
+    """
+    from PIL import Image
+
+    if isinstance(drawing, (str, Path)):
+        with Image.open(drawing) as image:
+            return preprocess_drawing(image.copy(), image_size)
+    if isinstance(drawing, np.ndarray):
+        if drawing.ndim != 2:
+            raise ConfigError(f"a drawing is a 2-D array of grey values, got shape {drawing.shape}")
+        if drawing.dtype == bool:
+            drawing = drawing.astype(np.uint8) * 255
+        elif drawing.dtype != np.uint8:
+            if drawing.min() < 0 or drawing.max() > 255:
+                raise ConfigError(f"a drawing's values must lie in 0-255, got {drawing.min()}..{drawing.max()}")
+            drawing = drawing.astype(np.uint8)
+        drawing = Image.fromarray(drawing)
+    grey = drawing.convert("L").resize((image_size, image_size), Image.LANCZOS)
+    return 255 - np.asarray(grey)  # strokes bright, background dark
 
 
 def read_vinyals_split(split: str, folder: Path) -> list[tuple[str, int]]:
@@ -156,8 +220,7 @@ def _decode_archive(archive: Path, which: str, image_size: int) -> tuple[dict, d
             for i, name in enumerate(names):
                 for j, member in enumerate(sorted(drawings[name])):
                     with Image.open(io.BytesIO(zf.read(member))) as png:
-                        grey = png.convert("L").resize((image_size, image_size), Image.LANCZOS)
-                    images[i, j] = 255 - np.asarray(grey)  # strokes bright, background dark
+                        images[i, j] = preprocess_drawing(png, image_size)
     except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile) as error:
         raise CorruptDataError(f"{archive} is not a readable Omniglot zip ({error}); delete it and run "
                                f"again to download a fresh copy") from error
@@ -167,10 +230,13 @@ def _decode_archive(archive: Path, which: str, image_size: int) -> tuple[dict, d
 def _check_counts(archive: Path, which: str, drawings: dict) -> None:
     alphabets = {name.split("/")[0] for name in drawings}
     n_alphabets, n_characters = EXPECTED[which]
-    short = [name for name, members in drawings.items() if len(members) != DRAWINGS_PER_CHARACTER]
+    # Example e of a character must be drawer e + 1 (files NNNN_01.png ... NNNN_20.png, sorted).
+    drawers = [f"{d:02d}.png" for d in range(1, DRAWINGS_PER_CHARACTER + 1)]
+    short = [name for name, members in drawings.items()
+             if [member.rsplit("_", 1)[-1] for member in sorted(members)] != drawers]
     if len(alphabets) != n_alphabets or len(drawings) != n_characters or short:
         raise CorruptDataError(
             f"{archive} holds {len(alphabets)} alphabets and {len(drawings)} characters"
-            f"{f', {len(short)} of them without 20 drawings' if short else ''}; the {which} set has "
+            f"{f', {len(short)} of them without the 20 drawers 01-20' if short else ''}; the {which} set has "
             f"{n_alphabets} alphabets and {n_characters} characters of 20 drawings. The file is "
             f"incomplete: delete it and run again to download the official copy")
