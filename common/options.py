@@ -160,6 +160,10 @@ def recorded_problems(result: dict) -> list[str]:
     for key, rule in RECORDED_OPTIONS.items():
         if options.get(key) is not None and rule.problem(options[key]):
             problems.append(f"options.{key} {rule.problem(options[key])}, is {options[key]!r}")
+    scheme = options.get("scheme", "vinyals")  # common/schemes.py: a Lake-scheme run is named <dataset>-lake
+    if scheme != "vinyals" and not str(result.get("dataset", "")).endswith(f"-{scheme}"):
+        problems.append(f"it was run on the {scheme!r} scheme (options.scheme) but is named {result.get('dataset')!r}, "
+                        f"not '<dataset>-{scheme}': it would stand in the Vinyals split's rows")
     split = options.get("train_split", "train")
     if split not in RECORDED_TRAIN_SPLITS:
         problems.append(f"it was meta-trained on the {split!r} classes (options.train_split), not on train or "

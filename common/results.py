@@ -68,6 +68,8 @@ PUBLISHED = {
        for s, v in {1: 43.56, 5: 55.31}.items()},
     **{("siamese", "omniglot", w, s): (v, "Koch et al. 2015, as reported by Vinyals et al. 2016")
        for (w, s), v in {(5, 1): 96.7, (5, 5): 98.4, (20, 1): 88.0, (20, 5): 96.5}.items()},
+    # Lake et al.'s challenge (common/schemes.py): 20-way 1-shot within one alphabet.
+    ("siamese", "omniglot-lake", 20, 1): (92.0, "Koch et al. 2015 (20-way within-alphabet one-shot, Lake et al.'s runs)"),
     **{("maml-transductive", "omniglot", w, s): (v, "Finn et al. 2017, Table 1 (transductive)")
        for (w, s), v in {(5, 1): 98.7, (5, 5): 99.9, (20, 1): 95.8, (20, 5): 98.9}.items()},
     **{("fomaml-transductive", "omniglot", w, s): (v, "Nichol et al. 2018, Table 1 (transductive)")
@@ -264,7 +266,9 @@ def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
 # them beside the number, so that a reader never takes the cell for the equations as printed, and a
 # run folder carries them in its name, so that a variant never resumes the other's checkpoint.
 # Each name maps to the value that is the paper's own (None: any recorded value is a deviation).
-DEVIATIONS = {"cosine_scale": None, "distance": None, "backbone": "maxpool"}
+DEVIATIONS = {"cosine_scale": None, "distance": None, "backbone": "maxpool", "rotations": "train"}
+# Lake et al.'s challenge (omniglot-lake rows): what people and their model scored (Lake et al. 2015).
+LAKE_REFERENCES = "people 95.5, Bayesian Program Learning 96.7 (Lake et al. 2015)"
 
 
 def deviations(options: dict) -> list[str]:
@@ -326,6 +330,10 @@ def results_table(results: list[dict]) -> str:
              "convolutions and a spatial mean instead of max-pooling); its row "
              "stands beside the paper's number but is not the paper's method. Paper columns:"
              ] + [f"- {source}" for source in sources]
+    if any(cell[1].endswith("-lake") for cell, _ in rows):  # common/schemes.py
+        notes += ["", "`omniglot-lake` rows: Lake et al.'s challenge, trained on background alphabets only, tested "
+                  "20-way within one evaluation alphabet, support and query by different drawers (`--scheme lake`; "
+                  f"`[rotations none]`: no rotated classes in training). For reference: {LAKE_REFERENCES}."]
     return "\n".join(lines + notes) + "\n"
 
 

@@ -17,6 +17,12 @@ that the real images flow through loader, model, training and evaluation, and it
 comparable to any published number:
 
     python -m chapters.metric.protonet --dataset mini-imagenet --pipeline-check --way 5 --shot 5 --query 15 --episodes 1000 --eval-every 100 --val-episodes 50
+
+``--scheme lake`` (``common/schemes.py``) is Omniglot's own challenge (Lake et al. 2015): train on
+25 background alphabets, validate on 5 more, test 20-way 1-shot within one evaluation alphabet at a
+time, support and query by different drawers; results and run folder are named ``omniglot-lake``:
+
+    python -m chapters.metric.protonet --scheme lake --way 60 --shot 1 --query 5 --test-way 20 --test-shot 1 --test-query 1 --test-episodes 400 --episodes 8000
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ import importlib
 from common.cli import episode_parser, require_framework
 from common.data import FewShotDataset, load_dataset
 from common.devices import torch_device, use_device
-from common.episodes import EpisodeSampler, evaluation_episodes
+from common.episodes import EpisodeSampler
 from common.errors import ConfigError
 from common.options import COUNT, DECAY_EVERY, POSITIVE, check_multiple, check_out, train_split
+from common.schemes import Scheme, add_scheme_arguments
 from common.training import Run, train
 
 # algorithm -> framework -> "module:class" of its model; each model maps an episode to query logits.
@@ -115,6 +122,7 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
                         help="for a data set without its train split (offline mini-ImageNet): meta-train on "
                              "the first 12 of the 20 test classes (sorted), validate and test on the other 8; "
                              "labelled '<dataset>-pipeline-check', never comparable to the papers")
+    add_scheme_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     if add_arguments is not None:
         add_arguments(parser)
@@ -122,6 +130,7 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
     require_framework(args.framework)
     check_multiple("--episodes", args.episodes, "--eval-every", args.eval_every)
     check_out(args.out)
+    scheme = Scheme.from_args(args)
     device = use_device(args.framework, args.device)
 
     test_way, test_shot = args.test_way or args.way, args.test_shot or args.shot
@@ -134,15 +143,17 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
         dataset, split_options = train_set.name, {"train_split": PIPELINE_CHECK, "pipeline_check": note}
         print(f"{note['note']}.")
     else:
-        train_set = load_dataset(args.dataset, args.train_split, args.data_dir)
+        train_set = scheme.load(args.dataset, args.train_split, args.data_dir)
         val_split = "val" if args.train_split == "train" else "test"  # trainval runs validate on test
-        val_set = load_dataset(args.dataset, val_split, args.data_dir)
-        test_set = load_dataset(args.dataset, "test", args.data_dir)
-        dataset, split_options = args.dataset, {"train_split": args.train_split}
+        val_set = scheme.load(args.dataset, val_split, args.data_dir)
+        test_set = scheme.load(args.dataset, "test", args.data_dir)
+        dataset = scheme.dataset_label(args.dataset)
+        split_options = {"train_split": args.train_split, **scheme.options()}
     options = model_options(args, train_set.image_shape) if model_options is not None else {}
     sampler = EpisodeSampler(train_set, args.way, args.shot, args.query, seed=args.seed)
-    val_episodes = evaluation_episodes(val_set, test_way, test_shot, test_query, count=args.val_episodes)
-    test_episodes = evaluation_episodes(test_set, test_way, test_shot, test_query, count=args.test_episodes)
+    # The Vinyals split's episodes draw classes from any alphabets; the Lake scheme's, from one.
+    val_episodes = scheme.evaluation_episodes(val_set, test_way, test_shot, test_query, count=args.val_episodes)
+    test_episodes = scheme.evaluation_episodes(test_set, test_way, test_shot, test_query, count=args.test_episodes)
     run = Run(algorithm, args.framework, dataset, args.way, args.shot, args.query, test_way, test_shot,
               test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
               args.test_episodes, args.out, options={"lr": args.lr, "decay_every": args.decay_every,

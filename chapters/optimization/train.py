@@ -20,7 +20,9 @@ comparable with the others'.
 
 A run writes into ``--out``/<algorithm>_<framework>_<dataset>_<way>w<shot>s/: the checkpoint (a
 second run with the same options resumes it), ``curve.png`` and the results JSON, through the
-training loop every chapter shares (``common.training``).
+training loop every chapter shares (``common.training``). ``--scheme lake`` trains on Omniglot's
+background alphabets and tests within one evaluation alphabet at a time (``common/schemes.py``);
+such a run is named ``omniglot-lake``.
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ import numpy as np
 
 from common.backbones import BACKBONES
 from common.cli import episode_parser, require_framework
-from common.data import load_dataset
 from common.devices import torch_device, use_device
-from common.episodes import EpisodeSampler, MetaBatches, evaluation_episodes
+from common.episodes import EpisodeSampler, MetaBatches
 from common.errors import ConfigError
 from common.options import COUNT, POSITIVE, check_multiple, check_out
+from common.schemes import Scheme, add_scheme_arguments
 from common.training import Run, train
 
 # algorithm -> the module (per framework) and class that implement it
@@ -68,6 +70,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, meta_batch: int, in
     parser.add_argument("--val-episodes", type=COUNT, default=100,
                         help="fixed validation tasks scored at each checkpoint")
     parser.add_argument("--test-episodes", type=COUNT, default=600, help="fixed test tasks scored at the end")
+    add_scheme_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -170,17 +173,17 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
     args = parser.parse_args(argv)
     require_framework(args.framework)
     check_options(args)
+    scheme = Scheme.from_args(args)
     device = use_device(args.framework, args.device)
     if algorithm == "maml" and getattr(args, "first_order", False):
         algorithm = "fomaml"
 
     query = args.query or args.shot
     test_shot, test_query = args.test_shot or args.shot, args.test_query
-    train_set = load_dataset(args.dataset, "train", args.data_dir)
-    val_set = load_dataset(args.dataset, "val", args.data_dir)
-    test_set = load_dataset(args.dataset, "test", args.data_dir)
-    val_episodes = evaluation_episodes(val_set, args.way, test_shot, test_query, count=args.val_episodes)
-    test_episodes = evaluation_episodes(test_set, args.way, test_shot, test_query, count=args.test_episodes)
+    train_set, val_set, test_set = (scheme.load(args.dataset, split, args.data_dir) for split in ("train", "val", "test"))
+    # The Vinyals split's episodes draw classes from any alphabets; the Lake scheme's, from one.
+    val_episodes = scheme.evaluation_episodes(val_set, args.way, test_shot, test_query, count=args.val_episodes)
+    test_episodes = scheme.evaluation_episodes(test_set, args.way, test_shot, test_query, count=args.test_episodes)
 
     learner_settings = {"inner_steps": args.inner_steps, "test_inner_steps": args.test_inner_steps,
                         "meta_lr": args.meta_lr, "transductive": args.transductive,
@@ -191,9 +194,10 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
     sampler = MetaBatches(EpisodeSampler(train_set, args.way, args.shot, query, seed=args.seed), args.meta_batch,
                           shuffle_support=shuffle_support)
     name = f"{algorithm}-transductive" if args.transductive else algorithm
-    run = Run(name, args.framework, args.dataset, args.way, args.shot, query, args.way, test_shot, test_query,
-              args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
-              args.test_episodes, args.out, options={"meta_batch": args.meta_batch, "backbone": args.backbone, **learner_settings},
+    run = Run(name, args.framework, scheme.dataset_label(args.dataset), args.way, args.shot, query, args.way, test_shot,
+              test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
+              args.test_episodes, args.out, options={"meta_batch": args.meta_batch, "backbone": args.backbone,
+                                                     **learner_settings, **scheme.options()},
               device=device)
     learner = build_learner(algorithm, args.framework, args.way, train_set.image_shape, args.seed, learner_settings,
                             device, args.backbone)

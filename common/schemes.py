@@ -1,0 +1,102 @@
+"""Class schemes: which classes a run learns from, which it watches, and how it is tested.
+
+Omniglot is used in two ways, and every image script takes the choice as ``--scheme``:
+
+* ``vinyals`` (the default, and the papers' protocol for Matching Networks, ProtoNet, MAML, ...):
+  characters of all 50 alphabets split 1,028 / 172 / 423, every rotation a class of its own, test
+  episodes of N classes from any alphabets.
+* ``lake`` (Lake et al. 2015, the challenge Omniglot was made for): train on the background
+  alphabets only (25 of them; 5 more held out whole for validation), test on the 20 evaluation
+  alphabets, with episodes whose N classes all come from one alphabet and whose support and query
+  drawings come from different drawers (``common.alphabet_episodes``). Rotations as extra classes
+  are chosen per split with ``--rotations`` (default: the training split only).
+
+A Lake-scheme run is named ``<dataset>-lake`` in its results and run folder (``omniglot-lake``), so
+its rows never share a cell of the results table with the Vinyals split's; a choice of rotations
+other than the default is a labelled variant (``[rotations none]``, ``common.results.DEVIATIONS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from common.errors import ConfigError
+
+SCHEMES = ("vinyals", "lake")
+ROTATION_SPLITS = ("train", "val", "test")
+DEFAULT_ROTATIONS = ("train",)  # Lake scheme: the training characters turned are more classes; tests are upright
+
+
+def rotation_splits(text: str) -> tuple[str, ...]:
+    """``--rotations``: ``none``, or splits joined by commas (``train``, ``train,val``)."""
+    if text == "none":
+        return ()
+    splits = tuple(text.split(","))
+    if not splits or any(split not in ROTATION_SPLITS for split in splits) or len(set(splits)) != len(splits):
+        raise argparse.ArgumentTypeError(f"must be none or splits among {', '.join(ROTATION_SPLITS)} joined by "
+                                         f"commas (e.g. train), got {text!r}")
+    return tuple(split for split in ROTATION_SPLITS if split in splits)  # one spelling per choice
+
+
+def add_scheme_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--scheme`` and ``--rotations``, for every script that trains on images."""
+    parser.add_argument("--scheme", choices=SCHEMES, default="vinyals",
+                        help="Omniglot's classes: 'vinyals' (characters of all alphabets split 1028/172/423, "
+                             "rotations as classes) or 'lake' (train on background alphabets, validate on 5 of them "
+                             "held out, test within one evaluation alphabet at a time, support and query by "
+                             "different drawers; results named omniglot-lake) (default: %(default)s)")
+    parser.add_argument("--rotations", type=rotation_splits, default=None,
+                        help="with --scheme lake: the splits whose characters also count rotated by 90, 180 and 270 "
+                             "degrees as classes of their own, e.g. 'train', 'train,val' or 'none' (default: train)")
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A class scheme, as a script uses it: the splits to load, the evaluation episodes, the labels."""
+
+    name: str = "vinyals"
+    rotations: tuple[str, ...] = DEFAULT_ROTATIONS  # Lake scheme only: the splits with rotated classes
+
+    @classmethod
+    def from_args(cls, args) -> "Scheme":
+        """The scheme a script's options ask for; a combination that cannot work is one clear line."""
+        if args.scheme == "vinyals":
+            if args.rotations is not None:
+                raise ConfigError(f"--rotations applies to --scheme lake; the Vinyals split files fix the rotations "
+                                  f"of every split (drop --rotations {','.join(args.rotations) or 'none'})")
+            return cls()
+        if args.dataset != "omniglot":
+            raise ConfigError(f"--scheme lake must go with --dataset omniglot (Lake et al.'s alphabets), got "
+                              f"--dataset {args.dataset}")
+        if getattr(args, "pipeline_check", False):
+            raise ConfigError("--scheme lake has its own train, val and test alphabets; drop --pipeline-check")
+        return cls("lake", DEFAULT_ROTATIONS if args.rotations is None else args.rotations)
+
+    def dataset_label(self, dataset: str) -> str:
+        """The data set's name in results and run folders: ``omniglot`` or ``omniglot-lake``."""
+        return dataset if self.name == "vinyals" else f"{dataset}-{self.name}"
+
+    def load(self, dataset: str, split: str, data_dir=None):
+        """One split of ``dataset`` under this scheme (``trainval`` has rotations when ``train`` has)."""
+        from common.data import load_dataset
+
+        if self.name == "vinyals":
+            return load_dataset(dataset, split, data_dir)
+        turned = ("train" if split == "trainval" else split) in self.rotations
+        return load_dataset(dataset, split, data_dir, scheme=self.name, rotations=turned)
+
+    def evaluation_episodes(self, dataset, way: int, shot: int, query: int, count: int):
+        """The fixed evaluation episodes of a split: any classes (Vinyals), or within one alphabet (Lake)."""
+        if self.name == "vinyals":
+            from common.episodes import evaluation_episodes
+            return evaluation_episodes(dataset, way, shot, query, count=count)
+        from common.alphabet_episodes import within_alphabet_episodes
+        return within_alphabet_episodes(dataset, way, shot, query, count=count)
+
+    def options(self) -> dict:
+        """What a run records of its scheme in its results (nothing for the Vinyals split, as before)."""
+        if self.name == "vinyals":
+            return {}
+        return {"scheme": self.name, "rotations": ",".join(self.rotations) or "none",
+                "evaluation": "within-alphabet"}
