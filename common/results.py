@@ -266,7 +266,8 @@ def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
 # them beside the number, so that a reader never takes the cell for the equations as printed, and a
 # run folder carries them in its name, so that a variant never resumes the other's checkpoint.
 # Each name maps to the value that is the paper's own (None: any recorded value is a deviation).
-DEVIATIONS = {"cosine_scale": None, "distance": None, "backbone": "maxpool", "rotations": "train"}
+DEVIATIONS = {"cosine_scale": None, "distance": None, "backbone": "maxpool", "rotations": "train",
+              "train_within_alphabet": None}
 # Lake et al.'s challenge (omniglot-lake rows): what people and their model scored (Lake et al. 2015).
 LAKE_REFERENCES = "people 95.5, Bayesian Program Learning 96.7 (Lake et al. 2015)"
 
@@ -274,9 +275,9 @@ LAKE_REFERENCES = "people 95.5, Bayesian Program Learning 96.7 (Lake et al. 2015
 def deviations(options: dict) -> list[str]:
     """The deviations ``options`` make from the paper's method, as text: ["cosine_scale 10"],
     ["distance squared_euclidean"], ["backbone strided"]; a recorded paper value (``backbone
-    maxpool``) is none."""
-    return [f"{name} {options[name]:g}" if isinstance(options[name], (int, float)) else f"{name} {options[name]}"
-            for name, paper in DEVIATIONS.items() if name in options and options[name] != paper]
+    maxpool``) is none; a flag that is on is its name alone (["train_within_alphabet"])."""
+    return [name if options[name] is True else f"{name} {options[name]:g}" if isinstance(options[name], (int, float))
+            else f"{name} {options[name]}" for name, paper in DEVIATIONS.items() if name in options and options[name] != paper]
 
 
 def deviation_labels(texts) -> str:
@@ -333,7 +334,8 @@ def results_table(results: list[dict]) -> str:
     if any(cell[1].endswith("-lake") for cell, _ in rows):  # common/schemes.py
         notes += ["", "`omniglot-lake` rows: Lake et al.'s challenge, trained on background alphabets only, tested "
                   "20-way within one evaluation alphabet, support and query by different drawers (`--scheme lake`; "
-                  f"`[rotations none]`: no rotated classes in training). For reference: {LAKE_REFERENCES}."]
+                  f"`[rotations none]`: no rotated classes in training; `[train_within_alphabet]`: training episodes "
+                  f"within one alphabet too). For reference: {LAKE_REFERENCES}."]
     return "\n".join(lines + notes) + "\n"
 
 

@@ -9,11 +9,14 @@ Omniglot is used in two ways, and every image script takes the choice as ``--sch
   alphabets only (25 of them; 5 more held out whole for validation), test on the 20 evaluation
   alphabets, with episodes whose N classes all come from one alphabet and whose support and query
   drawings come from different drawers (``common.alphabet_episodes``). Rotations as extra classes
-  are chosen per split with ``--rotations`` (default: the training split only).
+  are chosen per split with ``--rotations`` (default: the training split only), and
+  ``--train-within-alphabet`` draws the training episodes within one alphabet too, so that the
+  training task is the test's.
 
 A Lake-scheme run is named ``<dataset>-lake`` in its results and run folder (``omniglot-lake``), so
 its rows never share a cell of the results table with the Vinyals split's; a choice of rotations
-other than the default is a labelled variant (``[rotations none]``, ``common.results.DEVIATIONS``).
+other than the default, and within-alphabet training, are labelled variants (``[rotations none]``,
+``[train_within_alphabet]``: ``common.results.DEVIATIONS``).
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ def add_scheme_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rotations", type=rotation_splits, default=None,
                         help="with --scheme lake: the splits whose characters also count rotated by 90, 180 and 270 "
                              "degrees as classes of their own, e.g. 'train', 'train,val' or 'none' (default: train)")
+    parser.add_argument("--train-within-alphabet", action="store_true",
+                        help="with --scheme lake: draw every training episode's classes from one alphabet too, support "
+                             "and query by different drawers, as in the test (labelled [train_within_alphabet])")
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Scheme:
 
     name: str = "vinyals"
     rotations: tuple[str, ...] = DEFAULT_ROTATIONS  # Lake scheme only: the splits with rotated classes
+    train_within_alphabet: bool = False  # Lake scheme only: training episodes within one alphabet too
 
     @classmethod
     def from_args(cls, args) -> "Scheme":
@@ -65,13 +72,16 @@ class Scheme:
             if args.rotations is not None:
                 raise ConfigError(f"--rotations applies to --scheme lake; the Vinyals split files fix the rotations "
                                   f"of every split (drop --rotations {','.join(args.rotations) or 'none'})")
+            if args.train_within_alphabet:
+                raise ConfigError("--train-within-alphabet applies to --scheme lake, whose tests are within one "
+                                  "alphabet; add --scheme lake, or drop it")
             return cls()
         if args.dataset != "omniglot":
             raise ConfigError(f"--scheme lake must go with --dataset omniglot (Lake et al.'s alphabets), got "
                               f"--dataset {args.dataset}")
         if getattr(args, "pipeline_check", False):
             raise ConfigError("--scheme lake has its own train, val and test alphabets; drop --pipeline-check")
-        return cls("lake", DEFAULT_ROTATIONS if args.rotations is None else args.rotations)
+        return cls("lake", DEFAULT_ROTATIONS if args.rotations is None else args.rotations, args.train_within_alphabet)
 
     def dataset_label(self, dataset: str) -> str:
         """The data set's name in results and run folders: ``omniglot`` or ``omniglot-lake``."""
@@ -86,6 +96,14 @@ class Scheme:
         turned = ("train" if split == "trainval" else split) in self.rotations
         return load_dataset(dataset, split, data_dir, scheme=self.name, rotations=turned)
 
+    def training_sampler(self, dataset, way: int, shot: int, query: int, seed: int):
+        """The training episodes: any classes, or within one alphabet with ``--train-within-alphabet``."""
+        if self.train_within_alphabet:
+            from common.alphabet_episodes import WithinAlphabetSampler
+            return WithinAlphabetSampler(dataset, way, shot, query, seed=seed)
+        from common.episodes import EpisodeSampler
+        return EpisodeSampler(dataset, way, shot, query, seed=seed)
+
     def evaluation_episodes(self, dataset, way: int, shot: int, query: int, count: int):
         """The fixed evaluation episodes of a split: any classes (Vinyals), or within one alphabet (Lake)."""
         if self.name == "vinyals":
@@ -98,5 +116,5 @@ class Scheme:
         """What a run records of its scheme in its results (nothing for the Vinyals split, as before)."""
         if self.name == "vinyals":
             return {}
-        return {"scheme": self.name, "rotations": ",".join(self.rotations) or "none",
-                "evaluation": "within-alphabet"}
+        return {"scheme": self.name, "rotations": ",".join(self.rotations) or "none", "evaluation": "within-alphabet",
+                **({"train_within_alphabet": True} if self.train_within_alphabet else {})}

@@ -115,6 +115,7 @@ LAKE_BAD = [
     (["--scheme", "lake", "--rotations", "train,tset"], "--rotations must be none or splits among train, val, test"),
     (["--rotations", "train"], "--rotations applies to --scheme lake"),
     (["--scheme", "lake", "--dataset", "mini-imagenet"], "--scheme lake must go with --dataset omniglot"),
+    (["--train-within-alphabet"], "--train-within-alphabet applies to --scheme lake"),
 ]
 
 
@@ -147,6 +148,10 @@ def test_lake_runs_are_named_and_labelled_apart_from_the_vinyals_split(lake, tmp
     assert any("[rotations none] | omniglot-lake" in row for row in rows)
     assert any("| omniglot | 20 | 1 | 96.00 |" in row for row in rows)
     assert "people 95.5" in table
+    within = metric_train.main("protonet", ["--scheme", "lake", "--train-within-alphabet", *tiny])
+    assert within["options"]["train_within_alphabet"] is True
+    assert (tmp_path / "protonet_torch_omniglot-lake_5w1s_train_within_alphabet" / "result.json").exists()
+    assert "| protonet [train_within_alphabet] | omniglot-lake |" in results_table([within])
     # A Lake-scheme run that claims the Vinyals split's name can never be a cell of that row.
     with pytest.raises(ConfigError, match="Vinyals split's rows"):
         check_result(dict(result, dataset="omniglot"))
@@ -160,3 +165,12 @@ def test_an_optimization_script_runs_the_lake_scheme(lake, tmp_path):
                               "--out", str(tmp_path)])
     assert result["dataset"] == "omniglot-lake" and result["options"]["scheme"] == "lake"
     assert (tmp_path / "maml_torch_omniglot-lake_5w1s" / "result.json").exists()
+
+
+def test_within_alphabet_training_draws_training_episodes_from_one_alphabet(lake):
+    from common.schemes import Scheme
+
+    sampler = Scheme("lake", train_within_alphabet=True).training_sampler(lake["train"], 20, 1, 5, seed=0)
+    assert all(len({alphabet_of(lake["train"].class_names[c]) for c in sampler.classes_of(i)}) == 1 for i in range(20))
+    mixed = Scheme("lake").training_sampler(lake["train"], 20, 1, 5, seed=0)
+    assert any(len({alphabet_of(lake["train"].class_names[c]) for c in mixed.classes_of(i)}) > 1 for i in range(20))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from chapters.metric import train as metric_train
+from common import episodes
 from common.data.base import FewShotDataset
 from common.errors import ConfigError
 
@@ -70,7 +71,7 @@ def test_a_pipeline_check_run_trains_only_on_its_classes_and_says_so(tmp_path, m
 
     monkeypatch.setattr(metric_train, "load_dataset", load_dataset)
     seen = set()
-    original = metric_train.EpisodeSampler
+    original = episodes.EpisodeSampler
 
     class RecordingSampler(original):  # every episode the run trains or evaluates on
         def episode(self, index):
@@ -79,8 +80,7 @@ def test_a_pipeline_check_run_trains_only_on_its_classes_and_says_so(tmp_path, m
                 [episode.support_x[:, 0, 0, 0], episode.query_x[:, 0, 0, 0]]) * 255).round().astype(int)))
             return episode
 
-    monkeypatch.setattr(metric_train, "EpisodeSampler", RecordingSampler)
-    monkeypatch.setattr("common.episodes.EpisodeSampler", RecordingSampler)  # the evaluation episodes
+    monkeypatch.setattr(episodes, "EpisodeSampler", RecordingSampler)  # the training and evaluation episodes
     result = metric_train.main("protonet", ["--dataset", "toy", "--pipeline-check", "--way", "3", "--shot", "1",
                                             "--query", "2", "--episodes", "2", "--eval-every", "2",
                                             "--val-episodes", "2", "--test-episodes", "3", "--out", str(tmp_path),

@@ -32,7 +32,6 @@ import importlib
 from common.cli import episode_parser, require_framework
 from common.data import FewShotDataset, load_dataset
 from common.devices import torch_device, use_device
-from common.episodes import EpisodeSampler
 from common.errors import ConfigError
 from common.options import COUNT, DECAY_EVERY, POSITIVE, check_multiple, check_out, train_split
 from common.schemes import Scheme, add_scheme_arguments
@@ -150,7 +149,7 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
         dataset = scheme.dataset_label(args.dataset)
         split_options = {"train_split": args.train_split, **scheme.options()}
     options = model_options(args, train_set.image_shape) if model_options is not None else {}
-    sampler = EpisodeSampler(train_set, args.way, args.shot, args.query, seed=args.seed)
+    sampler = scheme.training_sampler(train_set, args.way, args.shot, args.query, seed=args.seed)
     # The Vinyals split's episodes draw classes from any alphabets; the Lake scheme's, from one.
     val_episodes = scheme.evaluation_episodes(val_set, test_way, test_shot, test_query, count=args.val_episodes)
     test_episodes = scheme.evaluation_episodes(test_set, test_way, test_shot, test_query, count=args.test_episodes)

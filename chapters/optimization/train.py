@@ -35,7 +35,7 @@ import numpy as np
 from common.backbones import BACKBONES
 from common.cli import episode_parser, require_framework
 from common.devices import torch_device, use_device
-from common.episodes import EpisodeSampler, MetaBatches
+from common.episodes import MetaBatches
 from common.errors import ConfigError
 from common.options import COUNT, POSITIVE, check_multiple, check_out
 from common.schemes import Scheme, add_scheme_arguments
@@ -191,8 +191,8 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
     # A learner that steps through the support set in mini-batches (Reptile's inner_batch) gets it
     # in a random order, so that each mini-batch mixes the classes.
     shuffle_support = learner_settings.get("inner_batch") is not None
-    sampler = MetaBatches(EpisodeSampler(train_set, args.way, args.shot, query, seed=args.seed), args.meta_batch,
-                          shuffle_support=shuffle_support)
+    sampler = MetaBatches(scheme.training_sampler(train_set, args.way, args.shot, query, seed=args.seed),
+                          args.meta_batch, shuffle_support=shuffle_support)
     name = f"{algorithm}-transductive" if args.transductive else algorithm
     run = Run(name, args.framework, scheme.dataset_label(args.dataset), args.way, args.shot, query, args.way, test_shot,
               test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
