@@ -26,8 +26,9 @@ def _item(source: EpisodeSource, index: int, meta_batch_size: int | None) -> Epi
 
 
 def _images_last(x) -> bool:
-    """Image arrays have (H, W, C) as their last three axes; regression inputs do not."""
-    return x.ndim >= 4
+    """Image arrays have (H, W, C) as their last three axes; regression inputs and token ids
+    (integers, text data sets) do not."""
+    return x.ndim >= 4 and x.dtype.kind == "f"
 
 
 # ----------------------------------------------------------------------------------- PyTorch

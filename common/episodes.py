@@ -178,9 +178,10 @@ class MetaBatches(EpisodeSource):
 def to_float(pixels: np.ndarray) -> np.ndarray:
     """uint8 pixels to float32 in [0, 1]; float32 input is returned unchanged.
 
-    One formula for both paths (precomputed and per episode), so they give identical bits.
+    One formula for both paths (precomputed and per episode), so they give identical bits. Token ids
+    (signed integers: the text data sets of ``common.data.text``) are returned unchanged.
     """
-    if pixels.dtype == np.float32:
+    if pixels.dtype == np.float32 or np.issubdtype(pixels.dtype, np.signedinteger):
         return pixels
     return pixels.astype(np.float32) * np.float32(1 / 255)
 

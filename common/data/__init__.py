@@ -5,6 +5,12 @@
 | ``omniglot``     | 4112/688/1692 (Vinyals)   | 20        | 28x28x1   | Lake et al. 2015                |
 | ``mini-imagenet``| 64/16/20                  | 600       | 84x84x3   | Vinyals et al. 2016, Ravi split |
 | ``cifar-fs``     | 64/16/20 (``scheme="fc100"``: 60/20/20) | 600 | 32x32x3 | Bertinetto et al. 2019; Oreshkin et al. 2018 |
+| ``huffpost``     | 20/5/16                   | 900       | 32 tokens | Bao et al. 2020 (headlines)     |
+| ``reuters``      | 15/5/11                   | 20        | 256 tokens| Bao et al. 2020 (Reuters-21578) |
+| ``fewrel``       | 6/5/5 of FewRel's 16 val relations | 700 | 40 tokens x 3 | Han et al. 2018 |
+
+The text sets (``common.data.text``) hold token ids instead of pixels, numbered by a vocabulary of
+the meta-training classes only.
 
 Sinusoid regression tasks (Finn et al. 2017) are generated, not loaded: see ``common.data.sinusoid``.
 """
@@ -22,6 +28,9 @@ LOADERS = {
     "omniglot": ("common.data.omniglot", "load_omniglot"),
     "mini-imagenet": ("common.data.mini_imagenet", "load_mini_imagenet"),
     "cifar-fs": ("common.data.cifar_fs", "load_cifar_fs"),
+    "huffpost": ("common.data.text_fsl", "load_huffpost"),
+    "reuters": ("common.data.text_fsl", "load_reuters"),
+    "fewrel": ("common.data.fewrel", "load_fewrel"),
 }
 SPLITS = ("train", "val", "test", "trainval")
 

@@ -11,6 +11,7 @@ same array serves PyTorch, TensorFlow and Keras alike.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,9 +76,11 @@ class FewShotDataset:
                 raise ConfigError(f"{self.name}/{self.split} has classes 0..{self.n_classes - 1}, not {c!r}")
         if not indices or len(set(indices)) != len(indices):
             raise ConfigError(f"a subset needs one or more distinct classes, got {list(classes)!r}")
-        return FewShotDataset(self.name if name is None else name, self.split if split is None else split,
-                              np.ascontiguousarray(self.images[indices]),
-                              tuple(self.class_names[i] for i in indices))
+        # dataclasses.replace keeps the fields of a subclass (a text data set's vocabulary).
+        return dataclasses.replace(self, name=self.name if name is None else name,
+                                   split=self.split if split is None else split,
+                                   images=np.ascontiguousarray(self.images[indices]),
+                                   class_names=tuple(self.class_names[i] for i in indices))
 
     def __repr__(self) -> str:
         h, w, c = self.image_shape
