@@ -154,6 +154,8 @@ def recorded_problems(result: dict) -> list[str]:
     learning-rate schedule, say), or meta-training on held-out classes. Empty when it is valid."""
     problems = []
     for key, rule in RECORDED.items():
+        if key == "train_episodes" and result.get("framework") == "numpy":
+            rule = NATURAL  # a framework-free baseline that learns nothing across episodes records 0
         if key in result and result[key] is not None and rule.problem(result[key]):
             problems.append(f"{key} {rule.problem(result[key])}, is {result[key]!r}")
     options = result.get("options") or {}

@@ -52,6 +52,9 @@ REQUIRED = {
 }
 METRICS = {"accuracy": ("accuracy", "ci95"), "mse": ("mse", "mse_ci95")}  # metric -> (value, 95% CI) keys
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+# The framework of a result: one of the three, or "numpy" for a baseline that needs none (the
+# applications chapter's TF-IDF nearest-mean classifier); a table shows a numpy column only if it has one.
+RESULT_FRAMEWORKS = (*FRAMEWORKS, "numpy")
 
 # Published test accuracies (%) on the papers' protocols, (algorithm, dataset, way, shot) -> (value, source).
 # An algorithm name ending in "-transductive" is a network with BatchNorm whose query set was
@@ -204,8 +207,8 @@ def check_result(result: dict, where: str = "result") -> None:
             continue
         elif not isinstance(result[key], kind) or isinstance(result[key], bool):
             problems.append(f"{key!r} should be {kind.__name__}, is {type(result[key]).__name__}")
-    if result.get("framework") not in FRAMEWORKS:
-        problems.append(f"framework must be one of {FRAMEWORKS}, is {result.get('framework')!r}")
+    if result.get("framework") not in RESULT_FRAMEWORKS:
+        problems.append(f"framework must be one of {RESULT_FRAMEWORKS}, is {result.get('framework')!r}")
     if problems:
         raise ConfigError(f"{where} is not in the results format: {'; '.join(problems)}")
     # The rules of the scripts' options (common.options), for files however they were made: a run
@@ -302,14 +305,15 @@ def results_table(results: list[dict]) -> str:
         cell = (result["algorithm"], result["dataset"], result["way"], result["shot"])
         latest[(cell, tuple(deviations(result.get("options", {}))), result["framework"])] = result
     rows = sorted({key[:2] for key in latest})
-    lines = ["| algorithm | data set | way | shot | paper | " + " | ".join(FRAMEWORKS) +
-             " | s/episode (" + " / ".join(FRAMEWORKS) + ") |",
-             "|---|---|---:|---:|---:|" + "---:|" * len(FRAMEWORKS) + "---|"]
+    frameworks = [f for f in RESULT_FRAMEWORKS if f in FRAMEWORKS or any(key[2] == f for key in latest)]
+    lines = ["| algorithm | data set | way | shot | paper | " + " | ".join(frameworks) +
+             " | s/episode (" + " / ".join(frameworks) + ") |",
+             "|---|---|---:|---:|---:|" + "---:|" * len(frameworks) + "---|"]
     for cell, variant in rows:
         paper = PUBLISHED.get(cell)
         cells = [f"{paper[0]:.2f}" if paper else "–"]
         speeds = []
-        for framework in FRAMEWORKS:
+        for framework in frameworks:
             run = latest.get((cell, variant, framework))
             if run is None:
                 cells.append("–")
