@@ -1,0 +1,196 @@
+"""Few-shot text and relation classification with the book's learners, in any framework.
+
+    python -m chapters.applications.train --algorithm protonet --dataset huffpost --shot 1
+    python -m chapters.applications.train --algorithm protonet --dataset fewrel --shot 5 --framework keras
+    python -m chapters.applications.train --algorithm maml --dataset huffpost --shot 5 --meta-batch 4
+
+The learners are the chapters' own, unchanged: Prototypical Networks
+(``chapters/metric/protonet_*.py``, given a text encoder instead of Conv-4) and MAML
+(``chapters/optimization/maml_*.py``, adapting a ``TextClassifier`` instead of the Conv-4
+classifier). Only the encoder (``--encoder cnn`` or ``bag``, see ``encoders.py``) is new. The
+episodes come from the same sampler and the same fixed evaluation episodes as the image chapters.
+
+A run writes into ``--out``/<algorithm>_<framework>_<dataset>_<way>w<shot>s[_encoder bag]/: the
+checkpoint (a second run with the same options resumes it), ``curve.png`` and the results JSON.
+Options follow the rules of ``common.options``; a mistake is one line and exit status 2.
+
+``--word-vectors FILE`` starts the word embeddings from vectors a reader has on disk (a text file
+of ``word v_1 ... v_50`` lines, GloVe's format); words it lacks keep their random start. The run
+is then labelled ``[word_vectors <file name>]``. By default no pretrained vectors are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+
+from chapters.applications.encoders import ENCODERS, WORD_DIM, encoder_arguments, embedding_size
+from common.cli import episode_parser, require_framework, run as run_main
+from common.data import load_dataset
+from common.devices import torch_device, use_device
+from common.episodes import EpisodeSampler, MetaBatches, evaluation_episodes
+from common.errors import ConfigError, DataNotFoundError, CorruptDataError
+from common.options import COUNT, DECAY_EVERY, POSITIVE, check_multiple, check_out, train_split
+from common.training import Run, train
+
+ALGORITHMS = ("protonet", "maml")
+TEXT_SETS = ("huffpost", "reuters", "fewrel")
+# What each data set's runs record about their protocol (stored in the results' options).
+DATA_NOTES = {
+    "fewrel": ("meta-trained on 6 of FewRel's 16 public validation relations and tested on 5 others "
+               "(common/data/fewrel.py); FewRel's published numbers were meta-trained on its 64 training relations"),
+}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--algorithm", choices=ALGORITHMS, default="protonet", help="the learner")
+    parser.add_argument("--encoder", choices=ENCODERS, default="cnn",
+                        help="cnn (FewRel's Proto-CNN) or bag (mean of the word embeddings)")
+    parser.add_argument("--lr", type=POSITIVE, default=1e-3, help="Adam's learning rate (MAML: the meta-rate β)")
+    parser.add_argument("--decay-every", type=DECAY_EVERY, default=2000,
+                        help="ProtoNet: halve the learning rate every this many episodes (0: never)")
+    parser.add_argument("--meta-batch", type=COUNT, default=4, help="MAML: tasks per meta-iteration")
+    parser.add_argument("--inner-lr", type=POSITIVE, default=0.1, help="MAML: α, the inner step size")
+    parser.add_argument("--inner-steps", type=COUNT, default=1, help="MAML: inner steps in meta-training")
+    parser.add_argument("--test-inner-steps", type=COUNT, default=5, help="MAML: inner steps on a test task")
+    parser.add_argument("--first-order", action="store_true", help="MAML: first-order (no Hessian term)")
+    parser.add_argument("--eval-every", type=COUNT, default=500,
+                        help="validate and checkpoint every N episodes (--episodes must be a multiple)")
+    parser.add_argument("--val-episodes", type=COUNT, default=100, help="fixed validation episodes per checkpoint")
+    parser.add_argument("--test-episodes", type=COUNT, default=600, help="fixed test episodes scored at the end")
+    parser.add_argument("--train-split", type=train_split, default="train",
+                        help="the classes to meta-train on: 'train' or 'trainval' (never the test classes)")
+    parser.add_argument("--word-vectors", default=None,
+                        help="a text file of pretrained word vectors (word v_1 ... v_50 per line) to start the "
+                             "word embeddings from (default: none, trained from scratch)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def read_word_vectors(path: str, vocabulary) -> tuple[np.ndarray, int]:
+    """(rows for the vocabulary's words, NaN where the file has none; how many were found)."""
+    table = np.full((len(vocabulary), WORD_DIM), np.nan, dtype=np.float32)
+    index = {word: i for i, word in enumerate(vocabulary.words)}
+    try:
+        with open(path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                parts = line.rstrip().split(" ")
+                if len(parts) != WORD_DIM + 1:
+                    raise ValueError(f"line {number} has {len(parts) - 1} numbers, not {WORD_DIM}")
+                if parts[0] in index:
+                    table[index[parts[0]]] = np.asarray(parts[1:], dtype=np.float32)
+    except FileNotFoundError:
+        raise DataNotFoundError(f"--word-vectors {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CorruptDataError(f"--word-vectors {path} is not a text file of 'word' and {WORD_DIM} numbers per line "
+                               f"({error})") from None
+    return table, int(np.isfinite(table[:, 0]).sum())
+
+
+def build_model(algorithm: str, framework: str, encoder: str, way: int, encoder_args: dict, seed: int):
+    """The bare model: ProtoNet around a text encoder, or MAML's TextClassifier (way logits)."""
+    module = importlib.import_module(f"chapters.applications.encoders_{framework}")
+    if framework == "torch":
+        import torch
+        torch.manual_seed(seed)
+    elif framework == "keras":
+        import keras
+        keras.utils.set_random_seed(seed)
+    extra = {"seed": seed} if framework == "tf" else {}
+    if algorithm == "maml":
+        return module.TextClassifier(way, encoder, **encoder_args, **extra)
+    protonet = importlib.import_module(f"chapters.metric.protonet_{framework}")
+    return protonet.ProtoNet(encoder=module.build_encoder(encoder, **encoder_args, **extra))
+
+
+def build_learner(algorithm: str, framework: str, model, example, args, device: str = "cpu"):
+    """The chapters' learner around ``model``: the metric chapter's episodic learner for ProtoNet,
+    the optimization chapter's MAML (behind its ``Learner`` interface) for MAML."""
+    if algorithm == "protonet":
+        learners = importlib.import_module(f"common.episodic_{framework}")
+        decay = args.decay_every or None
+        if framework == "torch":
+            return learners.EpisodicLearner(model, args.lr, decay, device=torch_device(device))
+        if framework == "tf":
+            return learners.EpisodicLearner(model, args.lr, decay)
+        return learners.EpisodicLearner(model, example, args.lr, decay)
+    from chapters.optimization.train import KerasLearner, Learner
+    maml = importlib.import_module(f"chapters.optimization.maml_{framework}")
+    settings = {"inner_lr": args.inner_lr, "inner_steps": args.inner_steps, "first_order": args.first_order,
+                "test_inner_steps": args.test_inner_steps}
+    if framework == "keras":
+        from common.episodic_tf import Adam
+        learner = maml.MAML(model, **settings)
+        learner.compile(optimizer=Adam(args.lr, epsilon=1e-8))  # PyTorch's Adam formula
+        return KerasLearner(learner)
+    if framework == "torch":
+        model = model.to(torch_device(device))
+    return Learner(maml.MAML(model, meta_lr=args.lr, **settings))
+
+
+def load_word_vectors(learner, framework: str, path: str, vocabulary) -> int:
+    """Overwrite the rows of the word embeddings that ``path`` has vectors for; returns how many."""
+    from common.weights import from_canonical, to_canonical
+    table, found = read_word_vectors(path, vocabulary)
+    model = learner.model if hasattr(learner, "model") else learner.algorithm.model
+    weights = to_canonical(model, framework)
+    name = next(n for n in weights if n.endswith("words.embeddings"))
+    rows = np.isfinite(table[:, 0])
+    weights[name][rows] = table[rows]
+    from_canonical(weights, model, framework)
+    return found
+
+
+def main(argv=None) -> dict:
+    parser = episode_parser("Few-shot text or relation classification with ProtoNet or MAML.",
+                            dataset="huffpost", way=5, shot=1, query=5, episodes=10_000, test_query=15)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    require_framework(args.framework)
+    if args.dataset not in TEXT_SETS:
+        raise ConfigError(f"--dataset must be one of {', '.join(TEXT_SETS)} (a text data set), got {args.dataset}")
+    check_multiple("--episodes", args.episodes, "--eval-every", args.eval_every)
+    check_out(args.out)
+    test_way, test_shot = args.test_way or args.way, args.test_shot or args.shot
+    if args.algorithm == "maml" and test_way != args.way:
+        raise ConfigError(f"MAML's head has --way {args.way} outputs, so it is tested {args.way}-way; drop "
+                          f"--test-way {test_way}, or train a {test_way}-way model")
+    if args.word_vectors is not None and not Path(args.word_vectors).is_file():
+        raise ConfigError(f"--word-vectors {args.word_vectors}: no such file")
+    device = use_device(args.framework, args.device)
+
+    train_set = load_dataset(args.dataset, args.train_split, args.data_dir)
+    val_set = load_dataset(args.dataset, "val" if args.train_split == "train" else "test", args.data_dir)
+    test_set = load_dataset(args.dataset, "test", args.data_dir)
+    sampler = EpisodeSampler(train_set, args.way, args.shot, args.query, seed=args.seed)
+    val_episodes = evaluation_episodes(val_set, test_way, test_shot, args.test_query, count=args.val_episodes)
+    test_episodes = evaluation_episodes(test_set, test_way, test_shot, args.test_query, count=args.test_episodes)
+
+    options = {"encoder": args.encoder, "embedding_size": embedding_size(args.encoder), "lr": args.lr,
+               "train_split": args.train_split, "vocabulary": len(train_set.vocabulary), "length": train_set.length}
+    if args.algorithm == "protonet":
+        options["decay_every"] = args.decay_every
+    else:
+        options.update(meta_batch=args.meta_batch, inner_lr=args.inner_lr, inner_steps=args.inner_steps,
+                       test_inner_steps=args.test_inner_steps, first_order=args.first_order)
+        sampler = MetaBatches(sampler, args.meta_batch)
+    if args.word_vectors is not None:
+        options["word_vectors"] = Path(args.word_vectors).name
+    if args.dataset in DATA_NOTES:
+        options["protocol"] = DATA_NOTES[args.dataset]
+    algorithm = "fomaml" if args.algorithm == "maml" and args.first_order else args.algorithm
+    run = Run(algorithm, args.framework, args.dataset, args.way, args.shot, args.query, test_way, test_shot,
+              args.test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
+              args.test_episodes, args.out, options=options, device=device)
+    model = build_model(args.algorithm, args.framework, args.encoder, args.way, encoder_arguments(train_set), args.seed)
+    example = sampler.episode(0)
+    learner = build_learner(args.algorithm, args.framework, model, example, args, device)
+    if args.word_vectors is not None:
+        found = load_word_vectors(learner, args.framework, args.word_vectors, train_set.vocabulary)
+        print(f"{found:,} of the {len(train_set.vocabulary):,} words start from {args.word_vectors}")
+    return train(run, learner, sampler, val_episodes, test_episodes, progress=not args.quiet)
+
+
+if __name__ == "__main__":
+    run_main(main)
