@@ -99,7 +99,7 @@ def meta_loss(model, params: dict, meta_batch: Episode, inner_lr, inner_steps: i
                 metric_total + model.metric(outputs, query_y[t]))
 
     tasks = ops.shape(support_x)[0]  # a tensor while fit traces train_step: B is not known then
-    zero = ops.zeros([], support_x.dtype)
+    zero = ops.zeros([], model.compute_dtype)  # the network's: the inputs may be integers (token ids)
     loss_total, metric_total = ops.fori_loop(0, tasks, add_task, (zero, zero))  # one task at a time
     return loss_total / ops.cast(tasks, zero.dtype), metric_total / ops.cast(tasks, zero.dtype)
 
@@ -230,7 +230,7 @@ class MAML(InnerLoopLearner):
             return gradients, total_loss + value, total_metric + ops.cast(metric, total_loss.dtype)
 
         tasks = ops.shape(meta_batch.support_x)[0]  # a tensor while fit traces train_step
-        zero = ops.zeros([], meta_batch.support_x.dtype)
+        zero = ops.zeros([], self.model.compute_dtype)
         gradients, total_loss, total_metric = ops.fori_loop(
             0, tasks, add_task, ([ops.zeros_like(v) for v in variables], zero, zero))
         count = ops.cast(tasks, zero.dtype)

@@ -95,8 +95,9 @@ def meta_loss(model, params: dict, meta_batch: Episode, inner_lr, inner_steps: i
     """
     support_x, support_y, query_x, query_y = (tf.convert_to_tensor(part) for part in meta_batch)
     tasks = tf.shape(support_x)[0]
-    loss_total = tf.zeros([], support_x.dtype)
-    metric_total = tf.zeros([], support_x.dtype)
+    dtype = next(iter(params.values())).dtype  # θ's: the inputs may be integers (token ids)
+    loss_total = tf.zeros([], dtype)
+    metric_total = tf.zeros([], dtype)
     for t in tf.range(tasks):  # one task at a time; a tf.while_loop inside tf.function
         adapted = adapt(model, params, support_x[t], support_y[t], inner_lr, inner_steps, first_order)
         outputs = query_outputs(model, adapted, support_x[t], query_x[t], transductive)
@@ -204,7 +205,7 @@ class MAML(InnerLoopLearner):
         meta_batch = Episode(*(tf.convert_to_tensor(part) for part in meta_batch))
         tasks = tf.shape(meta_batch.support_x)[0]
         gradients = [tf.zeros_like(v) for v in variables]
-        total_loss = total_metric = tf.zeros([], meta_batch.support_x.dtype)
+        total_loss = total_metric = tf.zeros([], variables[0].dtype)  # θ's (inputs may be token ids)
         for t in tf.range(tasks):
             one_task = Episode(*(part[t:t + 1] for part in meta_batch))
             with tf.GradientTape() as tape:  # the outer tape: records the inner gradients too
