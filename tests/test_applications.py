@@ -1,0 +1,185 @@
+"""The applications chapter: text encoders and the chapters' learners on them, across frameworks.
+
+1. The encoders (Proto-CNN with position embeddings, bag of embeddings) give the same vectors and
+   the same gradients in PyTorch, TensorFlow and Keras from the same canonical weights (float64).
+2. One training step of each learner as the script builds it (ProtoNet's Adam step, MAML's
+   second-order meta-step) ends in the same weights in the three frameworks; a MAML step that ignored
+   the Hessian term (first order) ends elsewhere, so the comparison can tell them apart.
+3. Bad input to the scripts is one line and exit status 2, before any work.
+
+A small synthetic text data set keeps the tests fast; the real loaders are tested in
+``test_text_data.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+
+from chapters.applications import encoders_keras, encoders_tf, encoders_torch
+from chapters.applications.train import build_learner, build_model
+from common.data.text import TextDataset, Vocabulary
+from common.episodes import EpisodeSampler, MetaBatches
+from common.weights import from_canonical, gradients_to_canonical, to_canonical
+from tests.metric_helpers import assert_close, keras_floatx
+
+FRAMEWORKS = ("torch", "tf", "keras")
+ENCODERS = {"torch": encoders_torch, "tf": encoders_tf, "keras": encoders_keras}
+LENGTH, WORDS = 12, 40
+
+
+def synthetic_text(positions: bool, seed: int = 0) -> TextDataset:
+    """8 classes x 10 'sentences' of random word ids with some padding (and entity positions)."""
+    rng = np.random.default_rng(seed)
+    words = rng.integers(2, WORDS, size=(8, 10, LENGTH))
+    words[..., 9:] = 0  # padding at the end of every sentence
+    channels = [words]
+    if positions:
+        for _ in range(2):
+            entity = rng.integers(0, 9, size=(8, 10, 1))
+            channels.append(np.arange(LENGTH) - entity + LENGTH)
+    vocabulary = Vocabulary(("<pad>", "<unk>") + tuple(f"w{i}" for i in range(2, WORDS)))
+    return TextDataset("synthetic", "train", np.stack(channels, -1).astype(np.int32), tuple(map(str, range(8))),
+                       vocabulary=vocabulary, positions=2 * LENGTH if positions else 0)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
+    with keras_floatx("float64"):
+        yield
+    torch.set_default_dtype(old)
+
+
+def encoder_args(dataset: TextDataset) -> dict:
+    return {"vocabulary_size": len(dataset.vocabulary), "positions": dataset.positions}
+
+
+def build_encoder(framework: str, kind: str, dataset: TextDataset):
+    extra = {"dtype": tf.float64, "seed": 0} if framework == "tf" else {}
+    return ENCODERS[framework].build_encoder(kind, **encoder_args(dataset), **extra)
+
+
+def encode_and_differentiate(framework: str, encoder, tokens: np.ndarray):
+    """f(tokens) and the gradient of sum(f(tokens)²) with respect to every weight (canonical names)."""
+    if framework == "torch":
+        out = encoder(torch.from_numpy(tokens))
+        (out ** 2).sum().backward()
+        return out.detach().numpy(), gradients_to_canonical(encoder, "torch")
+    variables = encoder.trainable_variables
+    with tf.GradientTape() as tape:
+        out = encoder(tf.constant(tokens))
+        loss = tf.reduce_sum(tf.square(out))
+    pairs = list(zip(tape.gradient(loss, variables), variables))
+    return np.asarray(out), gradients_to_canonical(encoder, framework, pairs)
+
+
+@pytest.mark.parametrize("kind, positions", [("cnn", True), ("cnn", False), ("bag", False)])
+def test_encoders_agree_exactly_from_canonical_weights(kind, positions):
+    dataset = synthetic_text(positions)
+    tokens = dataset.images[:3, :4].reshape(12, LENGTH, -1)
+    encoders = {framework: build_encoder(framework, kind, dataset) for framework in FRAMEWORKS}
+    weights = to_canonical(encoders["torch"], "torch")
+    expected = {"cnn": {"words.embeddings", "conv.kernel", "conv.bias"}, "bag": {"words.embeddings"}}[kind]
+    if positions:
+        expected |= {"head_positions.embeddings", "tail_positions.embeddings"}
+    assert set(weights) == expected
+    results = {}
+    for framework, encoder in encoders.items():
+        from_canonical(weights, encoder, framework)
+        results[framework] = encode_and_differentiate(framework, encoder, tokens)
+    out, grads = results["torch"]
+    assert out.shape == (12, 230 if kind == "cnn" else 50)
+    assert np.abs(grads["words.embeddings"][0 if kind == "cnn" else 2]).max() > 0
+    for framework in ("tf", "keras"):
+        assert_close(out, results[framework][0], 1e-10, f"{framework} {kind} output")
+        assert set(results[framework][1]) == set(grads)
+        for name, grad in grads.items():
+            assert_close(grad, results[framework][1][name], 1e-8, f"{framework} {kind} gradient of {name}")
+
+
+def test_the_position_embeddings_tell_head_from_tail():
+    """Swapping the two entities changes the Proto-CNN's vector (the bag of words cannot see it)."""
+    dataset = synthetic_text(True)
+    tokens = dataset.images[0, :3]
+    swapped = tokens[..., [0, 2, 1]]
+    encoder = build_encoder("torch", "cnn", dataset)
+    with torch.no_grad():
+        a, b = encoder(torch.from_numpy(tokens)), encoder(torch.from_numpy(np.ascontiguousarray(swapped)))
+    assert (a - b).abs().max() > 1e-3
+
+
+def script_options(**changes) -> argparse.Namespace:
+    options = dict(lr=1e-2, decay_every=0, inner_lr=0.5, inner_steps=2, first_order=False, test_inner_steps=2)
+    return argparse.Namespace(**{**options, **changes})
+
+
+def learners(algorithm: str, dataset: TextDataset, example, **changes) -> dict:
+    """The script's learners (``build_model`` + ``build_learner``) with PyTorch's initial weights."""
+    built = {}
+    for framework in FRAMEWORKS:
+        model = build_model(algorithm, framework, "cnn", 3, encoder_args(dataset), seed=0)
+        if framework == "tf":  # the script builds float32 TensorFlow models: rebuild this one in float64
+            module = ENCODERS["tf"]
+            if algorithm == "maml":
+                model = module.TextClassifier(3, "cnn", **encoder_args(dataset), dtype=tf.float64, seed=0)
+            else:
+                from chapters.metric.protonet_tf import ProtoNet
+                model = ProtoNet(encoder=module.build_encoder("cnn", **encoder_args(dataset), dtype=tf.float64, seed=0))
+        built[framework] = build_learner(algorithm, framework, model, example, script_options(**changes))
+    weights = to_canonical(model_of(built["torch"]), "torch")
+    for framework, learner in built.items():
+        from_canonical(weights, model_of(learner), framework)
+    return built
+
+
+def model_of(learner):
+    return learner.model if hasattr(learner, "model") else learner.algorithm.model
+
+
+def weights_after_one_step(algorithm: str, **changes) -> dict:
+    dataset = synthetic_text(True)
+    source = EpisodeSampler(dataset, 3, 2, 2, seed=1)
+    if algorithm == "maml":
+        source = MetaBatches(source, 2)
+    example = source.episode(0)
+    built = learners(algorithm, dataset, example, **changes)
+    for learner in built.values():
+        learner.train_step(example)
+    return {framework: to_canonical(model_of(learner), framework) for framework, learner in built.items()}
+
+
+@pytest.mark.parametrize("algorithm", ["protonet", "maml"])
+def test_one_learner_step_agrees_exactly(algorithm):
+    after = weights_after_one_step(algorithm)
+    for framework in ("tf", "keras"):
+        for name, value in after["torch"].items():
+            assert_close(value, after[framework][name], 1e-6, f"{algorithm} {framework} {name} after one step")
+    if algorithm == "maml":  # the comparison sees the second-order term: first order ends elsewhere
+        first_order = weights_after_one_step("maml", first_order=True)["torch"]
+        differences = [np.linalg.norm(first_order[n] - v) / np.linalg.norm(v) for n, v in after["torch"].items()]
+        assert max(differences) > 1e-5
+
+
+@pytest.mark.parametrize("command, message", [
+    (["chapters.applications.train", "--dataset", "omniglot"], "--dataset must be one of huffpost"),
+    (["chapters.applications.train", "--dataset", "fewrel", "--test-way", "10"], "10-way episodes need 10 classes"),
+    (["chapters.applications.train", "--encoder", "lstm"], "--encoder must be one of cnn, bag"),
+    (["chapters.applications.train", "--algorithm", "maml", "--test-way", "3"], "tested 5-way"),
+    (["chapters.applications.train", "--episodes", "0"], "--episodes must be at least 1"),
+    (["chapters.applications.baseline", "--dataset", "fewrel", "--way", "10"], "--way 10"),
+])
+def test_bad_input_is_one_line_and_exit_2(command, message, tmp_path):
+    done = subprocess.run([sys.executable, "-m", *command, "--out", str(tmp_path / "runs")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert not (tmp_path / "runs").exists()
