@@ -52,9 +52,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--decay-every", type=DECAY_EVERY, default=2000,
                         help="ProtoNet: halve the learning rate every this many episodes (0: never)")
     parser.add_argument("--meta-batch", type=COUNT, default=4, help="MAML: tasks per meta-iteration")
-    parser.add_argument("--inner-lr", type=POSITIVE, default=0.1, help="MAML: α, the inner step size")
+    # α = 5, not the 0.4 of MAML on Omniglot: the encoder's features start small (embeddings N(0, 0.1²)), so
+    # a head step of α = 0.1 or 0.5 barely moves the logits (the meta-loss stayed at ln 5 for 200 iterations).
+    parser.add_argument("--inner-lr", type=POSITIVE, default=5.0, help="MAML: α, the inner step size")
     parser.add_argument("--inner-steps", type=COUNT, default=1, help="MAML: inner steps in meta-training")
-    parser.add_argument("--test-inner-steps", type=COUNT, default=5, help="MAML: inner steps on a test task")
+    parser.add_argument("--test-inner-steps", type=COUNT, default=None,
+                        help="MAML: inner steps on a test task (default: --inner-steps)")
     parser.add_argument("--first-order", action="store_true", help="MAML: first-order (no Hessian term)")
     parser.add_argument("--eval-every", type=COUNT, default=500,
                         help="validate and checkpoint every N episodes (--episodes must be a multiple)")
@@ -118,7 +121,7 @@ def build_learner(algorithm: str, framework: str, model, example, args, device: 
     from chapters.optimization.train import KerasLearner, Learner
     maml = importlib.import_module(f"chapters.optimization.maml_{framework}")
     settings = {"inner_lr": args.inner_lr, "inner_steps": args.inner_steps, "first_order": args.first_order,
-                "test_inner_steps": args.test_inner_steps}
+                "test_inner_steps": args.test_inner_steps or args.inner_steps}
     if framework == "keras":
         from common.episodic_tf import Adam
         learner = maml.MAML(model, **settings)
@@ -173,7 +176,7 @@ def main(argv=None) -> dict:
         options["decay_every"] = args.decay_every
     else:
         options.update(meta_batch=args.meta_batch, inner_lr=args.inner_lr, inner_steps=args.inner_steps,
-                       test_inner_steps=args.test_inner_steps, first_order=args.first_order)
+                       test_inner_steps=args.test_inner_steps or args.inner_steps, first_order=args.first_order)
         sampler = MetaBatches(sampler, args.meta_batch)
     if args.word_vectors is not None:
         options["word_vectors"] = Path(args.word_vectors).name
