@@ -10,7 +10,12 @@ From a small deterministic PyTorch run (one thread, seed 0):
 * ``mann_memory``: inside a MANN's memory over one test episode, after a short training: the read
   and write weights of the first head over the 128 rows at every step, and every row's usage.
 
-The notebook draws its own runs with the same ``draw_presentations`` and ``draw_memory``.
+* ``metanet_fast_weights``: inside a Meta Network after a short training (fast weights in the two
+  dense layers): the size of each layer's slow weights beside the fast weights a query reads,
+  and every query's attention over the support memory, for one fixed test episode.
+
+The notebook draws its own runs with the same ``draw_presentations``, ``draw_memory`` and
+``draw_metanet``.
 """
 
 from __future__ import annotations
@@ -106,8 +111,82 @@ def draw_memory(data: dict):
     return figure
 
 
+# ----------------------------------------------------------------------------- Meta Networks
+
+LAYERS = ("conv 1", "conv 2", "conv 3", "conv 4", "conv 5", "dense 64", "output")
+
+
+def metanet_inspect(model, episode, framework: str) -> dict:
+    """What ``draw_metanet`` draws, from a MetaNet of any framework on one episode: each layer's
+    slow-weight norm ||W||, the mean norm of the fast weights the queries read ||W*|| (0 for a
+    layer without), and the queries' attention over the support examples."""
+    if framework == "torch":
+        import torch
+        from common.adapters import to_torch
+        support_x, support_y, query_x, _ = to_torch(episode, next(model.parameters()).device)
+        with torch.no_grad():
+            _, attention, _, memory = model.read(support_x, support_y, query_x)
+        slow = [kernel.detach() for kernel in model.base.kernels]
+    else:
+        _, attention, _, memory = model.read(episode.support_x, episode.support_y, episode.query_x)
+        slow = list(model.base.kernels)
+    attention = np.asarray(attention, dtype=np.float64)
+    fast_norms = []
+    for kernels in memory:  # a query's fast weights are sum_i a_i M_i: their norm, averaged over the queries
+        if kernels is None:
+            fast_norms.append(0.0)
+            continue
+        memory_rows = np.asarray(kernels, dtype=np.float64).reshape(len(episode.support_y), -1)
+        fast_norms.append(float(np.linalg.norm(attention @ memory_rows, axis=1).mean()))
+    return {"slow_norms": [float(np.linalg.norm(np.asarray(w, dtype=np.float64))) for w in slow],
+            "fast_norms": fast_norms, "attention": attention, "support_y": np.asarray(episode.support_y),
+            "query_y": np.asarray(episode.query_y)}
+
+
+def metanet_data(episodes: int = 1000) -> dict:
+    """Train a MetaNet with fast dense layers (PyTorch, one thread, seed 0, 5-way 1-shot) for
+    ``episodes`` episodes, then look at the first fixed 5-way 1-shot test episode."""
+    import torch
+
+    from chapters.model_based import metanet
+    from common.data import load_dataset
+    from common.episodes import EpisodeSampler, evaluation_episodes
+
+    torch.set_num_threads(1)
+    sampler = EpisodeSampler(load_dataset("omniglot", "train"), 5, 1, 5, seed=0)
+    learner = metanet.build_learner("torch", (28, 28, 1), 5, sampler.episode(0), 1e-3, None, 0, fast_layers=2)
+    for index in range(episodes):
+        learner.train_step(sampler.episode(index))
+    episode = evaluation_episodes(load_dataset("omniglot", "test"), 5, 1, 15).source.episode(0)
+    return {"episodes": episodes, **metanet_inspect(learner.model, episode, "torch")}
+
+
+def draw_metanet(data: dict):
+    figure, (norms, reads) = new_figure(1, 2, height=3.4, gridspec_kw={"width_ratios": [1.3, 1]})
+    x = np.arange(len(LAYERS))
+    norms.bar(x - 0.2, data["slow_norms"], 0.4, color=NEUTRAL, label="slow weights W")
+    norms.bar(x + 0.2, data["fast_norms"], 0.4, color=FRAMEWORK_COLOURS["torch"], label="a query's fast weights W*")
+    norms.set(xticks=x, yscale="log", ylabel="Frobenius norm", title="b's layers: slow and fast weights")
+    norms.set_xticklabels(LAYERS, rotation=45, ha="right")
+    norms.legend(fontsize=7)
+    order = np.argsort(data["query_y"], kind="stable")
+    image = reads.imshow(np.asarray(data["attention"])[order], aspect="auto", vmin=0, vmax=1, cmap="viridis",
+                         interpolation="nearest")
+    reads.set(title="attention over the memory", xlabel="support example (its class)",
+              ylabel="query (sorted by class)", xticks=range(len(data["support_y"])))
+    reads.set_xticklabels([str(y) for y in data["support_y"]])
+    reads.grid(False)
+    figure.colorbar(image, ax=reads, fraction=0.05)
+    figure.suptitle(f"A Meta Network (fast dense layers) on one 5-way 1-shot test episode, after "
+                    f"{data['episodes']:,} episodes", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
 FIGURES = [
     Figure("mann_presentations", presentations_data, draw_presentations),
     # A training run: the test recomputes a 2-update run of the same code (see common/plotting.py).
     Figure("mann_memory", memory_data, draw_memory, size={"updates": 300}, check_size={"updates": 2}, rtol=1e-3),
+    Figure("metanet_fast_weights", metanet_data, draw_metanet, size={"episodes": 1000}, check_size={"episodes": 2},
+           rtol=1e-3),
 ]
