@@ -113,12 +113,12 @@ def assert_same_arrays(expected: dict, actual: dict, what: str, rtol: float = AG
 
 
 def make_learner(kind: str, framework: str, model, **settings):
-    """A MAML / MetaSGD / Reptile learner of ``framework`` around ``model``, float64-ready."""
+    """A MAML / MetaSGD / Reptile learner of ``framework`` around ``model``, in the model's float type."""
     module, name = {"maml": (MAML, "MAML"), "metasgd": (METASGD, "MetaSGD"), "reptile": (REPTILE, "Reptile")}[kind]
     learner_class = getattr(module[framework], name)
     if framework != "keras":
         return learner_class(model, **settings)
-    with keras_floatx("float64"):
+    with keras_floatx(model.compute_dtype):  # the learner (a keras.Model) casts its inputs to it
         if kind == "reptile":
             return learner_class(model, **settings)
         meta_lr = settings.pop("meta_lr", 1e-3)

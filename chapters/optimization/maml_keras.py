@@ -185,9 +185,14 @@ class InnerLoopLearner(keras.Model):
         arrays.update(optimizer_arrays(self.optimizer))
         return arrays
 
+    def load_model(self, arrays: dict) -> None:
+        """θ (and a Meta-SGD learner's α) from a checkpoint's arrays, written by any framework:
+        what evaluating a trained model needs. The optimizer's slots are each framework's own."""
+        canonical_to_keras(model_weights(arrays), self.model)
+
     def load_state(self, arrays: dict) -> None:
         """The inverse of :meth:`state` (after ``compile``): meta-training then continues exactly."""
-        canonical_to_keras(model_weights(arrays), self.model)
+        self.load_model(arrays)
         load_optimizer_arrays(self.optimizer, arrays)
 
 

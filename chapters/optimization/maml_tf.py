@@ -172,9 +172,14 @@ class InnerLoopLearner:
         arrays.update(optimizer_arrays(self.optimizer))
         return arrays
 
+    def load_model(self, arrays: dict) -> None:
+        """θ (and a Meta-SGD learner's α) from a checkpoint's arrays, written by any framework:
+        what evaluating a trained model needs. The optimizer's slots are each framework's own."""
+        canonical_to_tf(model_weights(arrays), self.model)
+
     def load_state(self, arrays: dict) -> None:
         """The inverse of :meth:`state`: the next meta_step is the one the saved run would have taken."""
-        canonical_to_tf(model_weights(arrays), self.model)
+        self.load_model(arrays)
         load_optimizer_arrays(self.optimizer, arrays)
 
 

@@ -173,9 +173,14 @@ class InnerLoopLearner:
         arrays["steps"] = np.array(self.steps)
         return arrays
 
+    def load_model(self, arrays: dict[str, np.ndarray]) -> None:
+        """θ (and a Meta-SGD learner's α) from a checkpoint's arrays, written by any framework:
+        what evaluating a trained model needs. The optimizer's slots are each framework's own."""
+        canonical_to_torch(model_weights(arrays), self.model)
+
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """The inverse of :meth:`state`: meta-training then continues exactly where it was."""
-        canonical_to_torch(model_weights(arrays), self.model)
+        self.load_model(arrays)
         load_optimizer_arrays(self.optimizer, arrays)
         self.steps = int(arrays["steps"])
 

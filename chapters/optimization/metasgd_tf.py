@@ -57,7 +57,8 @@ class MetaSGD(MAML):
         arrays.update({f"inner_lr.{name}": alpha for name, alpha in self.learned_inner_lrs().items()})
         return arrays
 
-    def load_state(self, arrays: dict) -> None:
-        super().load_state(arrays)
+    def load_model(self, arrays: dict) -> None:
+        """θ and α (``load_state`` calls this, then restores the optimizer)."""
+        super().load_model(arrays)
         for name, alpha in self.inner_lrs.items():
             alpha.assign(np.asarray(arrays[f"inner_lr.{name}"], alpha.dtype.as_numpy_dtype))

@@ -55,8 +55,9 @@ class MetaSGD(MAML):
         arrays.update({f"inner_lr.{name}": value for name, value in self.learned_inner_lrs().items()})
         return arrays
 
-    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        super().load_state(arrays)
+    def load_model(self, arrays: dict[str, np.ndarray]) -> None:
+        """θ and α (``load_state`` calls this, then restores the optimizer)."""
+        super().load_model(arrays)
         with torch.no_grad():
             for name, alpha in self.inner_lrs.items():
                 alpha.copy_(torch.from_numpy(np.array(arrays[f"inner_lr.{name}"])))
