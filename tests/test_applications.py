@@ -183,3 +183,22 @@ def test_bad_input_is_one_line_and_exit_2(command, message, tmp_path):
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_word_vectors_from_a_file_start_the_embeddings(tmp_path):
+    from chapters.applications.train import load_word_vectors
+    from common.errors import CorruptDataError
+
+    dataset = synthetic_text(False)
+    example = EpisodeSampler(dataset, 3, 1, 1).episode(0)
+    learner = learners("protonet", dataset, example)["torch"]
+    before = to_canonical(learner.model, "torch")["encoder.words.embeddings"]
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("w5 " + " ".join(["0.5"] * 50) + "\nnot-in-vocabulary " + " ".join(["1"] * 50) + "\n")
+    assert load_word_vectors(learner, "torch", str(vectors), dataset.vocabulary) == 1
+    after = to_canonical(learner.model, "torch")["encoder.words.embeddings"]
+    row = dataset.vocabulary.words.index("w5")
+    assert np.allclose(after[row], 0.5) and np.allclose(np.delete(after, row, 0), np.delete(before, row, 0))
+    vectors.write_text("w5 0.1 0.2\n")
+    with pytest.raises(CorruptDataError, match="line 1 has 2 numbers, not 50"):
+        load_word_vectors(learner, "torch", str(vectors), dataset.vocabulary)
