@@ -6,6 +6,10 @@ For every way an episode reaches a framework (NumPy, ``to_torch``, ``TorchEpisod
 every image carries the label of the class it was drawn from (the label is the position of that
 class in ``classes_of(i)``), support and query never share an image, and item i is episode i.
 The images of ``tests.test_sampler.labelled_dataset`` name their own class and example.
+
+The results path (``write_result`` -> ``load_results`` -> ``results_table``) is shared too: for a
+random set of runs, every cell of the table shows the latest run of exactly its (algorithm,
+labelled deviations, data set, way, shot, framework), and no cell shows a number no run made.
 """
 
 from __future__ import annotations
@@ -81,3 +85,50 @@ def test_meta_batches_keep_labels_with_their_images_through_every_adapter(adapte
             check_task(sampler, index * size + t, *(as_numpy(part)[t] for part in batch))
         for ours, expected in zip(batch, batches.episode(index)):
             np.testing.assert_array_equal(as_numpy(ours), expected, f"{adapter} meta-batch {index}")
+
+
+# ------------------------------------------------------------------------------ the results path
+
+def table_cells(table: str) -> dict:
+    """{(row name, data set, way, shot, framework): cell text} of a generated results table."""
+    lines = [line for line in table.splitlines() if line.startswith("|")]
+    header = [part.strip() for part in lines[0].strip("|").split("|")]
+    frameworks = header[5:-1]
+    cells = {}
+    for line in lines[2:]:
+        parts = [part.strip() for part in line.strip("|").split("|")]
+        for framework, text in zip(frameworks, parts[5:-1]):
+            cells[(parts[0], parts[1], int(parts[2]), int(parts[3]), framework)] = text
+    return cells
+
+
+def test_every_table_cell_is_the_latest_run_of_exactly_its_setting(tmp_path):
+    from common.results import (deviation_labels, deviations, load_results, make_result, results_table,
+                                value_text, write_result)
+
+    rng = np.random.default_rng(0)
+    choices = {"algorithm": ["protonet", "matching", "maml-transductive"], "framework": ["torch", "tf", "keras"],
+               "dataset": ["omniglot", "mini-imagenet"], "way": [5, 20], "shot": [1, 5],
+               "options": [{}, {"backbone": "strided"}, {"backbone": "maxpool"}, {"cosine_scale": 10.0}]}
+    written = []
+    for index in range(120):
+        fields = {key: values[rng.integers(len(values))] for key, values in choices.items()}
+        written.append(make_result(**fields, query=15, train_episodes=int(rng.integers(1, 10_000)),
+                                   accuracy=float(rng.uniform(20, 100)), ci95=float(rng.uniform(0, 2)),
+                                   wall_seconds=1.0, seconds_per_episode=0.1,
+                                   date=f"2026-01-01T00:{index // 60:02d}:{index % 60:02d}+00:00"))
+        write_result(written[-1], tmp_path)
+    loaded = load_results(tmp_path)
+    assert len(loaded) == len(written)  # one file per run: none overwritten another
+
+    latest = {}
+    for result in written:  # written in date order: the last one of a key is the latest
+        label = result["algorithm"] + deviation_labels(deviations(result["options"]))
+        latest[(label, result["dataset"], result["way"], result["shot"], result["framework"])] = result
+    cells = table_cells(results_table(loaded))
+    for key, text in cells.items():
+        if key in latest:
+            assert text == f"{value_text(latest[key])} ({latest[key]['train_episodes']:,} ep.)", key
+        else:
+            assert text == "–", f"{key} shows {text!r} but no run made it"
+    assert set(latest) <= set(cells), "a run is missing from the table"

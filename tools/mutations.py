@@ -126,7 +126,18 @@ MUTATIONS = [
              "PyTorch's conv kernels exported with height and width swapped (and imported back the same way: "
              "a PyTorch checkpoint reloads fine in PyTorch)",
              more=(("        return k.transpose(3, 2, 0, 1)", "        return k.transpose(3, 2, 1, 0)"),)),
+    # --- a checkpoint of the optimization chapter in another framework
+    Mutation("tf-metasgd-loads-theta-only", "chapters/optimization/metasgd_tf.py",
+             "        super().load_model(arrays)\n        for name, alpha in self.inner_lrs.items():",
+             "        super().load_model(arrays)\n        for name, alpha in {}.items():",
+             ("tests/test_optimization_checkpoints.py", "-k", "float64 and metasgd"),
+             "a Meta-SGD checkpoint evaluated in TensorFlow adapts with its initial rates α, not the learned ones"),
     # --- results
+    Mutation("table-shows-the-best-run-not-the-latest", "common/results.py",
+             'for result in sorted(results, key=lambda r: r.get("date", "")):\n        cell =',
+             'for result in sorted(results, key=lambda r: r.get("accuracy", 0)):\n        cell =',
+             ("tests/test_shared_properties.py", "-k", "table"),
+             "a cell shows a setting's best run instead of its latest"),
     Mutation("confidence-interval-z", "common/evaluation.py",
              "float(1.96 * values.std", "float(1.645 * values.std",
              ("tests/test_evaluation.py",),
