@@ -9,6 +9,11 @@ From small deterministic PyTorch runs of the sinusoid script's learners (seed 0,
   first-order MAML, Reptile and the pretrained baseline (Finn et al., Fig. 3);
 * ``metasgd_rates``: Meta-SGD's learned inner rates α, parameter tensor by parameter tensor.
 
+From the committed Omniglot results (``results/optimization/*.json``):
+
+* ``omniglot_curves``: each run's validation accuracy during meta-training, its test accuracy and
+  the paper's number, one panel per setting (issue 28 asks for the frameworks' curves in one plot).
+
 From the committed benchmark (``results/optimization/timing.json``):
 
 * ``timing``: seconds and memory per meta-iteration, first vs second order, per framework.
@@ -207,6 +212,65 @@ def draw_metasgd_rates(data: dict):
     return figure
 
 
+# --------------------------------------------------------------------------- Omniglot curves
+
+ALGORITHM_NAMES = {"maml-transductive": "MAML", "fomaml-transductive": "first-order MAML", "maml": "MAML",
+                   "fomaml": "first-order MAML", "metasgd": "Meta-SGD", "reptile": "Reptile",
+                   "reptile-transductive": "Reptile"}
+DASHES = {"torch": "-", "tf": "--", "keras": ":"}
+
+
+def omniglot_curves_data() -> dict:
+    """The latest committed Omniglot run of each (algorithm, labelled deviations, way, shot,
+    framework): its validation curve, test accuracy and the paper's number."""
+    from common.results import PUBLISHED, RESULTS_DIR, deviation_labels, deviations, load_results
+
+    latest = {}
+    for result in sorted(load_results(RESULTS_DIR / "optimization"), key=lambda r: r.get("date", "")):
+        if result["dataset"] == "omniglot":
+            labels = deviation_labels(deviations(result.get("options", {})))
+            latest[(result["way"], result["shot"], result["algorithm"], labels, result["framework"])] = result
+    panels = {}
+    for (way, shot, algorithm, labels, framework), run in sorted(latest.items()):
+        panel = panels.setdefault(f"{way}-way {shot}-shot", {"runs": [], "papers": {}})
+        name = f"{ALGORITHM_NAMES.get(algorithm, algorithm)} {labels}".strip()
+        panel["runs"].append({
+            "name": name, "algorithm": algorithm, "framework": framework,
+            "episode": [h["episode"] for h in run["history"]],
+            "val_accuracy": [h["val_accuracy"] for h in run["history"]],
+            "val_ci95": [h["val_ci95"] for h in run["history"]],
+            "test_accuracy": run["accuracy"], "test_ci95": run["ci95"], "file": run["_file"].split("results/")[-1]})
+        if (algorithm, "omniglot", way, shot) in PUBLISHED:
+            panel["papers"][ALGORITHM_NAMES.get(algorithm, algorithm)] = PUBLISHED[(algorithm, "omniglot", way, shot)][0]
+    return {"panels": panels}
+
+
+def draw_omniglot_curves(data: dict):
+    panels = data["panels"]
+    figure, axes = new_figure(1, len(panels), height=3.4, sharex=False)
+    for ax, (setting, panel) in zip(np.atleast_1d(axes), panels.items()):
+        algorithms = list(dict.fromkeys(ALGORITHM_NAMES.get(r["algorithm"], r["algorithm"]) for r in panel["runs"]))
+        colours = dict(zip(algorithms, [OKABE_ITO[c] for c in ("vermillion", "blue", "purple", "green", "orange")]))
+        for run in panel["runs"]:
+            colour = colours[ALGORITHM_NAMES.get(run["algorithm"], run["algorithm"])]
+            episodes, accuracy, ci = (np.array(run[k]) for k in ("episode", "val_accuracy", "val_ci95"))
+            ax.fill_between(episodes, accuracy - ci, accuracy + ci, color=colour, alpha=0.12, linewidth=0)
+            ax.plot(episodes, accuracy, DASHES[run["framework"]], color=colour,
+                    label=f"{run['name']} ({FRAMEWORK_NAMES[run['framework']]}): "
+                          f"test {run['test_accuracy']:.1f} ± {run['test_ci95']:.1f}")
+        for algorithm, value in panel["papers"].items():
+            ax.axhline(value, color=colours[algorithm], linewidth=0.8, alpha=0.7)
+            ax.text(ax.get_xlim()[1], value, f" paper {value}", color=colours[algorithm], fontsize=7,
+                    va="bottom", ha="right")
+        ax.set(xlabel="meta-iteration", ylabel="validation accuracy (%)", title=f"Omniglot {setting}")
+        ax.set_ylim(max(ax.get_ylim()[0], 85), 100)
+        ax.legend(loc="lower right", fontsize=7)
+    figure.suptitle("Validation accuracy during meta-training (100 fixed episodes, 95% bands; "
+                    "thin lines: the papers' test accuracy)", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
 # ------------------------------------------------------------------------------------ timing
 
 def timing_data() -> dict:
@@ -255,5 +319,6 @@ FIGURES = [
            check_size={"iterations": 5, "tasks": 10}, rtol=1e-3),
     Figure("metasgd_rates", metasgd_rates_data, draw_metasgd_rates, size={"iterations": 3000},
            check_size={"iterations": 5}, rtol=1e-3),
+    Figure("omniglot_curves", omniglot_curves_data, draw_omniglot_curves),
     Figure("timing", timing_data, draw_timing),
 ]
