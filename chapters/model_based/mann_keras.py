@@ -161,23 +161,23 @@ class SequenceLearner:
         network.compile(optimizer=rmsprop(lr), jit_compile=jit_compile)
         network.optimizer.build(network.trainable_variables)
 
-    def inputs(self, episode):
+    def tensors(self, episode):
         check_sequence(episode.support_y, self.network.way)
         return np.asarray(episode.support_x, self.network.compute_dtype), np.asarray(episode.support_y)
 
     def train_step(self, batch) -> dict:
-        images, labels = self.inputs(batch)
+        images, labels = self.tensors(batch)
         logs = self.network.train_on_batch((images, labels, batch.query_x), batch.query_y, return_dict=True)
         return {"loss": float(logs["loss"]), "accuracy": float(logs["accuracy"])}
 
     def predict(self, episode) -> np.ndarray:
         """The predicted label of every step of one episode, (T,)."""
-        images, labels = self.inputs(episode)
+        images, labels = self.tensors(episode)
         return np.argmax(self.network.predict_on_batch((images[None], labels[None]))[0], -1)
 
     def trace(self, episode) -> dict:
         """Every step's state on one episode, as NumPy arrays (T, ...), with the logits."""
-        images, labels = self.inputs(episode)
+        images, labels = self.tensors(episode)
         logits, states = self.network.run_sequence(images[None], labels[None])
         return {"logits": ops.convert_to_numpy(logits)[0], **{k: ops.convert_to_numpy(v)[0] for k, v in states.items()}}
 

@@ -80,10 +80,11 @@ class MANN(nn.Module):
         self.gate = nn.Linear(controller, read_heads)                 # α of every head
         self.readout = nn.Linear(controller + read_heads * memory_width, way)
 
-    def initial_state(self, batch: int, like: torch.Tensor) -> dict:
-        zeros = like.new_zeros
+    def initial_state(self, batch: int, dtype: torch.dtype, device=None) -> dict:
+        def zeros(*shape):
+            return torch.zeros(shape, dtype=dtype, device=device)
         return {"h": zeros(batch, self.controller.hidden_size), "c": zeros(batch, self.controller.hidden_size),
-                "memory": like.new_full((batch, self.rows, self.width), MEMORY_INIT),
+                "memory": torch.full((batch, self.rows, self.width), MEMORY_INIT, dtype=dtype, device=device),
                 "read_weights": zeros(batch, self.heads, self.rows), "usage": zeros(batch, self.rows),
                 "reads": zeros(batch, self.heads, self.width)}
 
@@ -110,7 +111,7 @@ class MANN(nn.Module):
         weights, usage, reads: what the chapter draws and the exact tests compare."""
         x = images.flatten(2)
         y_previous = torch.from_numpy(previous_labels(labels.cpu().numpy(), self.way)).to(x)
-        state = self.initial_state(x.shape[0], x)
+        state = self.initial_state(x.shape[0], x.dtype, x.device)
         logits, states = [], []
         for t in range(x.shape[1]):
             step_logits, state = self.step(x[:, t], y_previous[:, t], state)
@@ -131,15 +132,17 @@ class LSTMBaseline(nn.Module):
         self.controller = single_bias(nn.LSTMCell(image_size ** 2 + way, controller))
         self.readout = nn.Linear(controller, way)
 
-    def initial_state(self, batch: int, like: torch.Tensor) -> dict:
-        return {"h": like.new_zeros(batch, self.controller.hidden_size),
-                "c": like.new_zeros(batch, self.controller.hidden_size)}
+    def initial_state(self, batch: int, dtype: torch.dtype, device=None) -> dict:
+        return {name: torch.zeros(batch, self.controller.hidden_size, dtype=dtype, device=device)
+                for name in ("h", "c")}
 
     def step(self, x, y_previous, state):
         h, c = self.controller(torch.cat([x, y_previous], 1), (state["h"], state["c"]))
         return self.readout(h), {"h": h, "c": c}
 
-    forward = MANN.forward
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, trace: bool = False):
+        """The same time loop as :meth:`MANN.forward`, over this network's ``step``."""
+        return MANN.forward(self, images, labels, trace)
 
 
 def build_network(model: str, settings: dict, seed: int = 0, dtype: str = "float32") -> nn.Module:
