@@ -87,14 +87,18 @@ class Scheme:
         """The data set's name in results and run folders: ``omniglot`` or ``omniglot-lake``."""
         return dataset if self.name == "vinyals" else f"{dataset}-{self.name}"
 
+    def dataset_options(self, split: str) -> dict:
+        """The loader's options for one split: none for the Vinyals split (the loaders' default), the
+        scheme and the split's rotations for Lake's (``trainval`` has rotations when ``train`` has)."""
+        if self.name == "vinyals":
+            return {}
+        return {"scheme": self.name, "rotations": ("train" if split == "trainval" else split) in self.rotations}
+
     def load(self, dataset: str, split: str, data_dir=None):
-        """One split of ``dataset`` under this scheme (``trainval`` has rotations when ``train`` has)."""
+        """One split of ``dataset`` under this scheme."""
         from common.data import load_dataset
 
-        if self.name == "vinyals":
-            return load_dataset(dataset, split, data_dir)
-        turned = ("train" if split == "trainval" else split) in self.rotations
-        return load_dataset(dataset, split, data_dir, scheme=self.name, rotations=turned)
+        return load_dataset(dataset, split, data_dir, **self.dataset_options(split))
 
     def training_sampler(self, dataset, way: int, shot: int, query: int, seed: int):
         """The training episodes: any classes, or within one alphabet with ``--train-within-alphabet``."""

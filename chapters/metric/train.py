@@ -142,10 +142,9 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
         dataset, split_options = train_set.name, {"train_split": PIPELINE_CHECK, "pipeline_check": note}
         print(f"{note['note']}.")
     else:
-        train_set = scheme.load(args.dataset, args.train_split, args.data_dir)
         val_split = "val" if args.train_split == "train" else "test"  # trainval runs validate on test
-        val_set = scheme.load(args.dataset, val_split, args.data_dir)
-        test_set = scheme.load(args.dataset, "test", args.data_dir)
+        train_set, val_set, test_set = (load_dataset(args.dataset, split, args.data_dir, **scheme.dataset_options(split))
+                                        for split in (args.train_split, val_split, "test"))
         dataset = scheme.dataset_label(args.dataset)
         split_options = {"train_split": args.train_split, **scheme.options()}
     options = model_options(args, train_set.image_shape) if model_options is not None else {}

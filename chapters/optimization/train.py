@@ -34,6 +34,7 @@ import numpy as np
 
 from common.backbones import BACKBONES
 from common.cli import episode_parser, require_framework
+from common.data import load_dataset
 from common.devices import torch_device, use_device
 from common.episodes import MetaBatches
 from common.errors import ConfigError
@@ -180,7 +181,8 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
 
     query = args.query or args.shot
     test_shot, test_query = args.test_shot or args.shot, args.test_query
-    train_set, val_set, test_set = (scheme.load(args.dataset, split, args.data_dir) for split in ("train", "val", "test"))
+    train_set, val_set, test_set = (load_dataset(args.dataset, split, args.data_dir, **scheme.dataset_options(split))
+                                    for split in ("train", "val", "test"))
     # The Vinyals split's episodes draw classes from any alphabets; the Lake scheme's, from one.
     val_episodes = scheme.evaluation_episodes(val_set, args.way, test_shot, test_query, count=args.val_episodes)
     test_episodes = scheme.evaluation_episodes(test_set, args.way, test_shot, test_query, count=args.test_episodes)
