@@ -79,12 +79,19 @@ def test_episodes_are_a_function_of_seed_and_index(lake):
 
 
 def test_the_adapters_pass_within_alphabet_episodes_unchanged(lake):
-    from common.adapters import to_torch
+    from common.adapters import keras_episodes, tf_dataset, to_torch
 
-    episode = within_alphabet_episodes(lake["val"], 5, 1, 2, count=3)[2]
+    sampler = WithinAlphabetSampler(lake["val"], 5, 1, 2, seed=1)
+    episode = sampler.episode(2)
     tensors = to_torch(episode)
     np.testing.assert_array_equal(tensors.query_x.movedim(-3, -1).numpy(), episode.query_x)
     np.testing.assert_array_equal(tensors.support_y.numpy(), episode.support_y)
+    from_tf = next(iter(tf_dataset(sampler, start=2, stop=3)))
+    for part, expected in zip(from_tf, episode):
+        np.testing.assert_array_equal(part.numpy(), expected)
+    (support_x, support_y, query_x), query_y = keras_episodes(sampler, count=1, start=2)[0]
+    np.testing.assert_array_equal(support_x, episode.support_x)
+    np.testing.assert_array_equal(query_y, episode.query_y)
 
 
 def test_too_few_classes_in_every_alphabet_is_one_clear_error(lake):
