@@ -233,7 +233,7 @@ def omniglot_curves_data() -> dict:
     panels = {}
     for (way, shot, algorithm, labels, framework), run in sorted(latest.items()):
         panel = panels.setdefault(f"{way}-way {shot}-shot", {"runs": [], "papers": {}})
-        name = f"{ALGORITHM_NAMES.get(algorithm, algorithm)} {labels}".strip()
+        name = f"{ALGORITHM_NAMES.get(algorithm, algorithm)}{labels}"
         panel["runs"].append({
             "name": name, "algorithm": algorithm, "framework": framework,
             "episode": [h["episode"] for h in run["history"]],
@@ -258,10 +258,11 @@ def draw_omniglot_curves(data: dict):
             ax.plot(episodes, accuracy, DASHES[run["framework"]], color=colour,
                     label=f"{run['name']} ({FRAMEWORK_NAMES[run['framework']]}): "
                           f"test {run['test_accuracy']:.1f} ± {run['test_ci95']:.1f}")
-        for algorithm, value in panel["papers"].items():
+        highest = max(panel["papers"].values(), default=None)
+        for algorithm, value in panel["papers"].items():  # the highest label above its line, others below
             ax.axhline(value, color=colours[algorithm], linewidth=0.8, alpha=0.7)
-            ax.text(ax.get_xlim()[1], value, f" paper {value}", color=colours[algorithm], fontsize=7,
-                    va="bottom", ha="right")
+            ax.text(ax.get_xlim()[1], value, f"{algorithm}, paper: {value}", color=colours[algorithm], fontsize=7,
+                    va="bottom" if value == highest else "top", ha="right")
         ax.set(xlabel="meta-iteration", ylabel="validation accuracy (%)", title=f"Omniglot {setting}")
         ax.set_ylim(max(ax.get_ylim()[0], 85), 100)
         ax.legend(loc="lower right", fontsize=7)
