@@ -126,7 +126,7 @@ LAKE_BAD = [
 ]
 
 
-@pytest.mark.parametrize("script", ["protonet", "siamese", "maml", "reptile"])
+@pytest.mark.parametrize("script", ["protonet", "siamese", "maml", "reptile", "snail"])
 @pytest.mark.parametrize("argv,message", LAKE_BAD, ids=[" ".join(argv) for argv, _ in LAKE_BAD])
 def test_bad_scheme_options_are_one_line_before_any_work(script, argv, message, tmp_path, capsys):
     code, err = run_script(script, [*argv, *paths_argv(script, tmp_path)], capsys)

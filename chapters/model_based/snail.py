@@ -137,8 +137,9 @@ def main(argv=None) -> dict:
     from common.cli import episode_parser, require_framework
     from common.data import load_dataset
     from common.devices import use_device
-    from common.episodes import EpisodeSampler, FixedEpisodes, evaluation_episodes
+    from common.episodes import FixedEpisodes
     from common.options import COUNT, DECAY_EVERY, POSITIVE, check_multiple, check_out
+    from common.schemes import Scheme, add_scheme_arguments
     from common.training import Run, train
 
     # test_query=15: the book's test episodes, 15 queries per class.
@@ -151,29 +152,32 @@ def main(argv=None) -> dict:
                         help="validate and checkpoint every N episodes (--episodes must be a multiple)")
     parser.add_argument("--val-episodes", type=COUNT, default=100, help="fixed validation episodes scored at each checkpoint")
     parser.add_argument("--test-episodes", type=COUNT, default=600, help="fixed test episodes scored at the end")
+    add_scheme_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)  # each option's rule is its type (common.options)
     require_framework(args.framework)
     check_multiple("--episodes", args.episodes, "--eval-every", args.eval_every)
     check_out(args.out)
+    scheme = Scheme.from_args(args)  # Omniglot's classes: the Vinyals split or Lake et al.'s alphabets
     test_way, test_shot = args.test_way or args.way, args.test_shot or args.shot
     check_setting(args.way, args.shot, test_way, test_shot)
     if args.query < 1 or args.test_query < 1:
         raise ConfigError(NO_QUERY + " (--query and --test-query must be at least 1)")
     device = use_device(args.framework, args.device)
 
-    train_set = load_dataset(args.dataset, "train", args.data_dir)
-    val_set, test_set = load_dataset(args.dataset, "val", args.data_dir), load_dataset(args.dataset, "test", args.data_dir)
-    sampler = ShuffledSupport(EpisodeSampler(train_set, args.way, args.shot, args.query, seed=args.seed))
+    train_set, val_set, test_set = (load_dataset(args.dataset, split, args.data_dir, **scheme.dataset_options(split))
+                                    for split in ("train", "val", "test"))
+    sampler = ShuffledSupport(scheme.training_sampler(train_set, args.way, args.shot, args.query, seed=args.seed))
 
-    def fixed(dataset, count):  # the book's fixed episodes, support in a fixed random order
-        return FixedEpisodes(ShuffledSupport(evaluation_episodes(dataset, test_way, test_shot, args.test_query).source),
-                             count)
+    def fixed(dataset, count):  # the book's fixed episodes (within one alphabet: Lake), support in a fixed random order
+        source = scheme.evaluation_episodes(dataset, test_way, test_shot, args.test_query, count=count).source
+        return FixedEpisodes(ShuffledSupport(source), count)
 
-    run = Run("snail", args.framework, args.dataset, args.way, args.shot, args.query, test_way, test_shot,
-              args.test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
-              args.test_episodes, args.out, options={"lr": args.lr, "decay_every": args.decay_every,
-                                                     "support_order": "shuffled"}, device=device)
+    run = Run("snail", args.framework, scheme.dataset_label(args.dataset), args.way, args.shot, args.query, test_way,
+              test_shot, args.test_query, args.episodes, args.seed, min(args.eval_every, args.episodes),
+              args.val_episodes, args.test_episodes, args.out,
+              options={"lr": args.lr, "decay_every": args.decay_every, "support_order": "shuffled", **scheme.options()},
+              device=device)
     learner = build_learner(args.framework, train_set.image_shape[-1], args.way, args.shot, sampler.episode(0),
                             args.lr, args.decay_every or None, args.seed, device)
     return train(run, learner, sampler, fixed(val_set, args.val_episodes), fixed(test_set, args.test_episodes),
