@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from chapters.metric import matching, siamese
-from chapters.model_based import mann, snail
+from chapters.model_based import mann, metanet, snail
 from chapters.metric import train as metric_train
 from chapters.optimization import lstm_meta_learner, maml, metasgd, reptile, sinusoid
 from chapters.optimization.train import main as optimization_main
@@ -49,9 +49,10 @@ SCRIPTS = {
     "sinusoid": sinusoid.main,
     "lstm-meta-learner": lstm_meta_learner.main,
     "snail": snail.main,
+    "metanet": metanet.main,
     "mann": mann.main,
 }
-EPISODIC = ("protonet", "matching", "siamese", "maml", "metasgd", "reptile", "snail")
+EPISODIC = ("protonet", "matching", "siamese", "maml", "metasgd", "reptile", "snail", "metanet")
 METRIC = ("protonet", "matching", "siamese")
 OPTIMIZATION = ("maml", "metasgd", "reptile")
 
@@ -93,6 +94,7 @@ CASES = ([(script, *case) for script in EPISODIC for case in EVERY_EPISODIC]
             ("matching", ["--fce-steps", "0"], "--fce-steps", "0")]
          + [(script, *case) for script in ("sinusoid", "lstm-meta-learner") for case in SINUSOID]
          + [("snail", ["--lr", "nan"], "--lr", "nan"), ("snail", ["--decay-every", "-1"], "--decay-every", "-1")]
+         + [("metanet", ["--lr", "nan"], "--lr", "nan"), ("metanet", ["--fast-layers", "0"], "--fast-layers", "0")]
          + [("mann", *case) for case in [
              (["--episodes", "0"], "--episodes", "0"), (["--eval-every", "0"], "--eval-every", "0"),
              (["--way", "1"], "--way", "1"), (["--seed", "-1"], "--seed", "-1"), (["--lr", "nan"], "--lr", "nan"),
