@@ -39,7 +39,7 @@ ALGORITHMS = ("protonet", "maml")
 TEXT_SETS = ("huffpost", "reuters", "fewrel")
 # What each data set's runs record about their protocol (stored in the results' options).
 DATA_NOTES = {
-    "fewrel": ("meta-trained on 6 of FewRel's 16 public validation relations and tested on 5 others "
+    "fewrel": ("meta-trained on {count} of FewRel's 16 public validation relations and tested on 5 others "
                "(common/data/fewrel.py); FewRel's published numbers were meta-trained on its 64 training relations"),
 }
 
@@ -181,7 +181,7 @@ def main(argv=None) -> dict:
     if args.word_vectors is not None:
         options["word_vectors"] = Path(args.word_vectors).name
     if args.dataset in DATA_NOTES:
-        options["protocol"] = DATA_NOTES[args.dataset]
+        options["protocol"] = DATA_NOTES[args.dataset].format(count=train_set.n_classes)
     algorithm = "fomaml" if args.algorithm == "maml" and args.first_order else args.algorithm
     run = Run(algorithm, args.framework, args.dataset, args.way, args.shot, args.query, test_way, test_shot,
               args.test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
