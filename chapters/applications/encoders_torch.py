@@ -24,6 +24,12 @@ from chapters.optimization.networks_torch import Dense
 from common.data.text import PAD
 
 
+def lookup(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Rows ``ids`` of ``table`` (any shape of ids). PyTorch's gradient of a lookup is already a
+    dense tensor, as the TensorFlow and Keras ``lookup`` make theirs."""
+    return F.embedding(ids.long(), table)
+
+
 class Embedding(nn.Module):
     """A table of ``count`` vectors of ``size``, N(0, EMBEDDING_STD²) at the start."""
 
@@ -62,18 +68,21 @@ class TextCNN(nn.Module):
             self.tail_positions = Embedding(positions, position_dim)
         self.conv = Conv1D(window, word_dim + (2 * position_dim if positions else 0), filters)
 
+    def params(self) -> dict[str, torch.Tensor]:
+        """θ under its canonical names: ``words.embeddings``, ..., ``conv.kernel``, ``conv.bias``."""
+        return dict(self.named_parameters())
+
     def function(self, params: dict, tokens: torch.Tensor, prefix: str = "") -> torch.Tensor:
         """f_θ(tokens), (N, filters), with θ read from ``params[prefix + canonical name]``."""
-        tokens = tokens.long()
-        x = F.embedding(tokens[..., 0], params[prefix + "words.embeddings"])
+        x = lookup(params[prefix + "words.embeddings"], tokens[..., 0])
         if self.positions:
-            x = torch.cat([x, F.embedding(tokens[..., 1], params[prefix + "head_positions.embeddings"]),
-                           F.embedding(tokens[..., 2], params[prefix + "tail_positions.embeddings"])], dim=-1)
+            x = torch.cat([x, lookup(params[prefix + "head_positions.embeddings"], tokens[..., 1]),
+                           lookup(params[prefix + "tail_positions.embeddings"], tokens[..., 2])], dim=-1)
         h = torch.relu(conv1d(x, params[prefix + "conv.kernel"], params[prefix + "conv.bias"]))
         return h.amax(dim=1)  # max-pool over the sentence: the strongest match of each filter
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.function(dict(self.named_parameters()), tokens)
+        return self.function(self.params(), tokens)
 
 
 class BagOfEmbeddings(nn.Module):
@@ -84,14 +93,17 @@ class BagOfEmbeddings(nn.Module):
         self.size = word_dim
         self.words = Embedding(vocabulary_size, word_dim)
 
+    def params(self) -> dict[str, torch.Tensor]:
+        return dict(self.named_parameters())
+
     def function(self, params: dict, tokens: torch.Tensor, prefix: str = "") -> torch.Tensor:
-        words = tokens[..., 0].long()
-        x = F.embedding(words, params[prefix + "words.embeddings"])
+        words = tokens[..., 0]
+        x = lookup(params[prefix + "words.embeddings"], words)
         mask = (words != PAD).to(x.dtype)[..., None]
         return (x * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.function(dict(self.named_parameters()), tokens)
+        return self.function(self.params(), tokens)
 
 
 def build_encoder(encoder: str, vocabulary_size: int, positions: int = 0) -> nn.Module:
