@@ -56,7 +56,7 @@ def metanet(way: int, episodes: int) -> Protocol:
 
 
 PROTOCOLS = [mann("mann"), mann("lstm"), *(snail(way, shot) for way in (5, 20) for shot in (1, 5)),
-             metanet(5, 40000), metanet(20, 20000)]
+             metanet(5, 30000), metanet(20, 20000)]
 
 
 def main(argv=None) -> None:
