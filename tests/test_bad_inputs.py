@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chapters.applications import baseline as text_baseline
+from chapters.applications import train as text_train
 from chapters.metric import matching, siamese
 from chapters.model_based import mann, metanet, snail
 from chapters.metric import train as metric_train
@@ -51,8 +53,10 @@ SCRIPTS = {
     "snail": snail.main,
     "metanet": metanet.main,
     "mann": mann.main,
+    "text": text_train.main,
+    "text-baseline": text_baseline.main,
 }
-EPISODIC = ("protonet", "matching", "siamese", "maml", "metasgd", "reptile", "snail", "metanet")
+EPISODIC = ("protonet", "matching", "siamese", "maml", "metasgd", "reptile", "snail", "metanet", "text")
 METRIC = ("protonet", "matching", "siamese")
 OPTIMIZATION = ("maml", "metasgd", "reptile")
 
@@ -100,6 +104,10 @@ CASES = ([(script, *case) for script in EPISODIC for case in EVERY_EPISODIC]
              (["--way", "1"], "--way", "1"), (["--seed", "-1"], "--seed", "-1"), (["--lr", "nan"], "--lr", "nan"),
              (["--gamma", "1.5"], "--gamma", "1.5"), (["--batch", "0"], "--batch", "0"),
              (["--episodes", "150", "--eval-every", "100"], "--episodes", "150")]]
+         + [("text", ["--lr", "nan"], "--lr", "nan"), ("text", ["--inner-lr", "-1"], "--inner-lr", "-1"),
+            ("text", ["--meta-batch", "0"], "--meta-batch", "0"), ("text", ["--encoder", "rnn"], "--encoder", "'rnn'"),
+            ("text-baseline", ["--shot", "0"], "--shot", "0"), ("text-baseline", ["--way", "1"], "--way", "1"),
+            ("text-baseline", ["--test-episodes", "0"], "--test-episodes", "0")]
          + [("lstm-meta-learner", ["--steps", "0"], "--steps", "0"),
             ("lstm-meta-learner", ["--hidden", "0"], "--hidden", "0"),
             ("sinusoid", ["--eval-steps", "0"], "--eval-steps", "0")])
