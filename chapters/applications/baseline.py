@@ -33,7 +33,6 @@ from common.data.text import PAD
 from common.episodes import Episode, evaluation_episodes
 from common.errors import ConfigError
 from common.evaluation import evaluate
-from common.files import saving, write_text
 from common.options import COUNT, WAY, Parser, check_out
 from common.results import make_result, write_result
 
