@@ -25,7 +25,7 @@ import torch
 from chapters.applications import encoders_keras, encoders_tf, encoders_torch
 from chapters.applications.train import build_learner, build_model
 from common.data.text import TextDataset, Vocabulary
-from common.episodes import EpisodeSampler, MetaBatches
+from common.episodes import EpisodeSampler, MetaBatches, evaluation_episodes
 from common.weights import from_canonical, gradients_to_canonical, to_canonical
 from tests.metric_helpers import assert_close, keras_floatx
 
@@ -202,3 +202,36 @@ def test_word_vectors_from_a_file_start_the_embeddings(tmp_path):
     vectors.write_text("w5 0.1 0.2\n")
     with pytest.raises(CorruptDataError, match="line 1 has 2 numbers, not 50"):
         load_word_vectors(learner, "torch", str(vectors), dataset.vocabulary)
+
+
+def test_short_training_on_fewrel_reaches_the_same_accuracy_in_every_framework():
+    """Statistical agreement (as ``test_metric_agreement.py`` for images): ProtoNet with the Proto-CNN,
+    the same float32 start and the same 60 FewRel episodes (rate halved every 20) in the three
+    frameworks, scored on the same 40 fixed validation episodes. Float32 rounding lets the three
+    trajectories drift apart slowly, so the claim is a tolerance of 4 points, not equality (measured:
+    37.55, 37.65 and 37.65%, chance 20%; the test asks for more than 30% from each)."""
+    from tests.conftest import require_data
+
+    require_data("fewrel/val_wiki.json")
+    from common.data import load_dataset
+    from common.evaluation import evaluate
+
+    train_set, val_set = load_dataset("fewrel", "train"), load_dataset("fewrel", "val")
+    sampler = EpisodeSampler(train_set, 5, 5, 5, seed=0)
+    episodes = evaluation_episodes(val_set, 5, 5, 10, count=40)
+    with keras_floatx("float32"):
+        torch.set_default_dtype(torch.float32)
+        built = {framework: build_learner("protonet", framework,
+                                          build_model("protonet", framework, "cnn", 5, encoder_args(train_set), 0),
+                                          sampler.episode(0), script_options(lr=1e-3, decay_every=20))
+                 for framework in FRAMEWORKS}
+        weights = to_canonical(built["torch"].model, "torch")
+        accuracy = {}
+        for framework, learner in built.items():
+            from_canonical(weights, learner.model, framework)
+            for index in range(60):
+                learner.train_step(sampler.episode(index))
+            accuracy[framework] = evaluate(learner.predict, episodes)["accuracy"]
+    assert min(accuracy.values()) > 100 / 5 + 10, f"ProtoNet on FewRel did not learn: {accuracy}"
+    spread = max(accuracy.values()) - min(accuracy.values())
+    assert spread <= 4.0, f"accuracies {accuracy} differ by {spread:.1f} points"
