@@ -183,7 +183,8 @@ class MetaNet(nn.Module):
     """``forward(support_x, support_y, query_x)`` returns the logits of every query, (Q, way).
 
     ``base`` (b, slow weights W), ``representation`` (u, slow weights Q), ``example_meta`` (m,
-    weights Z) and ``task_meta`` (d, weights G), each with a ``conv`` and a ``dense`` generator.
+    weights Z) and ``task_meta`` (d, weights G), each with a generator for every kind of layer
+    (``conv``, ``dense``) that has fast weights.
     """
 
     def __init__(self, image_shape=(28, 28, 1), way: int = 5, fast_layers: int = metanet.ALL_LAYERS,
