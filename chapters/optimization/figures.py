@@ -218,6 +218,8 @@ ALGORITHM_NAMES = {"maml-transductive": "MAML", "fomaml-transductive": "first-or
                    "fomaml": "first-order MAML", "metasgd": "Meta-SGD", "reptile": "Reptile",
                    "reptile-transductive": "Reptile"}
 DASHES = {"torch": "-", "tf": "--", "keras": ":"}
+ALGORITHM_COLOURS = {"MAML": OKABE_ITO["blue"], "first-order MAML": OKABE_ITO["vermillion"],
+                     "Meta-SGD": OKABE_ITO["purple"], "Reptile": OKABE_ITO["green"]}
 
 
 def omniglot_curves_data() -> dict:
@@ -247,10 +249,9 @@ def omniglot_curves_data() -> dict:
 
 def draw_omniglot_curves(data: dict):
     panels = data["panels"]
-    figure, axes = new_figure(1, len(panels), height=3.4, sharex=False)
+    figure, axes = new_figure(1, len(panels), height=4.4, sharex=False)
     for ax, (setting, panel) in zip(np.atleast_1d(axes), panels.items()):
-        algorithms = list(dict.fromkeys(ALGORITHM_NAMES.get(r["algorithm"], r["algorithm"]) for r in panel["runs"]))
-        colours = dict(zip(algorithms, [OKABE_ITO[c] for c in ("vermillion", "blue", "purple", "green", "orange")]))
+        colours = ALGORITHM_COLOURS
         for run in panel["runs"]:
             colour = colours[ALGORITHM_NAMES.get(run["algorithm"], run["algorithm"])]
             episodes, accuracy, ci = (np.array(run[k]) for k in ("episode", "val_accuracy", "val_ci95"))
@@ -265,7 +266,7 @@ def draw_omniglot_curves(data: dict):
                     va="bottom" if value == highest else "top", ha="right")
         ax.set(xlabel="meta-iteration", ylabel="validation accuracy (%)", title=f"Omniglot {setting}")
         ax.set_ylim(max(ax.get_ylim()[0], 85), 100)
-        ax.legend(loc="lower right", fontsize=7)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7)
     figure.suptitle("Validation accuracy during meta-training (100 fixed episodes, 95% bands; "
                     "thin lines: the papers' test accuracy)", fontsize=9)
     figure.tight_layout()
