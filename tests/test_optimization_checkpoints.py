@@ -43,8 +43,9 @@ def learner(kind: str, framework: str, dtype: str = "float64"):
 
 
 def unseen_tasks(count: int, dtype: str = "float64") -> list[Episode]:
-    """Tasks the learners never trained on (meta-batches from index 10 on)."""
-    return [astype_floats(task(meta_batch(NETWORK, 10 + i // 3), i % 3), np.dtype(dtype)) for i in range(count)]
+    """Tasks the learners never trained on (the 3 tasks of each meta-batch from index 10 on)."""
+    batches = [meta_batch(NETWORK, 10 + b) for b in range((count + 2) // 3)]
+    return [astype_floats(task(batches[i // 3], i % 3), np.dtype(dtype)) for i in range(count)]
 
 
 def trained_checkpoint(kind: str, framework: str, dtype: str, folder):
@@ -68,9 +69,9 @@ def test_a_checkpoint_gives_the_same_adapted_predictions_in_every_framework_floa
         untrained = other.predict(tasks[0])
         other.load_model(arrays)
         for data in tasks:
-            expected = source.predict(data)
-            assert_close(expected, other.predict(data), AGREE, f"{source_framework} {kind} checkpoint in {framework}")
-            np.testing.assert_array_equal(expected.argmax(-1), other.predict(data).argmax(-1))
+            expected, got = source.predict(data), other.predict(data)
+            assert_close(expected, got, AGREE, f"{source_framework} {kind} checkpoint in {framework}")
+            np.testing.assert_array_equal(expected.argmax(-1), got.argmax(-1))
         # The two meta-steps moved the model: a loader that kept the start would have failed above.
         assert np.abs(untrained - source.predict(tasks[0])).max() > 1e3 * AGREE * np.abs(untrained).max()
 
