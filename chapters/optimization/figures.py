@@ -215,7 +215,8 @@ def draw_metasgd_rates(data: dict):
 # --------------------------------------------------------------------------- Omniglot curves
 
 ALGORITHM_NAMES = {"maml-transductive": "MAML", "fomaml-transductive": "first-order MAML", "maml": "MAML",
-                   "fomaml": "first-order MAML", "metasgd": "Meta-SGD", "reptile": "Reptile",
+                   "fomaml": "first-order MAML", "metasgd": "Meta-SGD",
+                   "metasgd-transductive": "Meta-SGD", "reptile": "Reptile",
                    "reptile-transductive": "Reptile"}
 DASHES = {"torch": "-", "tf": "--", "keras": ":"}
 ALGORITHM_COLOURS = {"MAML": OKABE_ITO["blue"], "first-order MAML": OKABE_ITO["vermillion"],

@@ -9,9 +9,9 @@ tasks with 100 query points):
 Omniglot, as in the scripts' docstrings: MAML and first-order MAML with Finn et al.'s settings and
 the network and BatchNorm of their released code (``--backbone strided``: stride-2 convolutions
 instead of max-pooling; ``--transductive``, the setting of the published numbers); Meta-SGD with
-MAML's settings, network and learned rates; Reptile as Nichol et al. (10 shots per class in training,
-inner mini-batches, one model tested 1- and 5-shot, not transductive; its inner loop is plain
-gradient descent, see ``reptile.py``). Sinusoids: Finn et al.'s protocol, 70,000 meta-iterations, for K = 5, 10, 20.
+MAML's settings, network, batch norm and learned rates (Li et al. follow MAML's protocol); Reptile as
+Nichol et al.'s released code (the same stride-2 network; 10 shots per class in training, inner
+mini-batches of Adam steps, one model tested 1- and 5-shot, not transductive; see ``reptile.py``). Sinusoids: Finn et al.'s protocol, 70,000 meta-iterations, for K = 5, 10, 20.
 The runner is ``common/reproduce.py``.
 """
 
@@ -36,18 +36,18 @@ def maml(way: int, shot: int, first_order: bool = False) -> Protocol:
 def metasgd(way: int, shot: int) -> Protocol:
     return Protocol(f"metasgd-{way}w{shot}s", "chapters.optimization.metasgd",
                     ("--way", str(way), "--shot", str(shot), "--meta-batch", "32" if way == 5 else "16",
-                     *STRIDED, "--episodes", "60000", *QUIET),
-                    {("metasgd", "omniglot", way, shot): ()}, options={"backbone": "strided"})
+                     *STRIDED, "--transductive", "--episodes", "60000", *QUIET),
+                    {("metasgd-transductive", "omniglot", way, shot): ()}, options={"backbone": "strided"})
 
 
 def reptile(way: int) -> Protocol:
     return Protocol(f"reptile-{way}w", "chapters.optimization.reptile",
                     ("--way", str(way), "--shot", "10", "--inner-steps", "5" if way == 5 else "10",
                      "--inner-batch", "10" if way == 5 else "20", "--inner-optimizer", "adam", "--inner-lr", "0.001",
-                     "--test-inner-steps", "50", "--episodes", "100000", "--eval-every", "1000",
+                     "--test-inner-steps", "50", *STRIDED, "--episodes", "100000", "--eval-every", "2500",
                      "--val-episodes", "100", "--quiet"),
                     {("reptile", "omniglot", way, shot): ("--test-shot", str(shot)) for shot in (1, 5)},
-                    options={"inner_optimizer": "adam"})
+                    options={"inner_optimizer": "adam", "backbone": "strided"})
 
 
 def sinusoid(algorithm: str, shot: int) -> Protocol:
