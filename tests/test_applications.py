@@ -176,6 +176,11 @@ def test_one_learner_step_agrees_exactly(algorithm):
     (["chapters.applications.train", "--algorithm", "maml", "--test-way", "3"], "tested 5-way"),
     (["chapters.applications.train", "--episodes", "0"], "--episodes must be at least 1"),
     (["chapters.applications.baseline", "--dataset", "fewrel", "--way", "10"], "--way 10"),
+    (["chapters.applications.train", "--dataset", "reuters", "--relations", "6-10"], "drop it for --dataset reuters"),
+    (["chapters.applications.train", "--dataset", "fewrel", "--relations", "6-10", "--train-split", "trainval"],
+     "drop --train-split trainval"),
+    (["chapters.applications.train", "--dataset", "fewrel", "--relations", "6-10", "--way", "7"],
+     "7-way episodes need 7 classes"),
 ])
 def test_bad_input_is_one_line_and_exit_2(command, message, tmp_path):
     done = subprocess.run([sys.executable, "-m", *command, "--out", str(tmp_path / "runs")],

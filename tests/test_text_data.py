@@ -79,6 +79,28 @@ def test_fewrel_positions_mark_the_entities(fewrel):
         EpisodeSampler(test, 10, 1, 1)
 
 
+def test_fewrel_6_10_scheme_holds_out_sentences_and_tests_10_way(fewrel):
+    """Scheme 6-10: the 6 training relations' sentences parted 560 / 140 (train / val), the other 10
+    relations whole for the test, so a 10-way test episode exists; the default split is unchanged."""
+    train, val, test = (load_dataset("fewrel", split, scheme="6-10") for split in ("train", "val", "test"))
+    assert (train.n_classes, train.examples_per_class) == (6, 560) and (val.n_classes, val.examples_per_class) == (6, 140)
+    assert train.class_names == val.class_names == fewrel["train"].class_names
+    assert test.class_names == fewrel["val"].class_names + fewrel["test"].class_names and test.examples_per_class == 700
+    assert train.name == "fewrel-6-10" and fewrel["train"].name == "fewrel"
+    # every fifth sentence validates; no sentence is in both (checked against the default split's copy,
+    # whose vocabulary differs, by the position channels, which the vocabulary does not touch)
+    whole = fewrel["train"].images[..., 1:]
+    assert np.array_equal(val.images[..., 1:], whole[:, 4::5]) and np.array_equal(train.images[:, :4, :, 1:], whole[:, :4])
+    # one vocabulary, of the 560 training sentences only
+    assert train.vocabulary == val.vocabulary == test.vocabulary != fewrel["train"].vocabulary
+    episode = evaluation_episodes(test, 10, 5, 15, count=1)[0]
+    assert episode.support_x.shape == (50, 40, 3) and len(set(episode.query_y.tolist())) == 10
+    with pytest.raises(ConfigError, match="splits train, val, test"):
+        load_dataset("fewrel", "trainval", scheme="6-10")
+    with pytest.raises(ConfigError, match="schemes 6-5-5, 6-10"):
+        load_dataset("fewrel", "train", scheme="8-8")
+
+
 def test_reuters_contents():
     require_data("text-fsl/reuters.json")
     sets = [load_dataset("reuters", split) for split in ("train", "val", "test")]

@@ -7,7 +7,7 @@
 | ``cifar-fs``     | 64/16/20 (``scheme="fc100"``: 60/20/20) | 600 | 32x32x3 | Bertinetto et al. 2019; Oreshkin et al. 2018 |
 | ``huffpost``     | 20/5/16                   | 900       | 32 tokens | Bao et al. 2020 (headlines)     |
 | ``reuters``      | 15/5/11                   | 20        | 256 tokens| Bao et al. 2020 (Reuters-21578) |
-| ``fewrel``       | 6/5/5 of FewRel's 16 val relations | 700 | 40 tokens x 3 | Han et al. 2018 |
+| ``fewrel``       | 6/5/5 of FewRel's 16 val relations (``scheme="6-10"``: 6/6/10, validation on held-out sentences) | 700 | 40 tokens x 3 | Han et al. 2018 |
 
 The text sets (``common.data.text``) hold token ids instead of pixels, numbered by a vocabulary of
 the meta-training classes only.
