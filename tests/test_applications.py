@@ -181,6 +181,7 @@ def test_one_learner_step_agrees_exactly(algorithm):
      "drop --train-split trainval"),
     (["chapters.applications.train", "--dataset", "fewrel", "--relations", "6-10", "--way", "7"],
      "7-way episodes need 7 classes"),
+    (["chapters.applications.baseline", "--dataset", "huffpost", "--relations", "6-10"], "drop it for --dataset huffpost"),
 ])
 def test_bad_input_is_one_line_and_exit_2(command, message, tmp_path):
     done = subprocess.run([sys.executable, "-m", *command, "--out", str(tmp_path / "runs")],

@@ -17,6 +17,7 @@ between its row and theirs is what meta-training the encoder bought. It needs no
 
     python -m chapters.applications.baseline --dataset huffpost --shot 1
     python -m chapters.applications.baseline --dataset fewrel --shot 5
+    python -m chapters.applications.baseline --dataset fewrel --relations 6-10 --way 10 --shot 1
 
 Results are recorded as framework ``numpy`` with 0 training episodes.
 """
@@ -29,6 +30,7 @@ import numpy as np
 
 from common.cli import run as run_main
 from common.data import load_dataset
+from common.data.fewrel import SCHEMES as FEWREL_SCHEMES
 from common.data.text import PAD
 from common.episodes import Episode, evaluation_episodes
 from common.errors import ConfigError
@@ -80,25 +82,33 @@ def main(argv=None) -> dict:
     parser.add_argument("--shot", type=COUNT, default=1, help="support examples per class (K)")
     parser.add_argument("--query", type=COUNT, default=15, help="query examples per class (Q)")
     parser.add_argument("--test-episodes", type=COUNT, default=600, help="fixed test episodes")
+    parser.add_argument("--relations", choices=FEWREL_SCHEMES, default="6-5-5",
+                        help="FewRel: 6-5-5 (train / val / test relations) or 6-10 (10 test relations; results "
+                             "named fewrel-6-10), as in chapters.applications.train")
     parser.add_argument("--out", default="runs", help="folder for the results JSON")
     args = parser.parse_args(argv)
     check_out(args.out)
-    train_set, test_set = load_dataset(args.dataset, "train", args.data_dir), load_dataset(args.dataset, "test", args.data_dir)
+    if args.relations != "6-5-5" and args.dataset != "fewrel":
+        raise ConfigError(f"--relations {args.relations} splits FewRel's relations; drop it for --dataset {args.dataset}")
+    scheme = {"scheme": args.relations} if args.relations != "6-5-5" else {}
+    dataset = f"fewrel-{args.relations}" if scheme else args.dataset
+    train_set = load_dataset(args.dataset, "train", args.data_dir, **scheme)
+    test_set = load_dataset(args.dataset, "test", args.data_dir, **scheme)
     if args.way > test_set.n_classes:
-        raise ConfigError(f"--way {args.way}: the {args.dataset} test split has {test_set.n_classes} classes; "
+        raise ConfigError(f"--way {args.way}: the {dataset} test split has {test_set.n_classes} classes; "
                           f"use --way {test_set.n_classes} or fewer")
     episodes = evaluation_episodes(test_set, args.way, args.shot, args.query, count=args.test_episodes)
     start = time.perf_counter()
     baseline = NearestMean(inverse_document_frequencies(train_set.images[..., 0], len(train_set.vocabulary)))
     test = evaluate(baseline.predict, episodes)
-    result = make_result(algorithm="tfidf-nearest-mean", framework="numpy", dataset=args.dataset, way=args.way,
+    result = make_result(algorithm="tfidf-nearest-mean", framework="numpy", dataset=dataset, way=args.way,
                          shot=args.shot, query=args.query, train_episodes=0, accuracy=test["accuracy"],
                          ci95=test["ci95"], test_episodes=test["episodes"],
                          wall_seconds=time.perf_counter() - start, seconds_per_episode=test["seconds_per_episode"],
                          seed=0, options={"idf_from": "train", "vocabulary": len(train_set.vocabulary)})
-    folder = f"{args.out}/tfidf-nearest-mean_numpy_{args.dataset}_{args.way}w{args.shot}s"
+    folder = f"{args.out}/tfidf-nearest-mean_numpy_{dataset}_{args.way}w{args.shot}s"
     path = write_result(result, folder)
-    print(f"tfidf-nearest-mean {args.dataset} {args.way}-way {args.shot}-shot: {test['accuracy']:.2f} ± "
+    print(f"tfidf-nearest-mean {dataset} {args.way}-way {args.shot}-shot: {test['accuracy']:.2f} ± "
           f"{test['ci95']:.2f}% over {test['episodes']} test episodes -> {path}")
     return result
 
