@@ -14,7 +14,7 @@ from keras import ops
 
 from chapters.applications.encoders import (EMBEDDING_STD, FILTERS, POSITION_DIM, WINDOW, WORD_DIM, check_encoder,
                                            embedding_size)
-from chapters.optimization.networks_keras import dense, torch_like_uniform
+from chapters.optimization.networks_keras import Conv4Classifier, dense, torch_like_uniform
 from common.data.text import PAD
 
 
@@ -140,12 +140,8 @@ class TextClassifier(keras.layers.Layer):
         """Logits (N, way). ``reference`` is ignored: no BatchNorm, so nothing flows between examples."""
         return ops.matmul(self.encoder.function(params, x, "encoder."), params["head.kernel"]) + params["head.bias"]
 
-    def loss(self, logits, labels):
-        return ops.mean(ops.sparse_categorical_crossentropy(labels, logits, from_logits=True))
-
-    def metric(self, logits, labels):
-        predicted = ops.argmax(logits, axis=-1)
-        return ops.mean(ops.cast(predicted == ops.cast(labels, predicted.dtype), logits.dtype))
+    # The image classifier's cross-entropy and accuracy: a classifier's loss does not depend on its input.
+    loss, metric = Conv4Classifier.loss, Conv4Classifier.metric
 
     def call(self, x):
         return self.forward(self.params(), x)

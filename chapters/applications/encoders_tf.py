@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from chapters.applications.encoders import (EMBEDDING_STD, FILTERS, POSITION_DIM, WINDOW, WORD_DIM, check_encoder,
                                            embedding_size)
+from chapters.optimization.networks_tf import Conv4Classifier
 from common.data.text import PAD
 from common.tf_layers import Dense, _generator, dense
 
@@ -143,12 +144,8 @@ class TextClassifier(tf.Module):
         """Logits (N, way). ``reference`` is ignored: no BatchNorm, so nothing flows between examples."""
         return dense(self.encoder.function(params, x, "encoder."), params["head.kernel"], params["head.bias"])
 
-    def loss(self, logits, labels):
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-
-    def metric(self, logits, labels):
-        correct = tf.equal(tf.argmax(logits, -1), tf.cast(labels, tf.int64))
-        return tf.reduce_mean(tf.cast(correct, logits.dtype))
+    # The image classifier's cross-entropy and accuracy: a classifier's loss does not depend on its input.
+    loss, metric = Conv4Classifier.loss, Conv4Classifier.metric
 
     def __call__(self, x, reference=None):
         return self.forward(self.params(), x, reference)

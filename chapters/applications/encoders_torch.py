@@ -20,7 +20,7 @@ from torch import nn
 
 from chapters.applications.encoders import (EMBEDDING_STD, FILTERS, POSITION_DIM, WINDOW, WORD_DIM, check_encoder,
                                            embedding_size)
-from chapters.optimization.networks_torch import Dense
+from chapters.optimization.networks_torch import Conv4Classifier, Dense
 from common.data.text import PAD
 
 
@@ -130,8 +130,5 @@ class TextClassifier(nn.Module):
         """Logits (N, way). ``reference`` is ignored: no BatchNorm, so nothing flows between examples."""
         return self.encoder.function(params, x, "encoder.") @ params["head.kernel"] + params["head.bias"]
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, labels)
-
-    def metric(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return (logits.argmax(dim=1) == labels).to(logits.dtype).mean()
+    # The image classifier's cross-entropy and accuracy: a classifier's loss does not depend on its input.
+    loss, metric = Conv4Classifier.loss, Conv4Classifier.metric
