@@ -17,6 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from common.embedding_view import draw_embeddings as draw_prototype_views
+from common.embedding_view import prototype_view
 from common.plotting import CYCLE, NEUTRAL, Figure, new_figure
 
 WAY = 5
@@ -100,22 +102,9 @@ def embed(model, tokens: np.ndarray) -> np.ndarray:
         return model.encoder(torch.from_numpy(tokens)).numpy()
 
 
-def pca_2d(points: np.ndarray, *others: np.ndarray):
-    """Project onto the two principal directions of ``points`` (``others`` the same way)."""
-    mean = points.mean(axis=0)
-    _, singular, directions = np.linalg.svd(points - mean, full_matrices=False)
-    directions = directions[:2] * np.sign(directions[:2, :1] + 1e-12)
-    explained = float((singular[:2] ** 2).sum() / (singular ** 2).sum())
-    return [(x - mean) @ directions.T for x in (points, *others)], explained
-
-
 def protonet_view(model, episode) -> dict:
-    support, query = embed(model, episode.support_x), embed(model, episode.query_x)
-    prototypes = np.stack([support[episode.support_y == k].mean(axis=0) for k in range(WAY)])
-    right = ((query[:, None] - prototypes[None]) ** 2).sum(-1).argmin(1) == episode.query_y
-    (query_2d, prototypes_2d), explained = pca_2d(query, prototypes)
-    return {"query_2d": query_2d.round(4), "prototypes_2d": prototypes_2d.round(4), "right": right,
-            "accuracy": 100 * float(right.mean()), "explained": explained}
+    return prototype_view(embed(model, episode.support_x), episode.support_y, embed(model, episode.query_x),
+                          episode.query_y, WAY)
 
 
 def embeddings_data(episodes: int = 2000) -> dict:
@@ -132,27 +121,9 @@ def embeddings_data(episodes: int = 2000) -> dict:
 
 
 def draw_embeddings(data: dict):
-    figure, axes = new_figure(1, len(data["panels"]), height=4.3)
-    labels = np.array(data["query_y"])
-    for ax, (name, view) in zip(np.atleast_1d(axes), data["panels"].items()):
-        query, prototypes, right = (np.array(view[k]) for k in ("query_2d", "prototypes_2d", "right"))
-        for k in range(WAY):
-            ax.scatter(*query[labels == k].T, color=CYCLE[k], s=14, alpha=0.75, label=data["relations"][k])
-            ax.scatter(*prototypes[k], color=CYCLE[k], marker="*", s=260, edgecolors="black", linewidths=0.8,
-                       zorder=4)
-        ax.scatter(*query[~right].T, s=70, facecolors="none", edgecolors="black", linewidths=0.8,
-                   label="misclassified")
-        ax.set_title(f"{name}: {view['accuracy']:.0f}% of the queries right\n"
-                     f"(the 2-D view keeps {100 * view['explained']:.0f}% of the variance)", fontsize=9)
-        ax.set(xlabel="first principal direction", ylabel="second principal direction")
-        ax.set_xticklabels([])
-        ax.set_yticklabels([])
-    handles, labels_ = np.atleast_1d(axes)[-1].get_legend_handles_labels()
-    figure.legend(handles, labels_, loc="lower center", ncol=3, fontsize=7, markerscale=0.8)
-    figure.suptitle("Proto-CNN (PyTorch) embeddings of a 5-way 5-shot FewRel test episode; stars: prototypes",
-                    fontsize=10)
-    figure.tight_layout(rect=(0, 0.13, 1, 1))
-    return figure
+    return draw_prototype_views(data["panels"], data["query_y"], data["relations"],
+                                "Proto-CNN (PyTorch) embeddings of a 5-way 5-shot FewRel test episode; stars: prototypes",
+                                height=4.3, legend_below=True)
 
 
 def per_class_accuracy(predict, test, episodes) -> np.ndarray:

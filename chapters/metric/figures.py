@@ -24,8 +24,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from common.plotting import (CYCLE, FRAMEWORK_COLOURS, FRAMEWORK_NAMES, NEUTRAL, PAPER_COLOUR, Figure,
-                             new_figure)
+from common.embedding_view import draw_embeddings as draw_prototype_views
+from common.embedding_view import pca_2d, prototype_view  # noqa: F401 (the notebook projects its runs with pca_2d)
+from common.plotting import FRAMEWORK_COLOURS, FRAMEWORK_NAMES, NEUTRAL, PAPER_COLOUR, Figure, new_figure
 
 FRAMEWORKS = ("torch", "tf", "keras")
 SETTINGS = [(5, 1), (5, 5), (20, 1), (20, 5)]
@@ -203,26 +204,10 @@ def embed(model, images) -> np.ndarray:
         return model.encoder(torch.from_numpy(images).movedim(-1, -3)).numpy()
 
 
-def pca_2d(points: np.ndarray, *others: np.ndarray):
-    """Project onto the two principal directions of ``points``; ``others`` through the same
-    projection. Returns the projections and the fraction of the variance the two directions keep."""
-    mean = points.mean(axis=0)
-    _, singular, directions = np.linalg.svd(points - mean, full_matrices=False)
-    directions = directions[:2] * np.sign(directions[:2, :1] + 1e-12)  # a fixed sign for each direction
-    explained = float((singular[:2] ** 2).sum() / (singular ** 2).sum())
-    return [(x - mean) @ directions.T for x in (points, *others)], explained
-
-
 def protonet_view(model, episode, way: int) -> dict:
-    """An episode's queries and prototypes through ``model``, in 2-D, and which queries are right
-    (nearest prototype in all 64 dimensions, as ProtoNet decides)."""
-    support, query = embed(model, episode.support_x), embed(model, episode.query_x)
-    prototypes = np.stack([support[episode.support_y == k].mean(axis=0) for k in range(way)])
-    distances = ((query[:, None, :] - prototypes[None]) ** 2).sum(axis=-1)
-    right = distances.argmin(axis=1) == episode.query_y
-    (query_2d, prototypes_2d), explained = pca_2d(query, prototypes)
-    return {"query_2d": query_2d.round(4), "prototypes_2d": prototypes_2d.round(4), "right": right,
-            "accuracy": 100 * float(right.mean()), "explained": explained}
+    """An episode's queries and prototypes through ``model``, in 2-D, and which queries are right."""
+    return prototype_view(embed(model, episode.support_x), episode.support_y, embed(model, episode.query_x),
+                          episode.query_y, way)
 
 
 def embeddings_data(episodes: int = 600) -> dict:
@@ -236,26 +221,8 @@ def embeddings_data(episodes: int = 600) -> dict:
 
 
 def draw_embeddings(data: dict):
-    figure, axes = new_figure(1, len(data["panels"]), height=3.5)
-    labels = np.array(data["query_y"])
-    for ax, (name, view) in zip(np.atleast_1d(axes), data["panels"].items()):
-        query, prototypes, right = (np.array(view[k]) for k in ("query_2d", "prototypes_2d", "right"))
-        for k in range(data["way"]):
-            colour = CYCLE[k]
-            ax.scatter(*query[labels == k].T, color=colour, s=14, alpha=0.75, label=f"class {k}")
-            ax.scatter(*prototypes[k], color=colour, marker="*", s=260, edgecolors="black", linewidths=0.8, zorder=4)
-        ax.scatter(*query[~right].T, s=70, facecolors="none", edgecolors="black", linewidths=0.8,
-                   label="misclassified")
-        ax.set_title(f"{name}: {view['accuracy']:.0f}% of the queries right\n"
-                     f"(the 2-D view keeps {100 * view['explained']:.0f}% of the variance)", fontsize=9)
-        ax.set(xlabel="first principal direction", ylabel="second principal direction")
-        ax.set_xticklabels([])
-        ax.set_yticklabels([])
-    np.atleast_1d(axes)[-1].legend(loc="best", fontsize=7, markerscale=0.8)
-    figure.suptitle(f"ProtoNet (PyTorch) embeddings of a 5-way 5-shot test episode; stars: prototypes",
-                    fontsize=10)
-    figure.tight_layout()
-    return figure
+    return draw_prototype_views(data["panels"], data["query_y"], [f"class {k}" for k in range(data["way"])],
+                                "ProtoNet (PyTorch) embeddings of a 5-way 5-shot test episode; stars: prototypes")
 
 
 def matching_view(model, episode, way: int, shown: np.ndarray) -> dict:
