@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import importlib
 
-from common.cli import episode_parser, require_framework
+from common.cli import add_schedule_arguments, episode_parser, require_framework
 from common.data import FewShotDataset, load_dataset
 from common.devices import torch_device, use_device
 from common.errors import ConfigError
-from common.options import COUNT, DECAY_EVERY, POSITIVE, check_multiple, check_out, train_split
+from common.options import check_multiple, check_out, train_split
 from common.schemes import Scheme, add_scheme_arguments
 from common.training import Run, train
 
@@ -106,14 +106,7 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
     ``add_arguments(parser)``, which adds its flags, and ``model_options(args, image_shape)``,
     which turns them into keyword arguments of its model class (recorded in the results too)."""
     parser = episode_parser(f"Train {algorithm} (metric-based meta-learning).", **defaults)
-    parser.add_argument("--lr", type=POSITIVE, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--decay-every", type=DECAY_EVERY, default=2000,
-                        help="halve the learning rate every this many episodes (0: never)")
-    parser.add_argument("--eval-every", type=COUNT, default=500,
-                        help="validate and checkpoint every N episodes (--episodes must be a multiple)")
-    parser.add_argument("--val-episodes", type=COUNT, default=100,
-                        help="fixed validation episodes scored at each checkpoint")
-    parser.add_argument("--test-episodes", type=COUNT, default=600, help="fixed test episodes scored at the end")
+    add_schedule_arguments(parser, decay_every=2000)
     parser.add_argument("--train-split", type=train_split, default="train",
                         help="the classes to meta-train on: 'train', or 'trainval' as Snell et al. for final runs "
                              "(never the test classes)")

@@ -236,23 +236,17 @@ def build_learner(framework: str, image_shape, way: int, example, learning_rate:
 
 
 def main(argv=None) -> dict:
-    from common.cli import episode_parser, require_framework
+    from common.cli import add_schedule_arguments, episode_parser, require_framework
     from common.data import load_dataset
     from common.devices import use_device
     from common.episodes import EpisodeSampler, FixedEpisodes, evaluation_episodes
-    from common.options import COUNT, DECAY_EVERY, POSITIVE, Number, check_multiple, check_out
+    from common.options import Number, check_multiple, check_out
     from common.training import Run, train
 
     # test_query=15: the book's test episodes, 15 queries per class.
     parser = episode_parser("Train Meta Networks (Munkhdalai & Yu 2017) on few-shot episodes.", way=5, shot=1,
                             query=5, episodes=20000, test_query=15)
-    parser.add_argument("--lr", type=POSITIVE, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--decay-every", type=DECAY_EVERY, default=0,
-                        help="halve the learning rate every this many episodes (0: never)")
-    parser.add_argument("--eval-every", type=COUNT, default=500,
-                        help="validate and checkpoint every N episodes (--episodes must be a multiple)")
-    parser.add_argument("--val-episodes", type=COUNT, default=100, help="fixed validation episodes scored at each checkpoint")
-    parser.add_argument("--test-episodes", type=COUNT, default=600, help="fixed test episodes scored at the end")
+    add_schedule_arguments(parser)
     parser.add_argument("--fast-layers", type=Number(int, 1, ALL_LAYERS), default=ALL_LAYERS,
                         help="fast weights in b's last this many layers, and in u's among them (7: the paper's "
                              "full model; 2: the two dense layers, several times cheaper)")

@@ -134,24 +134,18 @@ def build_learner(framework: str, in_channels: int, way: int, shot: int, example
 
 
 def main(argv=None) -> dict:
-    from common.cli import episode_parser, require_framework
+    from common.cli import add_schedule_arguments, episode_parser, require_framework
     from common.data import load_dataset
     from common.devices import use_device
     from common.episodes import FixedEpisodes
-    from common.options import COUNT, DECAY_EVERY, POSITIVE, check_multiple, check_out
+    from common.options import check_multiple, check_out
     from common.schemes import Scheme, add_scheme_arguments
     from common.training import Run, train
 
     # test_query=15: the book's test episodes, 15 queries per class.
     parser = episode_parser("Train SNAIL (Mishra et al. 2018) on few-shot episodes.", way=5, shot=1, query=5,
                             episodes=20000, test_query=15)
-    parser.add_argument("--lr", type=POSITIVE, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--decay-every", type=DECAY_EVERY, default=0,
-                        help="halve the learning rate every this many episodes (0: never)")
-    parser.add_argument("--eval-every", type=COUNT, default=500,
-                        help="validate and checkpoint every N episodes (--episodes must be a multiple)")
-    parser.add_argument("--val-episodes", type=COUNT, default=100, help="fixed validation episodes scored at each checkpoint")
-    parser.add_argument("--test-episodes", type=COUNT, default=600, help="fixed test episodes scored at the end")
+    add_schedule_arguments(parser)
     add_scheme_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)  # each option's rule is its type (common.options)
