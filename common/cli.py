@@ -19,7 +19,7 @@ from typing import Callable
 from common.allocator import keep_freed_memory
 from common.devices import DEVICE_HELP
 from common.errors import ConfigError, MetaLearnError
-from common.options import COUNT, SEED, WAY, Parser
+from common.options import COUNT, DECAY_EVERY, POSITIVE, SEED, WAY, Parser
 
 FRAMEWORKS = ("torch", "tf", "keras")
 # --framework name -> the package it needs
@@ -70,12 +70,9 @@ def episode_parser(description: str, *, dataset: str = "omniglot", way: int = 5,
     return parser
 
 
-
 def add_schedule_arguments(parser: Parser, *, decay_every: int = 0) -> None:
     """The options of an episodic training schedule, one Adam step per episode: the learning rate
     and its halving, how often to validate and checkpoint, and how many fixed episodes score it."""
-    from common.options import DECAY_EVERY, POSITIVE
-
     parser.add_argument("--lr", type=POSITIVE, default=1e-3, help="Adam learning rate")
     parser.add_argument("--decay-every", type=DECAY_EVERY, default=decay_every,
                         help="halve the learning rate every this many episodes (0: never)")
@@ -84,6 +81,7 @@ def add_schedule_arguments(parser: Parser, *, decay_every: int = 0) -> None:
     parser.add_argument("--val-episodes", type=COUNT, default=100,
                         help="fixed validation episodes scored at each checkpoint")
     parser.add_argument("--test-episodes", type=COUNT, default=600, help="fixed test episodes scored at the end")
+
 
 def run(main: Callable[..., object], *args, **kwargs) -> None:
     """Call ``main(*args, **kwargs)``; a reader's mistake ends in one clear line, not a stack trace.
