@@ -127,7 +127,13 @@ class TextClassifier(nn.Module):
         return dict(self.named_parameters())
 
     def forward(self, params: dict, x: torch.Tensor, reference=None) -> torch.Tensor:
-        """Logits (N, way). ``reference`` is ignored: no BatchNorm, so nothing flows between examples."""
+        """Logits (N, way) of token ids x (N, length, channels); or of T tasks at once, x (T, N,
+        length, channels) with every parameter carrying a leading task axis (each task's own θ')
+        -> (T, N, way), one task after the other. ``reference`` is ignored: no BatchNorm, so nothing
+        flows between examples."""
+        if x.dim() == 4:
+            return torch.stack([self.forward({name: p[t] for name, p in params.items()}, x[t])
+                                for t in range(len(x))])
         return self.encoder.function(params, x, "encoder.") @ params["head.kernel"] + params["head.bias"]
 
     # The image classifier's cross-entropy and accuracy: a classifier's loss does not depend on its input.
