@@ -85,11 +85,12 @@ class EpisodicLearner:
 
 
 class LogCallback(keras.callbacks.Callback):
-    """Hands each episode's loss and accuracy to ``common.training.Log`` (which checkpoints)."""
+    """Hands each episode's loss and accuracy (or a regression learner's loss and MSE) to
+    ``common.training.Log`` (which checkpoints)."""
 
     def __init__(self, log, start: int):
         super().__init__()
         self.log, self.start = log, start
 
     def on_train_batch_end(self, batch, logs=None):
-        self.log.step(self.start + batch, {"loss": float(logs["loss"]), "accuracy": float(logs["accuracy"])})
+        self.log.step(self.start + batch, {name: float(value) for name, value in logs.items()})

@@ -8,7 +8,9 @@ PyTorch, TensorFlow and Keras (see ``common/episodic_{torch,tf,keras}.py``):
     state()             -> dict of NumPy arrays                   weights + optimizer, for checkpoints
     load_state(arrays)                                           the inverse
 
-:func:`train` does the rest, identically for every algorithm and framework:
+A Keras learner may instead train the whole run in one ``fit(sampler, start, log, progress)``
+(``common.episodic_keras.fit_episodes``). :func:`train` does the rest, identically for every
+algorithm and framework:
 
 * episodes ``start .. episodes-1`` of the training sampler (so a resumed run continues with
   exactly the episodes it would have seen);
@@ -17,6 +19,11 @@ PyTorch, TensorFlow and Keras (see ``common/episodic_{torch,tf,keras}.py``):
 * a loss that becomes NaN or infinite, or a file that cannot be written (a full disk), stops the
   run with a one-line message; the last good checkpoint stays, and nothing is left half-written;
 * at the end: accuracy ± 95% CI on the fixed test episodes, the results JSON, and the curve.
+
+A regression script (sinusoids: ``chapters/optimization/sinusoid.py``) uses the same loop,
+:func:`training_loop`, and scores the model itself: its steps are meta-iterations
+(``Run(unit="iteration")``), its learner reports a loss and no accuracy, and it has no
+validation episodes, so each point of its history holds the mean training loss and the speed.
 """
 
 from __future__ import annotations
@@ -41,6 +48,12 @@ from common.weights import load_weights, save_weights
 
 class TrainingDiverged(MetaLearnError):
     """The loss stopped being a finite number."""
+
+
+# What a run's steps are called: its option, and the word its messages use. An optimization-based
+# learner's meta-iteration is an "episode" of the classification scripts (``--episodes``), and an
+# "iteration" of the regression scripts (``--iterations``, as in Finn et al.'s sinusoid protocol).
+UNITS = {"episode": ("--episodes", "episodes"), "iteration": ("--iterations", "meta-iterations")}
 
 
 def run_folder(out, algorithm: str, framework: str, dataset: str, way: int, shot: int,
@@ -82,7 +95,7 @@ class Run:
     test_way: int
     test_shot: int
     test_query: int
-    episodes: int
+    episodes: int  # training steps: episodes, or meta-iterations (``unit``)
     seed: int = 0
     eval_every: int = 500
     val_episodes: int = 100
@@ -90,6 +103,7 @@ class Run:
     out: str = "runs"
     options: dict = field(default_factory=dict)  # algorithm-specific settings (lr, distance, ...)
     device: str = "cpu"  # where it computes (common.devices); recorded, not part of the identity
+    unit: str = "episode"  # what one training step is called (``UNITS``): the history's counter, the messages
 
     @cached_property
     def folder(self) -> Path:
@@ -141,8 +155,8 @@ def read_checkpoint(path: Path, learner, identity: dict) -> dict | None:
     arrays, meta = load_weights(path)
     theirs, ours = meta.get("identity", {}), json.loads(json.dumps(identity))  # JSON-normalised
     if theirs != ours:
-        differences = "; ".join(f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} here"
-                                for key in ours if theirs.get(key) != ours.get(key))
+        differences = "; ".join(f"{key}: {there!r} there, {here!r} here"
+                                for key, there, here in _differences(theirs, ours))
         there, here = (f"{i.get('algorithm')}, --framework {i.get('framework')}" for i in (theirs, ours))
         which = f"({there}) than this one ({here})" if there != here else "than this one"  # only what differs
         raise ConfigError(
@@ -150,6 +164,17 @@ def read_checkpoint(path: Path, learner, identity: dict) -> dict | None:
             f"Choose another --out folder, or move that file away; it was not changed.")
     learner.load_state(arrays)
     return meta
+
+
+def _differences(theirs: dict, ours: dict):
+    """(key, theirs, ours) for each key of ``ours`` that differs; within the algorithm's options,
+    each option by its own name (``inner_lr: 0.01 there, 0.02 here``, not two whole dicts)."""
+    for key in ours:
+        there, here = theirs.get(key), ours.get(key)
+        if isinstance(there, dict) and isinstance(here, dict):
+            yield from _differences(there, {**dict.fromkeys(there), **here})
+        elif there != here:
+            yield key, there, here
 
 
 def refuse_past(path: Path, done: int, total: int, option: str = "episodes", unit: str = "episodes") -> None:
@@ -183,10 +208,10 @@ class Log:
     """Per-episode bookkeeping shared by the hand-written loops and the Keras callback.
 
     ``step(index, metrics)`` is called after training episode ``index``. Every ``eval_every``
-    episodes (and after the last) it evaluates the fixed validation episodes, appends a point to
-    the history, writes the checkpoint and redraws the curve. With ``report`` (a run without a
-    progress bar, e.g. ``--quiet`` in the background) it also prints that point as one line, so a
-    log file shows how far a long run is and how fast it goes.
+    episodes (and after the last) it evaluates the fixed validation episodes (if the run has
+    any), appends a point to the history, writes the checkpoint and redraws the curve. With
+    ``report`` (a run without a progress bar, e.g. ``--quiet`` in the background) it also prints
+    that point as one line, so a log file shows how far a long run is and how fast it goes.
     """
 
     def __init__(self, run: Run, learner, val_episodes, history: list, wall_seconds: float = 0.0, bar=None,
@@ -199,9 +224,10 @@ class Log:
 
     def step(self, index: int, metrics: dict) -> None:
         if not math.isfinite(metrics["loss"]):
-            raise TrainingDiverged(f"the training loss became {metrics['loss']} at episode {index:,}; lower the "
-                                   f"learning rate; {kept_checkpoint(self.run.checkpoint)}")
-        self.window.append((metrics["loss"], metrics["accuracy"]))
+            raise TrainingDiverged(f"the training loss became {metrics['loss']} at {self.run.unit} {index:,}; lower "
+                                   f"the learning rate; {kept_checkpoint(self.run.checkpoint)}")
+        # A regression learner reports a loss and no accuracy.
+        self.window.append((metrics["loss"], metrics.get("accuracy", math.nan)))
         if self.bar is not None:
             self.bar.update(1)
         if (index + 1) % self.run.eval_every == 0 or index + 1 == self.run.episodes:
@@ -213,52 +239,78 @@ class Log:
         loss, accuracy = np.mean(self.window, axis=0)
         speed = seconds / len(self.window)  # seconds per training episode since the last point
         self.window = []
-        val = evaluate(self.learner.predict, self.val_episodes)
+        point, unit = {self.run.unit: episodes_done, "loss": float(loss)}, self.run.unit
+        if math.isfinite(accuracy):
+            point["accuracy"] = 100 * float(accuracy)
+        if self.val_episodes is not None:
+            val = evaluate(self.learner.predict, self.val_episodes)
+            point.update(val_accuracy=val["accuracy"], val_ci95=val["ci95"])
         # Each point keeps its own speed: a run resumed on another machine, or slowed by a neighbour,
         # shows where its average seconds per episode came from.
-        self.history.append({"episode": episodes_done, "loss": float(loss), "accuracy": 100 * float(accuracy),
-                             "val_accuracy": val["accuracy"], "val_ci95": val["ci95"],
-                             "seconds_per_episode": speed})
+        point[f"seconds_per_{unit}"] = speed
+        self.history.append(point)
         self.commits = with_this_commit(self.commits)  # these episodes ran at this process's code
         save_checkpoint(self.run, self.learner, episodes_done, self.history, self.wall_seconds, self.commits)
         with saving(self.run.folder / "curve.png", after_failed_write(self.run.checkpoint)):
             plot_curve(self.history, self.run.folder / "curve.png",
-                       title=f"{self.run.algorithm} ({self.run.framework}), {self.run.dataset}")
+                       title=f"{self.run.algorithm} ({self.run.framework}), {self.run.dataset}", unit=self.run.unit)
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{100 * accuracy:.1f}", val=f"{val['accuracy']:.1f}")
+            postfix = {"loss": f"{loss:.3f}"}
+            if "accuracy" in point:
+                postfix["acc"] = f"{point['accuracy']:.1f}"
+            if "val_accuracy" in point:
+                postfix["val"] = f"{point['val_accuracy']:.1f}"
+            self.bar.set_postfix(postfix)
         if self.report:
-            print(f"{self.run.algorithm} ({self.run.framework}) episode {episodes_done:,} of {self.run.episodes:,}: "
-                  f"loss {loss:.4f}, train {100 * accuracy:.2f}%, validation {val['accuracy']:.2f} ± "
-                  f"{val['ci95']:.2f}%, {speed:.3f} s/episode", flush=True)
+            print(f"{self.run.algorithm} ({self.run.framework}) {unit} {episodes_done:,} of {self.run.episodes:,}: "
+                  f"{scores(point)}, {speed:.3f} s/{unit}", flush=True)
         self.since = time.perf_counter()
 
 
+def scores(point: dict) -> str:
+    """A history point's loss and, where it has them, training and validation accuracy, in words."""
+    texts = [f"loss {point['loss']:.4f}"]
+    if "accuracy" in point:
+        texts.append(f"train {point['accuracy']:.2f}%")
+    if "val_accuracy" in point:
+        texts.append(f"validation {point['val_accuracy']:.2f} ± {point['val_ci95']:.2f}%")
+    return ", ".join(texts)
+
+
 def train(run: Run, learner, train_sampler, val_episodes, test_episodes, progress: bool = True) -> dict:
-    """Train, checkpoint, evaluate; return the result dict (also written under ``run.folder``).
+    """Train, checkpoint, evaluate; return the result dict (also written under ``run.folder``)."""
+    log = training_loop(run, learner, train_sampler, val_episodes, progress)
+    return finish(run, learner, test_episodes, log.history, log.wall_seconds, log.commits)
+
+
+def training_loop(run: Run, learner, train_sampler, val_episodes=None, progress: bool = True) -> Log:
+    """Resume from the run's checkpoint, train the episodes left, checkpoint every ``eval_every``;
+    return the :class:`Log` (history, training seconds, commits). ``val_episodes=None``: no validation.
 
     Keras learners train through ``model.fit`` (they have a ``fit`` method); the others get one
     ``train_step`` call per episode here. Both report to the same :class:`Log`.
     """
     from tqdm.auto import tqdm
 
-    check_multiple("--episodes", run.episodes, "--eval-every", run.eval_every)
+    option, unit = UNITS[run.unit]
+    check_multiple(option, run.episodes, "--eval-every", run.eval_every)
     with saving(run.folder, "nothing was trained; choose another --out"):
         run.folder.mkdir(parents=True, exist_ok=True)
     start, history, wall_seconds, commits = load_checkpoint(run, learner)
-    refuse_past(run.checkpoint, start, run.episodes, "episodes")
+    refuse_past(run.checkpoint, start, run.episodes, option[2:], unit)
     if start:
-        print(f"resuming {run.checkpoint} at episode {start:,} of {run.episodes:,}")
+        print(f"resuming {run.checkpoint} at {run.unit} {start:,} of {run.episodes:,}")
     log = Log(run, learner, val_episodes, history, wall_seconds, report=not progress, commits=commits)
     if hasattr(learner, "fit"):
         if start < run.episodes:
             learner.fit(train_sampler, start, log, progress)
     else:
-        with tqdm(initial=start, total=run.episodes, disable=not progress, unit="ep",
+        with tqdm(initial=start, total=run.episodes, disable=not progress, unit=run.unit[:2],  # "ep", "it"
                   desc=f"{run.algorithm} ({run.framework})") as bar:
             log.bar = bar
             for index in range(start, run.episodes):
                 log.step(index, learner.train_step(train_sampler.episode(index)))
-    return finish(run, learner, test_episodes, history, log.wall_seconds, log.commits)
+    return log
 
 
 def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float, commits: list) -> dict:
@@ -287,21 +339,24 @@ def finish(run: Run, learner, test_episodes, history: list, wall_seconds: float,
     return result
 
 
-def plot_curve(history: list, path: Path, title: str = "") -> None:
-    """Training loss and train/validation accuracy against episodes."""
+def plot_curve(history: list, path: Path, title: str = "", unit: str = "episode") -> None:
+    """Training loss and train/validation accuracy against episodes (or ``unit``); the loss alone
+    for a run without validation episodes (a regression script's)."""
     # A bare Figure, not pyplot: no backend switch, so notebooks that call train() keep showing figures.
     from matplotlib.figure import Figure
 
-    episodes = [h["episode"] for h in history]
-    figure = Figure(figsize=(9, 3.2))
-    left, right = figure.subplots(1, 2)
-    left.plot(episodes, [h["loss"] for h in history])
-    left.set(xlabel="episode", ylabel="training loss", yscale="log")
-    right.plot(episodes, [h["accuracy"] for h in history], label="train episodes")
-    right.errorbar(episodes, [h["val_accuracy"] for h in history], [h["val_ci95"] for h in history],
-                   label="validation (fixed episodes)", capsize=2)
-    right.set(xlabel="episode", ylabel="accuracy (%)")
-    right.legend(loc="lower right", fontsize=8)
+    steps = [h[unit] for h in history]
+    with_accuracy = "val_accuracy" in history[0]
+    figure = Figure(figsize=(9, 3.2) if with_accuracy else (4.5, 3.2))
+    left, right = figure.subplots(1, 2) if with_accuracy else (figure.subplots(), None)
+    left.plot(steps, [h["loss"] for h in history])
+    left.set(xlabel=unit, ylabel="training loss", yscale="log")
+    if with_accuracy:
+        right.plot(steps, [h["accuracy"] for h in history], label="train episodes")
+        right.errorbar(steps, [h["val_accuracy"] for h in history], [h["val_ci95"] for h in history],
+                       label="validation (fixed episodes)", capsize=2)
+        right.set(xlabel=unit, ylabel="accuracy (%)")
+        right.legend(loc="lower right", fontsize=8)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     png = io.BytesIO()

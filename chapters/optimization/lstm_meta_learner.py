@@ -17,11 +17,11 @@ support points, 100 query points each): the meta-learner runs ``--steps`` update
 c_0 and the query MSE is averaged over the tasks (mean ± 95% CI). That is the result's ``mse``; the
 MSE at c_0 before any update is stored beside it.
 
-A run writes into ``--out``/lstm-meta-learner_<framework>_sinusoid_1w<K>s/: a checkpoint every
-``--log-every`` meta-iterations (a second run with the same options resumes it), the results JSON
-(the ``common.results`` format, ``"metric": "mse"``) and the meta-learner's weights
-(``weights.npz``, canonical: they load into the meta-learner of any of the three frameworks). The
-training loop and its checkpoints are ``sinusoid.py``'s.
+A run writes into ``--out``/lstm-meta-learner_<framework>_sinusoid_1w<K>s/: a checkpoint and a
+point of the loss curve every ``--log-every`` meta-iterations (a second run with the same options
+resumes it), the results JSON (the ``common.results`` format, ``"metric": "mse"``) and the
+meta-learner's weights (``weights.npz``, canonical: they load into the meta-learner of any of the
+three frameworks). Its run and training loop are ``sinusoid.py``'s (``common.training``).
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ import importlib
 
 import numpy as np
 
-from chapters.optimization.sinusoid import History, resume, train
+from chapters.optimization.sinusoid import meta_train, sinusoid_run
 from common.cli import FRAMEWORKS, require_framework, run
-from common.data.sinusoid import SinusoidTasks, evaluation_tasks
+from common.data.sinusoid import evaluation_tasks
 from common.errors import ConfigError
 from common.evaluation import mean_ci95
 from common.files import saving
 from common.options import COUNT, POSITIVE, SEED, Parser, check_multiple, check_out
 from common.results import make_result, write_result
-from common.training import after_failed_write, run_folder
+from common.training import after_failed_write
 from common.weights import save_weights, to_canonical
 
 ALGORITHM = "lstm-meta-learner"
@@ -84,12 +84,6 @@ def parse(argv=None) -> argparse.Namespace:
     return args
 
 
-def identity(args) -> dict:
-    """What a checkpoint must match to be resumed (not the number of iterations)."""
-    keys = ("framework", "shot", "query", "meta_batch", "steps", "hidden", "meta_lr", "seed")
-    return {"algorithm": ALGORITHM, **{key: getattr(args, key) for key in keys}}
-
-
 def build_learner(args):
     """The ``LSTMMetaLearner`` of ``args.framework`` around a fresh ``SinusoidMLP``."""
     networks = importlib.import_module(f"chapters.optimization.networks_{args.framework}")
@@ -119,20 +113,16 @@ def evaluate(learner, args) -> dict:
 def main(argv=None) -> dict:
     args = parse(argv)
     require_framework(args.framework)
-    tasks = SinusoidTasks(args.shot, args.query, seed=args.seed)
     learner = build_learner(args)
-    folder = run_folder(args.out, ALGORITHM, args.framework, "sinusoid", 1, args.shot, seed=args.seed)
-    folder.mkdir(parents=True, exist_ok=True)
+    k = args.steps
+    training = sinusoid_run(args, ALGORITHM, {"steps": k, "hidden": args.hidden, "meta_lr": args.meta_lr},
+                       args.test_tasks)
+    folder = training.folder
     print(f"{ALGORITHM} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
           f"{args.shot}-shot sinusoid tasks, {args.steps} updates each", flush=True)
-    run_identity = identity(args)
-    start, points, wall_seconds, commits = resume(args, learner, folder, run_identity)
-    history = History(args, learner, folder, run_identity, points, wall_seconds, commits)
-    if start < args.iterations:
-        train(learner, args, tasks, history, start)
-    wall_seconds = history.wall_seconds
+    log = meta_train(training, learner, args)
+    wall_seconds = log.wall_seconds
     mse = evaluate(learner, args)
-    k = args.steps
     print(f"query MSE at c_0 (no update): {mse[0][0]:.3f} ± {mse[0][1]:.3f}")
     print(f"query MSE after {k} update{'s' if k != 1 else ''}: {mse[k][0]:.3f} ± {mse[k][1]:.3f}")
 
@@ -146,9 +136,7 @@ def main(argv=None) -> dict:
         mse=mse[k][0], mse_ci95=mse[k][1], adaptation_steps=k,
         mse_before_adaptation=mse[0][0], mse_before_adaptation_ci95=mse[0][1],
         test_tasks=args.test_tasks, wall_seconds=wall_seconds, seconds_per_episode=wall_seconds / args.iterations,
-        seed=args.seed, options={"meta_batch": args.meta_batch, "steps": k, "hidden": args.hidden,
-                                 "meta_lr": args.meta_lr}, history=history.points,
-        trained_at=history.commits)
+        seed=args.seed, options=training.options, history=log.history, trained_at=log.commits)
     path = write_result(result, folder)
     print(f"{ALGORITHM} ({args.framework}) sinusoid {args.shot}-shot: MSE {mse[k][0]:.3f} ± {mse[k][1]:.3f} "
           f"after {k} update{'s' if k != 1 else ''} ({mse[0][0]:.3f} ± {mse[0][1]:.3f} before); "

@@ -24,31 +24,29 @@ the MSE before adaptation and after 10 steps (Finn et al. Fig. 3) are stored bes
 on these test tasks the best function without adaptation (the average wave) has an MSE of
 2.91 ± 0.22 (``chapters/foundations/README.md``, section 7).
 
-A run writes into ``--out``/<algorithm>_<framework>_sinusoid_1w<K>s/: a checkpoint every
-``--log-every`` meta-iterations (a second run with the same options resumes it), the results JSON
-(the ``common.results`` format with ``"metric": "mse"``) and the meta-learned weights
-(``weights.npz``, canonical: they load into any of the three frameworks).
+A run writes into ``--out``/<algorithm>_<framework>_sinusoid_1w<K>s/, through the training loop
+every chapter shares (``common.training``): a checkpoint and a point of the loss curve
+(``curve.png``) every ``--log-every`` meta-iterations (a second run with the same options resumes
+it); then the results JSON (the ``common.results`` format with ``"metric": "mse"``) and the
+meta-learned weights (``weights.npz``, canonical: they load into any of the three frameworks).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import time
-from pathlib import Path
 
 import numpy as np
 
-from chapters.optimization.train import ALGORITHMS, make_learner
+from chapters.optimization.train import ALGORITHMS, as_learner, make_learner
 from common.cli import FRAMEWORKS, require_framework, run
 from common.data.sinusoid import SinusoidTasks, evaluation_tasks
 from common.devices import DEVICE_HELP, use_device
+from common.episodes import MetaBatches
 from common.evaluation import mean_ci95
 from common.files import saving
 from common.options import COUNT, POSITIVE, SEED, Parser, check_multiple, check_out
-from common.results import make_result, with_this_commit, write_result
-from common.training import (TrainingDiverged, after_failed_write, kept_checkpoint, read_checkpoint, refuse_past,
-                             run_folder, write_checkpoint)
+from common.results import make_result, write_result
+from common.training import Run, TrainingDiverged, after_failed_write, training_loop
 from common.weights import save_weights, to_canonical
 
 TEST_QUERY = 100  # query points of each fixed test task (the default of evaluation_tasks)
@@ -98,76 +96,25 @@ def build_learner(args):
     return make_learner(args.algorithm, args.framework, "SinusoidMLP", (), args.seed, settings(args), args.device)
 
 
-class History:
-    """The meta-loss of every iteration; every ``log_every`` iterations a summary and a checkpoint
-    (with the run's ``identity``, which a resumed run must match, and ``commits``, those its
-    iterations ran at, as in ``common/training.py``). The LSTM meta-learner's script uses it too."""
-
-    def __init__(self, args, learner, folder: Path, identity: dict, points: list, wall_seconds: float,
-                 commits: list):
-        self.args, self.learner, self.folder, self.identity = args, learner, folder, identity
-        self.window, self.points, self.wall_seconds, self.commits = [], points, wall_seconds, commits
-        self.since = time.perf_counter()
-
-    def step(self, index: int, loss: float) -> None:
-        if not math.isfinite(loss):
-            raise TrainingDiverged(f"the meta-loss became {loss} at iteration {index:,}; lower the learning "
-                                   f"rates; {kept_checkpoint(self.folder / 'checkpoint.npz')}")
-        self.window.append(loss)
-        if (index + 1) % self.args.log_every == 0:
-            self.wall_seconds += time.perf_counter() - self.since
-            point = {"iteration": index + 1, "loss": float(np.mean(self.window)), "seconds": self.wall_seconds}
-            self.points.append(point)
-            self.window = []
-            self.commits = with_this_commit(self.commits)
-            write_checkpoint(self.folder / "checkpoint.npz", self.learner, self.identity, iteration=index + 1,
-                             history=self.points, wall_seconds=self.wall_seconds, commits=self.commits)
-            print(f"iteration {point['iteration']:>6,}: meta-loss {point['loss']:.3f} "
-                  f"({point['seconds']:.0f} s)", flush=True)
-            self.since = time.perf_counter()
+def sinusoid_run(args, algorithm: str, options: dict, test_tasks: int, device: str = "cpu") -> Run:
+    """The run of ``common.training`` that meta-trains ``algorithm`` on ``--shot``-shot sinusoids: meta-iterations
+    of ``--meta-batch`` tasks, a checkpoint every ``--log-every``, no validation tasks (the script scores its
+    model itself on the fixed test tasks). ``options`` are recorded in the results and, with the settings of
+    the tasks and the seed, are what a checkpoint must match to be resumed (Reptile's include its annealing
+    schedule, so a Reptile run with other ``--iterations`` is another run). The LSTM meta-learner's script
+    uses it too."""
+    return Run(algorithm=algorithm, framework=args.framework, dataset="sinusoid", way=1, shot=args.shot,
+               query=args.query, test_way=1, test_shot=args.shot, test_query=TEST_QUERY, episodes=args.iterations,
+               seed=args.seed, eval_every=args.log_every, val_episodes=0, test_episodes=test_tasks, out=args.out,
+               options={"meta_batch": args.meta_batch, **options}, device=device,
+               unit="iteration")
 
 
-def identity(args) -> dict:
-    """What a checkpoint must match to be resumed (not the number of iterations, except for Reptile,
-    whose annealing schedule depends on it)."""
-    keys = ("framework", "algorithm", "shot", "query", "meta_batch", "inner_lr", "inner_steps", "meta_lr", "seed")
-    found = {key: getattr(args, key) for key in keys}
-    if args.algorithm == "reptile":
-        found["iterations"] = args.iterations
-    return found
-
-
-def resume(args, learner, folder: Path, identity: dict) -> tuple[int, list, float, list]:
-    """(iterations done, history, seconds, commits) from the run's checkpoint; (0, [], 0.0, []) if it
-    has none (and an empty list of commits for a checkpoint written before they were kept).
-    A checkpoint that has seen more than ``--iterations`` is refused: it would be reported as a
-    model of fewer iterations than it has had."""
-    path = folder / "checkpoint.npz"
-    meta = read_checkpoint(path, learner, identity)
-    if meta is None:
-        return 0, [], 0.0, []
-    refuse_past(path, meta["iteration"], args.iterations, "iterations", "meta-iterations")
-    print(f"resuming {path} at iteration {meta['iteration']:,} of {args.iterations:,}")
-    return (int(meta["iteration"]), list(meta["history"]), float(meta["wall_seconds"]),
-            list(meta.get("commits", [])))
-
-
-def train(learner, args, tasks: SinusoidTasks, history: History, start: int) -> None:
-    """Meta-iterations start..N-1, meta-batch i being tasks i*B .. i*B + B - 1 in every framework."""
-    if args.framework == "keras":
-        import keras
-        from common.adapters import keras_episodes
-
-        class Log(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                history.step(start + batch, float(logs["loss"]))
-
-        # shuffle=False: item i of the PyDataset is meta-batch start + i, as in the loops of torch and tf.
-        learner.fit(keras_episodes(tasks, args.iterations - start, start=start, meta_batch_size=args.meta_batch),
-                    epochs=1, shuffle=False, callbacks=[Log()], verbose=0)
-    else:
-        for index in range(start, args.iterations):
-            history.step(index, learner.meta_step(tasks.meta_batch(index, args.meta_batch))["loss"])
+def meta_train(training: Run, learner, args):
+    """Meta-iterations (resumed from the run's checkpoint) up to ``--iterations``, meta-batch i being tasks
+    i*B .. i*B + B - 1 in every framework; returns the loop's log (history, seconds, commits)."""
+    tasks = MetaBatches(SinusoidTasks(args.shot, args.query, seed=args.seed), args.meta_batch)
+    return training_loop(training, as_learner(learner, args.framework), tasks, progress=False)
 
 
 def evaluate(learner, args) -> dict:
@@ -191,17 +138,12 @@ def main(argv=None) -> dict:
     args = parse(argv)
     require_framework(args.framework)
     args.device = use_device(args.framework, args.device)
-    tasks = SinusoidTasks(args.shot, args.query, seed=args.seed)
     learner = build_learner(args)
-    folder = run_folder(args.out, args.algorithm, args.framework, "sinusoid", 1, args.shot, seed=args.seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    run_identity = identity(args)
-    start, points, wall_seconds, commits = resume(args, learner, folder, run_identity)
+    training = sinusoid_run(args, args.algorithm, settings(args), args.test_tasks, args.device)
+    folder = training.folder
     print(f"{args.algorithm} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
           f"{args.shot}-shot sinusoid tasks", flush=True)
-    history = History(args, learner, folder, run_identity, points, wall_seconds, commits)
-    if start < args.iterations:
-        train(learner, args, tasks, history, start)
+    log = meta_train(training, learner, args)
     mse = evaluate(learner, args)
     for steps, (mean, ci95, diverged) in mse.items():
         after = f"query MSE after {steps:>2} step{'s' if steps != 1 else ''}"
@@ -224,16 +166,15 @@ def main(argv=None) -> dict:
         query=TEST_QUERY, train_query=args.query, train_episodes=args.iterations, metric="mse",
         mse=mse[k][0], mse_ci95=mse[k][1], adaptation_steps=k,
         mse_before_adaptation=mse[0][0], mse_before_adaptation_ci95=mse[0][1], **extra,
-        test_tasks=args.test_tasks, wall_seconds=history.wall_seconds,
-        seconds_per_episode=history.wall_seconds / args.iterations, seed=args.seed,
-        options={"meta_batch": args.meta_batch, **settings(args)}, device=args.device, history=history.points,
-        trained_at=history.commits)
+        test_tasks=args.test_tasks, wall_seconds=log.wall_seconds,
+        seconds_per_episode=log.wall_seconds / args.iterations, seed=args.seed,
+        options=training.options, device=args.device, history=log.history, trained_at=log.commits)
     path = write_result(result, folder)
     after_most = (f"{mse[most][0]:.3f} ± {mse[most][1]:.3f}" if not mse[most][2] else
                   f"diverged on {mse[most][2]} tasks")
     print(f"{args.algorithm} ({args.framework}) sinusoid {args.shot}-shot: MSE {mse[k][0]:.3f} ± {mse[k][1]:.3f} "
           f"after {k} step{'s' if k != 1 else ''}, {after_most} after {most}; "
-          f"{history.wall_seconds / args.iterations * 1000:.1f} ms per meta-iteration -> {path}")
+          f"{log.wall_seconds / args.iterations * 1000:.1f} ms per meta-iteration -> {path}")
     return result
 
 

@@ -122,10 +122,11 @@ def build_learner(algorithm: str, framework: str, way: int, image_shape, seed: i
 
 
 class Learner:
-    """The interface of ``common.training`` around a MAML, Meta-SGD or Reptile object.
+    """The interface of ``common.training`` around a MAML, Meta-SGD, Reptile or LSTM meta-learner object.
 
     ``train_step`` is one meta-iteration (one meta-batch); ``predict`` adapts to a test episode's
-    support set (``--test-inner-steps``) and labels its queries.
+    support set (``--test-inner-steps``) and labels its queries (classification only: the sinusoid
+    scripts score their models themselves).
     """
 
     def __init__(self, algorithm):
@@ -154,6 +155,11 @@ class KerasLearner(Learner):
         # shuffle=False: item i is meta-batch start + i, as in the loops of torch and tf.
         self.algorithm.fit(keras_episodes(sampler, log.run.episodes - start, start=start), epochs=1,
                            shuffle=False, callbacks=[LogCallback(log, start)], verbose=1 if progress else 0)
+
+
+def as_learner(algorithm, framework: str) -> Learner:
+    """``algorithm`` (the object ``make_learner`` builds) as the learner of ``common.training``."""
+    return KerasLearner(algorithm) if framework == "keras" else Learner(algorithm)
 
 
 def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defaults) -> dict:
@@ -203,5 +209,5 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
               device=device)
     learner = build_learner(algorithm, args.framework, args.way, train_set.image_shape, args.seed, learner_settings,
                             device, args.backbone)
-    wrapper = KerasLearner(learner) if args.framework == "keras" else Learner(learner)
-    return train(run, wrapper, sampler, val_episodes, test_episodes, progress=not args.quiet)
+    return train(run, as_learner(learner, args.framework), sampler, val_episodes, test_episodes,
+                 progress=not args.quiet)
