@@ -4,9 +4,11 @@ An :class:`EpisodicModel` maps ``(support_x, support_y, query_x)`` to query logi
 ``train_step`` is one Adam step on the query cross-entropy, written out with a ``GradientTape``
 (the TensorFlow backend). A model trained on another loss (a Siamese network's pair loss) defines
 ``episode_loss(support_x, support_y, query_x, query_y, training) -> (loss, logits)``; see
-:func:`episode_loss`. ``fit`` reads episodes from ``common.adapters.keras_episodes``; after every batch (one episode) a
-callback hands loss and accuracy to the same bookkeeping as the PyTorch and TensorFlow loops
-(``common.training``), which validates, checkpoints and draws the curve every ``eval_every`` episodes.
+:func:`episode_loss`. Every Keras model of the book trains through :func:`fit_episodes` (episodic models, the
+optimization-based learners, MANN, the sinusoid scripts): ``fit`` reads episodes from
+``common.adapters.keras_episodes``; after every batch (one episode) a callback hands loss and accuracy
+to the same bookkeeping as the PyTorch and TensorFlow loops (``common.training``), which validates,
+checkpoints and draws the curve every ``eval_every`` episodes.
 """
 
 from __future__ import annotations
@@ -73,15 +75,19 @@ class EpisodicLearner:
         load_optimizer_arrays(self.model.optimizer, arrays)
 
     def fit(self, sampler, start: int, log, progress: bool = True) -> None:
-        """Train episodes ``start .. log.run.episodes - 1`` with one ``model.fit`` call.
+        fit_episodes(self.model, sampler, start, log, progress)
 
-        One Keras epoch covers the whole run; ``log`` validates and checkpoints every
-        ``eval_every`` episodes from the callback, exactly as the hand-written loops do.
-        """
-        # shuffle=False: by default fit shuffles the items of a PyDataset, which would train on the
-        # episodes in another order than PyTorch and TensorFlow (and than a resumed run).
-        self.model.fit(keras_episodes(sampler, log.run.episodes - start, start=start), epochs=1,
-                       shuffle=False, callbacks=[LogCallback(log, start)], verbose=1 if progress else 0)
+
+def fit_episodes(model: keras.Model, sampler, start: int, log, progress: bool = True) -> None:
+    """Train ``model`` on episodes ``start .. log.run.episodes - 1`` of ``sampler`` with one ``fit`` call.
+
+    One Keras epoch covers the whole run; ``log`` (``common.training.Log``) validates and
+    checkpoints every ``eval_every`` episodes from the callback, exactly as the hand-written loops do.
+    """
+    # shuffle=False: by default fit shuffles the items of a PyDataset, which would train on the
+    # episodes in another order than PyTorch and TensorFlow (and than a resumed run).
+    model.fit(keras_episodes(sampler, log.run.episodes - start, start=start), epochs=1,
+              shuffle=False, callbacks=[LogCallback(log, start)], verbose=1 if progress else 0)
 
 
 class LogCallback(keras.callbacks.Callback):

@@ -107,6 +107,7 @@ FRAMEWORK_NAMES = {
         "lr_schedule": "Keras' learner uses TensorFlow's (the same Keras schedule)",
         "EpisodicModel": "a Keras model trains through fit, which needs a Model with a train_step",
         "EpisodicLearner.fit": "Keras trains a whole run in one fit call",
+        "fit_episodes": "(the same: every Keras model of the book trains through it)",
         "LogCallback": "fit reports each episode to the training log through a callback",
         "LogCallback.__init__": "(the same class)",
         "LogCallback.on_train_batch_end": "(the same class)",

@@ -17,8 +17,7 @@ from keras import ops
 
 from chapters.model_based.mann import check_sequence
 from chapters.model_based.mann_tf import rmsprop
-from common.adapters import keras_episodes
-from common.episodic_keras import LogCallback
+from common.episodic_keras import fit_episodes
 from common.episodic_tf import load_optimizer_arrays, optimizer_arrays
 from common.weights import canonical_to_keras, keras_to_canonical, model_state, model_weights
 
@@ -191,8 +190,7 @@ class SequenceLearner:
         load_optimizer_arrays(self.network.optimizer, arrays)
 
     def fit(self, sampler, start: int, log, progress: bool = True) -> None:
-        """Train batches ``start .. log.run.episodes - 1`` with one ``model.fit`` call (``shuffle=False``:
-        item i is batch start + i, as in the loops of PyTorch and TensorFlow)."""
+        """Train batches ``start .. log.run.episodes - 1`` with one ``model.fit`` call (item i is batch
+        start + i, as in the loops of PyTorch and TensorFlow)."""
         check_sequence(sampler.episode(start).support_y, self.network.way)
-        self.network.fit(keras_episodes(sampler, log.run.episodes - start, start=start), epochs=1,
-                         shuffle=False, callbacks=[LogCallback(log, start)], verbose=1 if progress else 0)
+        fit_episodes(self.network, sampler, start, log, progress)

@@ -149,12 +149,9 @@ class KerasLearner(Learner):
     """Keras trains with ``fit``: one call for the whole run, one meta-batch per batch."""
 
     def fit(self, sampler: MetaBatches, start: int, log, progress: bool = True) -> None:
-        from common.adapters import keras_episodes
-        from common.episodic_keras import LogCallback
+        from common.episodic_keras import fit_episodes
 
-        # shuffle=False: item i is meta-batch start + i, as in the loops of torch and tf.
-        self.algorithm.fit(keras_episodes(sampler, log.run.episodes - start, start=start), epochs=1,
-                           shuffle=False, callbacks=[LogCallback(log, start)], verbose=1 if progress else 0)
+        fit_episodes(self.algorithm, sampler, start, log, progress)  # item i: meta-batch start + i
 
 
 def as_learner(algorithm, framework: str) -> Learner:
