@@ -99,6 +99,24 @@ def test_meta_steps_and_predictions_agree(network):
         assert_close(curves["torch"], curves[name], 1e-8, f"{name} query loss after 0..3 steps")
 
 
+def test_pytorch_takes_the_same_meta_step_however_it_groups_the_tasks(monkeypatch):
+    """PyTorch adapts the tasks of a meta-batch together, in groups of about ``ROWS_AT_ONCE``
+    image-steps (``maml_torch.MAML.meta_step``): one task at a time, two tasks and then one, and all
+    three at once give the same meta-step (3-way 2-shot 3-query tasks: 15 images per task)."""
+    weights = canonical_weights("conv4-strided")
+    results = []
+    for rows in (1, 30, 10**6):
+        monkeypatch.setattr(MAML["torch"], "ROWS_AT_ONCE", rows)
+        learner = make_learner("maml", "torch", build("torch", "conv4-strided", weights), inner_lr=0.4,
+                               inner_steps=1, meta_lr=1e-3)
+        results.append((learner.meta_step(meta_batch("conv4-strided", 0)), model_arrays(learner.state())))
+    (one, one_weights), *others = results
+    for step, after in others:
+        assert_close(one["loss"], step["loss"], 1e-12, "meta-loss")
+        assert_close(one["accuracy"], step["accuracy"], 1e-12, "accuracy")
+        assert_same_arrays(one_weights, after, "weights after the meta-step", rtol=1e-10)
+
+
 # ----------------------------------------------------------------------------------- 2. order
 
 def flat_objective(framework, network, weights, transductive):
@@ -265,9 +283,9 @@ def test_strided_backbone_pads_as_tensorflow_and_ends_in_the_mean_of_its_map():
     model = build("torch", "conv4-strided")
     images = torch.from_numpy(meta_batch("conv4-strided").support_x[0]).permute(0, 3, 1, 2)
     maps = images
-    for i in range(4):  # the feature map after each block: halved, rounding up
-        maps = NETWORKS["torch"].conv2d(maps, model.params()[f"blocks.{i}.conv.kernel"],
-                                        model.params()[f"blocks.{i}.conv.bias"], stride=2)
+    for i in range(4):  # the feature map after each block: halved, rounding up (one task: a task axis of 1)
+        maps = NETWORKS["torch"].conv2d(maps, model.params()[f"blocks.{i}.conv.kernel"][None],
+                                        model.params()[f"blocks.{i}.conv.bias"][None], stride=2)
         assert maps.shape[2:] == ((14, 14), (7, 7), (4, 4), (2, 2))[i]
     for framework in FRAMEWORKS:
         with pytest.raises(ConfigError, match="unknown backbone 'avgpool'; choose one of maxpool, strided"):

@@ -124,7 +124,7 @@ def higher_learner(way: int, inner_lr: float, meta_lr: float, backbone: str = "m
                 with higher.innerloop_ctx(model, inner_optimizer, copy_initial_weights=False) as (fmodel, diffopt):
                     diffopt.step(nn.functional.cross_entropy(fmodel(support_x[t]), support_y[t]))
                     loss = nn.functional.cross_entropy(fmodel(query_x[t]), query_y[t]) / len(support_x)
-                    loss.backward()  # per task: the graph of one task at a time, as in our loop
+                    loss.backward()  # per task: the graph of one task at a time, higher's usual pattern
                     total += loss.item()
             meta_optimizer.step()
             return {"loss": total}

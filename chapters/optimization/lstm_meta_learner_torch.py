@@ -204,7 +204,7 @@ def meta_loss(meta_learner: MetaLearnerLSTM, model, meta_batch: Episode,
     leading axis (support_x (B, K, 1), ...). Its gradient is the meta-gradient."""
     support_x, support_y, query_x, query_y = meta_batch
     total_loss, total_metric = 0.0, 0.0
-    for t in range(len(support_x)):  # one task at a time, as in maml_torch.meta_loss
+    for t in range(len(support_x)):  # one task at a time
         adapted = unroll(meta_learner, model, support_x[t], support_y[t], steps)
         outputs = model.forward(adapted, query_x[t])
         total_loss = total_loss + model.loss(outputs, query_y[t])
