@@ -228,20 +228,25 @@ def omniglot_curves_data() -> dict:
     framework): its validation curve, test accuracy and the paper's number."""
     from common.results import PUBLISHED, RESULTS_DIR, deviation_labels, deviations, load_results
 
-    latest = {}
+    latest, validated_at = {}, {}
     for result in sorted(load_results(RESULTS_DIR / "optimization"), key=lambda r: r.get("date", "")):
         if result["dataset"] == "omniglot":
             labels = deviation_labels(deviations(result.get("options", {})))
             latest[(result["way"], result["shot"], result["algorithm"], labels, result["framework"])] = result
+            # A model tested at another shot than it was validated at (Reptile: one model, tested 1- and
+            # 5-shot) carries its training's curve: only the first test of that training owns it.
+            validated_at.setdefault(repr(result["history"]), result["shot"])
     panels = {}
     for (way, shot, algorithm, labels, framework), run in sorted(latest.items()):
         panel = panels.setdefault(f"{way}-way {shot}-shot", {"runs": [], "papers": {}})
         name = f"{ALGORITHM_NAMES.get(algorithm, algorithm)}{labels}"
+        history = run["history"] if validated_at[repr(run["history"])] == shot else []
         panel["runs"].append({
             "name": name, "algorithm": algorithm, "framework": framework,
-            "episode": [h["episode"] for h in run["history"]],
-            "val_accuracy": [h["val_accuracy"] for h in run["history"]],
-            "val_ci95": [h["val_ci95"] for h in run["history"]],
+            "episode": [h["episode"] for h in history],
+            "val_accuracy": [h["val_accuracy"] for h in history],
+            "val_ci95": [h["val_ci95"] for h in history],
+            "train_episodes": run["train_episodes"],
             "test_accuracy": run["accuracy"], "test_ci95": run["ci95"], "file": run["_file"].split("results/")[-1]})
         if (algorithm, "omniglot", way, shot) in PUBLISHED:
             panel["papers"][ALGORITHM_NAMES.get(algorithm, algorithm)] = PUBLISHED[(algorithm, "omniglot", way, shot)][0]
@@ -255,11 +260,15 @@ def draw_omniglot_curves(data: dict):
         colours = ALGORITHM_COLOURS
         for run in panel["runs"]:
             colour = colours[ALGORITHM_NAMES.get(run["algorithm"], run["algorithm"])]
+            label = (f"{run['name']} ({FRAMEWORK_NAMES[run['framework']]}): "
+                     f"test {run['test_accuracy']:.1f} ± {run['test_ci95']:.1f}")
+            if not run["episode"]:  # validated at another shot: its test point alone
+                ax.errorbar(run["train_episodes"], run["test_accuracy"], yerr=run["test_ci95"], fmt="o",
+                            color=colour, markersize=4, capsize=2, label=label + " (test)")
+                continue
             episodes, accuracy, ci = (np.array(run[k]) for k in ("episode", "val_accuracy", "val_ci95"))
             ax.fill_between(episodes, accuracy - ci, accuracy + ci, color=colour, alpha=0.12, linewidth=0)
-            ax.plot(episodes, accuracy, DASHES[run["framework"]], color=colour,
-                    label=f"{run['name']} ({FRAMEWORK_NAMES[run['framework']]}): "
-                          f"test {run['test_accuracy']:.1f} ± {run['test_ci95']:.1f}")
+            ax.plot(episodes, accuracy, DASHES[run["framework"]], color=colour, label=label)
         highest = max(panel["papers"].values(), default=None)
         for algorithm, value in panel["papers"].items():  # the highest label above its line, others below
             ax.axhline(value, color=colours[algorithm], linewidth=0.8, alpha=0.7)
