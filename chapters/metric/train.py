@@ -31,8 +31,9 @@ import importlib
 
 from common.cli import add_schedule_arguments, episode_parser, require_framework
 from common.data import FewShotDataset, load_dataset
-from common.devices import torch_device, use_device
+from common.devices import use_device
 from common.errors import ConfigError
+from common.learners import episodic_learner, seeded_model
 from common.options import check_multiple, check_out, train_split
 from common.schemes import Scheme, add_scheme_arguments
 from common.training import Run, train
@@ -49,7 +50,6 @@ MODELS = {
                  "tf": "chapters.metric.matching_tf:MatchingNet",
                  "keras": "chapters.metric.matching_keras:MatchingNet"},
 }
-LEARNERS = {"torch": "common.episodic_torch", "tf": "common.episodic_tf", "keras": "common.episodic_keras"}
 
 
 PIPELINE_CHECK = "pipeline-check"  # suffix of the data set name of every pipeline-check run
@@ -84,21 +84,13 @@ def pipeline_check_splits(test_set: FewShotDataset, train_classes: int | None = 
 
 def build_learner(algorithm: str, framework: str, in_channels: int, example, learning_rate: float,
                   decay_every: int | None, seed: int, device: str = "cpu", **model_options):
-    """The model of ``algorithm`` in ``framework``, wrapped in that framework's episodic learner.
-    ``device`` matters to PyTorch only (TensorFlow places ops itself; see ``common.devices``)."""
+    """The model of ``algorithm`` in ``framework``, drawn from ``seed`` and wrapped in that framework's
+    episodic learner (``common.learners``). ``device`` matters to PyTorch only (TensorFlow places ops
+    itself; see ``common.devices``)."""
     module, name = MODELS[algorithm][framework].split(":")
-    model_class = getattr(importlib.import_module(module), name)
-    learners = importlib.import_module(LEARNERS[framework])
-    if framework == "torch":
-        import torch
-        torch.manual_seed(seed)
-        return learners.EpisodicLearner(model_class(in_channels, **model_options), learning_rate, decay_every,
-                                        device=torch_device(device))
-    if framework == "tf":
-        return learners.EpisodicLearner(model_class(in_channels, seed=seed, **model_options), learning_rate, decay_every)
-    import keras
-    keras.utils.set_random_seed(seed)
-    return learners.EpisodicLearner(model_class(in_channels, **model_options), example, learning_rate, decay_every)
+    model = seeded_model(framework, getattr(importlib.import_module(module), name), in_channels, seed=seed,
+                         **model_options)
+    return episodic_learner(framework, model, example, learning_rate, decay_every, device)
 
 
 def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, **defaults) -> dict:

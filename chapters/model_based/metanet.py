@@ -223,16 +223,10 @@ def build_learner(framework: str, image_shape, way: int, example, learning_rate:
                   task_fast_weights: bool = True):
     """A MetaNet in ``framework`` inside that framework's episodic learner (``common.episodic_*``):
     one Adam step per episode on the cross-entropy of every query."""
+    from common.learners import episodic_learner
+
     model = build_model(framework, image_shape, way, seed, fast_layers, task_fast_weights)
-    if framework == "torch":
-        from common.devices import torch_device
-        from common.episodic_torch import EpisodicLearner
-        return EpisodicLearner(model, learning_rate, decay_every, device=torch_device(device))
-    if framework == "tf":
-        from common.episodic_tf import EpisodicLearner
-        return EpisodicLearner(model, learning_rate, decay_every)
-    from common.episodic_keras import EpisodicLearner
-    return EpisodicLearner(model, example, learning_rate, decay_every)
+    return episodic_learner(framework, model, example, learning_rate, decay_every, device)
 
 
 def main(argv=None) -> dict:

@@ -23,6 +23,7 @@ command resumes it exactly), ``curve.png`` and the results JSON.
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -115,22 +116,11 @@ def build_learner(framework: str, in_channels: int, way: int, shot: int, example
                   decay_every: int | None, seed: int, device: str = "cpu"):
     """A SNAIL in ``framework`` inside that framework's episodic learner (``common.episodic_*``):
     one Adam step per episode on the cross-entropy of every query."""
-    if framework == "torch":
-        import torch
-        from chapters.model_based.snail_torch import SNAIL
-        from common.devices import torch_device
-        from common.episodic_torch import EpisodicLearner
-        torch.manual_seed(seed)
-        return EpisodicLearner(SNAIL(in_channels, way, shot), learning_rate, decay_every, device=torch_device(device))
-    if framework == "tf":
-        from chapters.model_based.snail_tf import SNAIL
-        from common.episodic_tf import EpisodicLearner
-        return EpisodicLearner(SNAIL(in_channels, way, shot, seed=seed), learning_rate, decay_every)
-    import keras
-    from chapters.model_based.snail_keras import SNAIL
-    from common.episodic_keras import EpisodicLearner
-    keras.utils.set_random_seed(seed)
-    return EpisodicLearner(SNAIL(in_channels, way, shot), example, learning_rate, decay_every)
+    from common.learners import episodic_learner, seeded_model
+
+    snail = importlib.import_module(f"chapters.model_based.snail_{framework}")
+    model = seeded_model(framework, snail.SNAIL, in_channels, way, shot, seed=seed)
+    return episodic_learner(framework, model, example, learning_rate, decay_every, device)
 
 
 def main(argv=None) -> dict:

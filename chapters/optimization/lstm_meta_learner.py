@@ -27,17 +27,17 @@ three frameworks). Its run and training loop are ``sinusoid.py``'s (``common.tra
 from __future__ import annotations
 
 import argparse
-import importlib
 
 import numpy as np
 
-from chapters.optimization.sinusoid import meta_train, sinusoid_run
-from common.cli import FRAMEWORKS, require_framework, run
+from chapters.optimization.sinusoid import meta_train, parse_checked, sinusoid_parser, sinusoid_run
+from chapters.optimization.train import make_learner
+from common.cli import require_framework, run
 from common.data.sinusoid import evaluation_tasks
 from common.errors import ConfigError
 from common.evaluation import mean_ci95
 from common.files import saving
-from common.options import COUNT, POSITIVE, SEED, Parser, check_multiple, check_out
+from common.options import COUNT, POSITIVE
 from common.results import make_result, write_result
 from common.training import after_failed_write
 from common.weights import save_weights, to_canonical
@@ -59,48 +59,21 @@ def check_steps(steps) -> None:
 
 
 def parse(argv=None) -> argparse.Namespace:
-    """The options, each checked by its rule (``common.options``) before anything is built."""
-    parser = Parser(prog="python -m chapters.optimization.lstm_meta_learner",
-                    description="Meta-train the LSTM meta-learner on sinusoid regression and evaluate it.")
-    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="the framework that computes")
-    parser.add_argument("--shot", type=COUNT, default=10, help="support points per task (K)")
-    parser.add_argument("--query", type=COUNT, default=None, help="query points per training task (default: K)")
-    parser.add_argument("--iterations", type=COUNT, default=10_000, help="meta-iterations (meta-batches)")
-    parser.add_argument("--meta-batch", type=COUNT, default=25, help="tasks per meta-batch")
+    """The options of the sinusoid scripts (``sinusoid.sinusoid_parser``) and the meta-learner's own."""
+    parser = sinusoid_parser("python -m chapters.optimization.lstm_meta_learner", "Meta-train the LSTM "
+                             "meta-learner on sinusoid regression and evaluate it.", iterations=10_000, log_every=500)
     parser.add_argument("--steps", type=COUNT, default=5, help="updates of the learner per task (T), "
                                                                "in training and at test")
     parser.add_argument("--hidden", type=COUNT, default=HIDDEN, help="units of the meta-learner's first LSTM")
     parser.add_argument("--meta-lr", type=POSITIVE, default=1e-3, help="Adam's learning rate")
-    parser.add_argument("--test-tasks", type=COUNT, default=600, help="fixed test tasks the MSE is averaged over")
-    parser.add_argument("--log-every", type=COUNT, default=500,
-                        help="print the mean meta-loss and checkpoint every N iterations (--iterations must be "
-                             "a multiple)")
-    parser.add_argument("--seed", type=SEED, default=0, help="draws the training tasks and the initial weights")
-    parser.add_argument("--out", default="runs", help="folder for the run's checkpoint, results and weights")
-    args = parser.parse_args(argv)
-    args.query = args.query or args.shot
-    check_multiple("--iterations", args.iterations, "--log-every", args.log_every, "meta-iterations")
-    check_out(args.out)
-    return args
+    return parse_checked(parser, argv)
 
 
 def build_learner(args):
-    """The ``LSTMMetaLearner`` of ``args.framework`` around a fresh ``SinusoidMLP``."""
-    networks = importlib.import_module(f"chapters.optimization.networks_{args.framework}")
-    module = importlib.import_module(f"chapters.optimization.lstm_meta_learner_{args.framework}")
-    options = dict(steps=args.steps, hidden=args.hidden, seed=args.seed)
-    if args.framework == "torch":
-        import torch
-        torch.manual_seed(args.seed)
-        return module.LSTMMetaLearner(networks.SinusoidMLP(), meta_lr=args.meta_lr, **options)
-    if args.framework == "tf":
-        return module.LSTMMetaLearner(networks.SinusoidMLP(seed=args.seed), meta_lr=args.meta_lr, **options)
-    import keras
-    from common.episodic_tf import Adam
-    keras.utils.set_random_seed(args.seed)
-    learner = module.LSTMMetaLearner(networks.SinusoidMLP(), **options)
-    learner.compile(optimizer=Adam(args.meta_lr, epsilon=1e-8))  # PyTorch's Adam formula and epsilon
-    return learner
+    """The ``LSTMMetaLearner`` of ``args.framework`` around a fresh ``SinusoidMLP``, built as every
+    learner of the chapter is (``train.make_learner``)."""
+    settings = {"steps": args.steps, "hidden": args.hidden, "seed": args.seed, "meta_lr": args.meta_lr}
+    return make_learner(ALGORITHM, args.framework, "SinusoidMLP", (), args.seed, settings)
 
 
 def evaluate(learner, args) -> dict:

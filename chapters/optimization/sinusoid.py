@@ -52,32 +52,44 @@ from common.weights import save_weights, to_canonical
 TEST_QUERY = 100  # query points of each fixed test task (the default of evaluation_tasks)
 
 
-def parse(argv=None) -> argparse.Namespace:
-    """The options, each checked by its rule (``common.options``) before anything is built."""
-    parser = Parser(prog="python -m chapters.optimization.sinusoid",
-                    description="Meta-train and evaluate on sinusoid regression.")
+def sinusoid_parser(prog: str, description: str, iterations: int, log_every: int) -> Parser:
+    """The options of every sinusoid script (this one, the LSTM meta-learner's): the framework, the
+    tasks, the meta-batches and the run; each script adds its learner's own."""
+    parser = Parser(prog=prog, description=description)
     parser.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="the framework that computes")
-    parser.add_argument("--algorithm", choices=sorted(ALGORITHMS), default="maml", help="the meta-learner")
     parser.add_argument("--shot", type=COUNT, default=10, help="support points per task (K)")
     parser.add_argument("--query", type=COUNT, default=None, help="query points per training task (default: K)")
-    parser.add_argument("--iterations", type=COUNT, default=70_000, help="meta-iterations (meta-batches)")
+    parser.add_argument("--iterations", type=COUNT, default=iterations, help="meta-iterations (meta-batches)")
     parser.add_argument("--meta-batch", type=COUNT, default=25, help="tasks per meta-batch")
-    parser.add_argument("--inner-lr", type=POSITIVE, default=0.01, help="α, the inner step size (not Meta-SGD)")
-    parser.add_argument("--inner-steps", type=COUNT, default=1, help="inner gradient steps in meta-training")
-    parser.add_argument("--meta-lr", type=POSITIVE, default=1e-3, help="β, Adam's learning rate (Reptile: ε)")
-    parser.add_argument("--eval-steps", type=COUNT, default=10, help="most inner steps at evaluation")
     parser.add_argument("--test-tasks", type=COUNT, default=600, help="fixed test tasks the MSE is averaged over")
-    parser.add_argument("--log-every", type=COUNT, default=1000,
+    parser.add_argument("--log-every", type=COUNT, default=log_every,
                         help="print the mean meta-loss and checkpoint every N iterations (--iterations must be "
                              "a multiple)")
     parser.add_argument("--seed", type=SEED, default=0, help="draws the training tasks and the initial weights")
     parser.add_argument("--out", default="runs", help="folder for the run's checkpoint, results and weights")
-    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    return parser
+
+
+def parse_checked(parser: Parser, argv=None) -> argparse.Namespace:
+    """``parser``'s options, each checked by its rule (``common.options``) before anything is built."""
     args = parser.parse_args(argv)
     args.query = args.query or args.shot
     check_multiple("--iterations", args.iterations, "--log-every", args.log_every, "meta-iterations")
     check_out(args.out)
     return args
+
+
+def parse(argv=None) -> argparse.Namespace:
+    """The options of MAML, first-order MAML, Meta-SGD and Reptile on sinusoids."""
+    parser = sinusoid_parser("python -m chapters.optimization.sinusoid", "Meta-train and evaluate on sinusoid "
+                             "regression.", iterations=70_000, log_every=1000)
+    parser.add_argument("--algorithm", choices=sorted(ALGORITHMS), default="maml", help="the meta-learner")
+    parser.add_argument("--inner-lr", type=POSITIVE, default=0.01, help="α, the inner step size (not Meta-SGD)")
+    parser.add_argument("--inner-steps", type=COUNT, default=1, help="inner gradient steps in meta-training")
+    parser.add_argument("--meta-lr", type=POSITIVE, default=1e-3, help="β, Adam's learning rate (Reptile: ε)")
+    parser.add_argument("--eval-steps", type=COUNT, default=10, help="most inner steps at evaluation")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    return parse_checked(parser, argv)
 
 
 def settings(args) -> dict:

@@ -38,6 +38,7 @@ from common.data import load_dataset
 from common.devices import torch_device, use_device
 from common.episodes import MetaBatches
 from common.errors import ConfigError
+from common.learners import seeded_model
 from common.options import COUNT, POSITIVE, check_multiple, check_out
 from common.schemes import Scheme, add_scheme_arguments
 from common.training import Run, train
@@ -45,6 +46,8 @@ from common.training import Run, train
 # algorithm -> the module (per framework) and class that implement it
 ALGORITHMS = {"maml": ("maml", "MAML"), "fomaml": ("maml", "MAML"),
               "metasgd": ("metasgd", "MetaSGD"), "reptile": ("reptile", "Reptile")}
+# ... and the learners that ``make_learner`` builds besides them (the LSTM meta-learner: sinusoids only)
+LEARNERS = {**ALGORITHMS, "lstm-meta-learner": ("lstm_meta_learner", "LSTMMetaLearner")}
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, meta_batch: int, inner_lr: float | None,
@@ -88,27 +91,25 @@ def check_options(args) -> None:
 def make_learner(algorithm: str, framework: str, network: str, network_args: tuple, seed: int, settings: dict,
                  device: str = "cpu"):
     """The learner of ``algorithm`` in ``framework`` (``meta_step``, ``predict``, ``state``, ...) around
-    a fresh ``networks_<framework>.<network>(*network_args)`` drawn from ``seed``. Both scripts of the
-    chapter build their learners here: ``Conv4Classifier`` for Omniglot, ``SinusoidMLP`` for sinusoids.
-    ``device`` matters to PyTorch only (TensorFlow places ops itself; see ``common.devices``)."""
-    module_name, class_name = ALGORITHMS[algorithm]
+    a fresh ``networks_<framework>.<network>(*network_args)`` drawn from ``seed``. Every script of the
+    chapter builds its learners here: ``Conv4Classifier`` for Omniglot, ``SinusoidMLP`` for sinusoids
+    (the LSTM meta-learner's too). ``device`` matters to PyTorch only (TensorFlow places ops itself;
+    see ``common.devices``)."""
+    module_name, class_name = LEARNERS[algorithm]
     network_class = getattr(importlib.import_module(f"chapters.optimization.networks_{framework}"), network)
     algorithm_class = getattr(importlib.import_module(f"chapters.optimization.{module_name}_{framework}"),
                               class_name)
-    settings = dict(settings)
+    network = seeded_model(framework, network_class, *network_args, seed=seed)
     if framework == "torch":
-        import torch
-        torch.manual_seed(seed)  # the network is drawn on the CPU, so every device starts from the same θ
-        return algorithm_class(network_class(*network_args).to(torch_device(device)), **settings)
-    if framework == "tf":
-        return algorithm_class(network_class(*network_args, seed=seed), **settings)
-    import keras
+        network = network.to(torch_device(device))  # drawn on the CPU: every device starts from the same θ
+    # A Keras learner takes its meta-optimizer from compile(); Reptile's outer step is plain SGD of
+    # rate ε, which it sets up itself in every framework.
+    if framework != "keras" or algorithm == "reptile":
+        return algorithm_class(network, **settings)
     from common.episodic_tf import Adam
-    keras.utils.set_random_seed(seed)
-    if algorithm == "reptile":  # Reptile's outer step is plain SGD of rate ε, which it sets up itself
-        return algorithm_class(network_class(*network_args), **settings)
+    settings = dict(settings)
     meta_lr = settings.pop("meta_lr")
-    learner = algorithm_class(network_class(*network_args), **settings)
+    learner = algorithm_class(network, **settings)
     learner.compile(optimizer=Adam(meta_lr, epsilon=1e-8))  # β, with PyTorch's Adam formula
     return learner
 
