@@ -269,12 +269,15 @@ def draw_omniglot_curves(data: dict):
             episodes, accuracy, ci = (np.array(run[k]) for k in ("episode", "val_accuracy", "val_ci95"))
             ax.fill_between(episodes, accuracy - ci, accuracy + ci, color=colour, alpha=0.12, linewidth=0)
             ax.plot(episodes, accuracy, DASHES[run["framework"]], color=colour, label=label)
+        # Runs span 250 to 25,000 meta-iterations: a log axis shows the early climb and the long tail.
+        ax.set_xscale("log")
         highest = max(panel["papers"].values(), default=None)
-        for algorithm, value in panel["papers"].items():  # the highest label above its line, others below
+        for index, (algorithm, value) in enumerate(sorted(panel["papers"].items(), key=lambda item: -item[1])):
+            # the highest label above its line, the others below; neighbours on alternate sides
             ax.axhline(value, color=colours[algorithm], linewidth=0.8, alpha=0.7)
-            ax.text(ax.get_xlim()[1], value, f"{algorithm}, paper: {value}", color=colours[algorithm], fontsize=7,
-                    va="bottom" if value == highest else "top", ha="right")
-        ax.set(xlabel="meta-iteration", ylabel="validation accuracy (%)", title=f"Omniglot {setting}")
+            ax.text(ax.get_xlim()[1 - index % 2], value, f" {algorithm}, paper: {value} ", color=colours[algorithm],
+                    fontsize=7, va="bottom" if value == highest else "top", ha="left" if index % 2 else "right")
+        ax.set(xlabel="meta-iteration (log scale)", ylabel="validation accuracy (%)", title=f"Omniglot {setting}")
         ax.set_ylim(max(ax.get_ylim()[0], 85), 100)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7)
     figure.suptitle("Validation accuracy during meta-training (100 fixed episodes, 95% bands; "
