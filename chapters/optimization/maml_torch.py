@@ -49,8 +49,8 @@ share one forward pass of an ordinary network. Here every function works on T ta
 θ is expanded to one copy per task (``θ.expand(T, ...)``, a view: no memory), the networks run
 each layer of all tasks as one grouped convolution (``networks_torch.py``), and the support loss
 summed over tasks gives each copy exactly its own task's gradient. The result is the loop over
-tasks, computed in fewer, larger operations: 1.5x faster per meta-iteration on one CPU core, and
-equal to the loop to 1e-16 in float64 (``tests/test_maml.py``). (``torch.func.vmap`` does the same
+tasks, computed in fewer, larger operations: 1.2-1.4x faster per meta-iteration on one CPU core
+(``results/optimization/NOTES.md``), and equal to the loop to 1e-16 in float64 (``tests/test_maml.py``). (``torch.func.vmap`` does the same
 batching automatically, but gave wrong second-order gradients through BatchNorm.) TensorFlow
 and Keras loop over tasks inside their traced graph instead (``maml_tf.py``).
 """
@@ -122,10 +122,10 @@ def meta_loss(model, params: dict[str, torch.Tensor], meta_batch: Episode, inner
     is the meta-gradient (second or first order).
     """
     support_x, support_y, query_x, query_y = meta_batch
-    adapted = adapt(model, _per_task(params, len(support_x)), support_x, support_y, inner_lr, inner_steps,
-                    first_order)
+    tasks = len(support_x)
+    adapted = adapt(model, _per_task(params, tasks), support_x, support_y, inner_lr, inner_steps, first_order)
     outputs = query_outputs(model, adapted, support_x, query_x, transductive)
-    tasks = len(support_x)  # the model sums the tasks' losses and metrics: their means are the sums / tasks
+    # the model sums the tasks' losses and metrics: their means are the sums / tasks
     return model.loss(outputs, query_y) / tasks, model.metric(outputs.detach(), query_y) / tasks
 
 
@@ -136,8 +136,8 @@ def adaptation_curve(model, params: dict[str, torch.Tensor], episode: Episode, i
     Entry 0 is f_θ without adaptation; entry k is what the paper reports "after k steps"
     (Finn et al. Fig. 3). No meta-gradient is needed, so the steps are first-order.
     """
-    support_x, support_y, query_x, query_y = (part.unsqueeze(0) for part in episode)  # a meta-batch of one
-    params = {name: p.detach().clone().requires_grad_() for name, p in _per_task(params, 1).items()}
+    support_x, support_y, query_x, query_y = episode
+    params = {name: p.detach().requires_grad_() for name, p in params.items()}
     curve = []
     for k in range(steps + 1):
         if k:
@@ -176,12 +176,12 @@ class InnerLoopLearner:
     def predict(self, episode: Episode) -> np.ndarray:
         """Query outputs (logits, or regression values) of one task after ``test_inner_steps``
         first-order steps on its support set. θ itself is not changed."""
-        support_x, support_y, query_x, _ = (part.unsqueeze(0) for part in self._inputs(episode))  # one task
-        params = {name: p.detach().clone().requires_grad_() for name, p in _per_task(self.model.params(), 1).items()}
+        support_x, support_y, query_x, _ = self._inputs(episode)
+        params = {name: p.detach().requires_grad_() for name, p in self.model.params().items()}
         adapted = adapt(self.model, params, support_x, support_y, self.inner_lr, self.test_inner_steps,
                         first_order=True)
         with torch.no_grad():
-            return query_outputs(self.model, adapted, support_x, query_x, self.transductive)[0].cpu().numpy()
+            return query_outputs(self.model, adapted, support_x, query_x, self.transductive).cpu().numpy()
 
     def adaptation_curve(self, episode: Episode, steps: int = 10) -> np.ndarray:
         """Query loss of one task after 0..``steps`` inner steps (see :func:`adaptation_curve`)."""
