@@ -281,7 +281,7 @@ def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
 # Each name maps to the value that is the paper's own (None: any recorded value is a deviation).
 DEVIATIONS = {"cosine_scale": None, "distance": None, "backbone": "maxpool", "rotations": "train",
               "train_within_alphabet": None, "fast_layers": 7, "no_task_fast_weights": False,
-              "encoder": "cnn"}  # text encoders: FewRel's Proto-CNN is the paper's; "bag" a variant
+              "encoder": "cnn", "inner_loss": "mean"}  # text encoders: FewRel's Proto-CNN is the paper's; "bag" a variant
 # Lake et al.'s challenge (omniglot-lake rows): what people and their model scored (Lake et al. 2015).
 LAKE_REFERENCES = "people 95.5, Bayesian Program Learning 96.7 (Lake et al. 2015)"
 
@@ -343,7 +343,9 @@ def results_table(results: list[dict]) -> str:
              "`[distance squared_euclidean]`: the squared Euclidean distance in their place; "
              "`[distance cosine_times_query_norm]`: the cosines times the query embedding's length; "
              "`[backbone strided]`: the Conv-4 of Finn et al.'s released Omniglot code, stride-2 "
-             "convolutions and a spatial mean instead of max-pooling); its row "
+             "convolutions and a spatial mean instead of max-pooling; "
+             "`[inner_loss sum]`: MAML's support loss summed over the N classes as that code computes it, "
+             "so its α is N times the paper's step on the mean loss); its row "
              "stands beside the paper's number but is not the paper's method. Paper columns:"
              ] + [f"- {source}" for source in sources]
     if any(cell[1].endswith("-lake") for cell, _ in rows):  # common/schemes.py

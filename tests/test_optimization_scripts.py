@@ -58,6 +58,17 @@ def test_transductive_runs_are_labelled(omniglot_splits, tmp_path):
     assert (tmp_path / "fomaml-transductive_torch_omniglot_5w1s").is_dir()
 
 
+def test_the_released_codes_summed_loss_is_n_times_the_step_and_labelled(omniglot_splits, tmp_path):
+    """``--inner-loss sum`` at α trains exactly as the mean loss at N·α, and is named as a variant."""
+    summed = run_script("maml", ["--out", str(tmp_path), "--inner-loss", "sum", "--inner-lr", "0.1", *TINY])
+    mean = run_script("maml", ["--out", str(tmp_path / "mean"), "--inner-lr", "0.5", *TINY])
+    assert summed["options"]["inner_lr"] == 0.1 and summed["options"]["inner_loss"] == "sum"
+    assert "inner_loss" not in mean["options"]  # the paper's loss: recorded as before the option existed
+    assert [(p["loss"], p["val_accuracy"]) for p in summed["history"]] == [(p["loss"], p["val_accuracy"]) for p in mean["history"]]
+    assert summed["accuracy"] == mean["accuracy"]
+    assert (tmp_path / "maml_torch_omniglot_5w1s_inner_losssum" / "checkpoint.npz").exists()
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--inner-steps", "0"], "--inner-steps must be at least 1"),
     (["--test-way", "20"], "tested 5-way"),

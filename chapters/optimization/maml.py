@@ -14,7 +14,9 @@ Paper protocol on Omniglot (Sec. 5.2, Vinyals split, 28x28, rotations as classes
 
 Finn et al.'s numbers (98.7 / 99.9 / 95.8 / 98.9) were measured with the query set normalised as
 one batch, hence ``--transductive`` to compare with them; without it a query is normalised with
-the support set's statistics. ``--first-order`` drops the Hessian term (first-order MAML, Sec. 5.2;
+the support set's statistics. ``--inner-loss sum`` takes the support loss of the released code: its cross-entropy is summed over
+the N·K support examples and divided by K, i.e. N times the mean, so its α = 0.4 (5-way) and 0.1
+(20-way) are steps of 2.0 on the mean loss of Eq. 1. ``--first-order`` drops the Hessian term (first-order MAML, Sec. 5.2;
 reported as ``fomaml``; Nichol et al. give 98.3 / 99.2 / 89.4 / 97.9, transductive). Add
 ``--framework tf`` or ``keras`` for the other frameworks.
 """
@@ -40,10 +42,17 @@ def check_inner_steps(inner_steps) -> None:
 def add_arguments(parser):
     parser.add_argument("--first-order", action="store_true",
                         help="first-order MAML: treat the inner gradients as constants (no Hessian term)")
+    parser.add_argument("--inner-loss", choices=("mean", "sum"), default="mean",
+                        help="the support loss of an inner step: 'mean' over the support examples (the paper's "
+                             "Eq. 1), or 'sum' over the N classes as Finn et al.'s released code computes it "
+                             "(its α = 0.4 is then α = 0.4 N on the mean); 'sum' labels the run "
+                             "'[inner_loss sum]' (default: %(default)s)")
 
 
 def settings(args) -> dict:
-    return {"inner_lr": args.inner_lr, "first_order": args.first_order}
+    # The paper's mean loss is not recorded, so that runs from before the option existed resume.
+    summed = {"inner_loss": "sum"} if args.inner_loss == "sum" else {}
+    return {"inner_lr": args.inner_lr, "first_order": args.first_order, **summed}
 
 
 DEFAULTS = dict(way=5, shot=1, episodes=60_000, meta_batch=32, inner_lr=0.4, inner_steps=1,

@@ -160,6 +160,15 @@ def as_learner(algorithm, framework: str) -> Learner:
     return KerasLearner(algorithm) if framework == "keras" else Learner(algorithm)
 
 
+def summed_inner_loss(settings: dict, way: int) -> dict:
+    """The learner's settings for the recorded ``settings``: with ``inner_loss = "sum"`` (MAML's
+    ``--inner-loss sum``) the support loss is N times the mean the learners take, so α becomes N·α."""
+    settings = dict(settings)
+    if settings.pop("inner_loss", "mean") == "sum":
+        settings["inner_lr"] = settings["inner_lr"] * way
+    return settings
+
+
 def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defaults) -> dict:
     """Parse the options, meta-train, test. ``add_arguments(parser)`` adds an algorithm's own flags,
     ``settings(args)`` turns them into keyword arguments of its class (recorded in the results)."""
@@ -205,7 +214,7 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
               args.test_episodes, args.out, options={"meta_batch": args.meta_batch, "backbone": args.backbone,
                                                      **learner_settings, **scheme.options()},
               device=device)
-    learner = build_learner(algorithm, args.framework, args.way, train_set.image_shape, args.seed, learner_settings,
-                            device, args.backbone)
+    learner = build_learner(algorithm, args.framework, args.way, train_set.image_shape, args.seed,
+                            summed_inner_loss(learner_settings, args.way), device, args.backbone)
     return train(run, as_learner(learner, args.framework), sampler, val_episodes, test_episodes,
                  progress=not args.quiet)
