@@ -281,7 +281,7 @@ def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
 # Each name maps to the value that is the paper's own (None: any recorded value is a deviation).
 DEVIATIONS = {"cosine_scale": None, "distance": None, "backbone": "maxpool", "rotations": "train",
               "train_within_alphabet": None, "fast_layers": 7, "no_task_fast_weights": False,
-              "encoder": "cnn", "inner_loss": "mean"}  # text encoders: FewRel's Proto-CNN is the paper's; "bag" a variant
+              "encoder": "cnn", "inner_loss": "mean", "augment": None}  # text encoders: FewRel's Proto-CNN is the paper's; "bag" a variant
 # Lake et al.'s challenge (omniglot-lake rows): what people and their model scored (Lake et al. 2015).
 LAKE_REFERENCES = "people 95.5, Bayesian Program Learning 96.7 (Lake et al. 2015)"
 
@@ -352,7 +352,8 @@ def results_table(results: list[dict]) -> str:
         notes += ["", "`omniglot-lake` rows: Lake et al.'s challenge, trained on background alphabets only, tested "
                   "20-way within one evaluation alphabet, support and query by different drawers (`--scheme lake`; "
                   f"`[rotations none]`: no rotated classes in training; `[train_within_alphabet]`: training episodes "
-                  f"within one alphabet too). For reference: {LAKE_REFERENCES}."]
+                  f"within one alphabet too; `[augment affine]`: training drawings distorted as Koch et al. did). "
+                  f"For reference: {LAKE_REFERENCES}."]
     return "\n".join(lines + notes) + "\n"
 
 
