@@ -2,8 +2,8 @@
 
 1. The encoders (Proto-CNN with position embeddings, bag of embeddings) give the same vectors and
    the same gradients in PyTorch, TensorFlow and Keras from the same canonical weights (float64).
-2. One training step of each learner as the script builds it (ProtoNet's Adam step, MAML's
-   second-order meta-step) ends in the same weights in the three frameworks; a MAML step that ignored
+2. One training step of each learner as the script builds it (ProtoNet's and Matching Networks'
+   Adam steps, MAML's second-order meta-step) ends in the same weights in the three frameworks; a MAML step that ignored
    the Hessian term (first order) ends elsewhere, so the comparison can tell them apart.
 3. Bad input to the scripts is one line and exit status 2, before any work.
 
@@ -122,15 +122,19 @@ def script_options(**changes) -> argparse.Namespace:
     return argparse.Namespace(**{**options, **changes})
 
 
-def learners(algorithm: str, dataset: TextDataset, example, **changes) -> dict:
+def learners(algorithm: str, dataset: TextDataset, example, distance: str = "cosine", **changes) -> dict:
     """The script's learners (``build_model`` + ``build_learner``) with PyTorch's initial weights."""
     built = {}
     for framework in FRAMEWORKS:
-        model = build_model(algorithm, framework, "cnn", 3, encoder_args(dataset), seed=0)
+        model = build_model(algorithm, framework, "cnn", 3, encoder_args(dataset), seed=0, distance=distance)
         if framework == "tf":  # the script builds float32 TensorFlow models: rebuild this one in float64
             module = ENCODERS["tf"]
             if algorithm == "maml":
                 model = module.TextClassifier(3, "cnn", **encoder_args(dataset), dtype=tf.float64, seed=0)
+            elif algorithm == "matching":
+                from chapters.metric.matching_tf import MatchingNet
+                model = MatchingNet(encoder=module.build_encoder("cnn", **encoder_args(dataset), dtype=tf.float64,
+                                                                 seed=0), distance=distance)
             else:
                 from chapters.metric.protonet_tf import ProtoNet
                 model = ProtoNet(encoder=module.build_encoder("cnn", **encoder_args(dataset), dtype=tf.float64, seed=0))
@@ -152,19 +156,23 @@ def weights_after_one_step(algorithm: str, **changes) -> dict:
         source = MetaBatches(source, 2)
     example = source.episode(0)
     built = learners(algorithm, dataset, example, **changes)
-    for learner in built.values():
-        learner.train_step(example)
-    return {framework: to_canonical(model_of(learner), framework) for framework, learner in built.items()}
+    losses = {framework: float(learner.train_step(example)["loss"]) for framework, learner in built.items()}
+    return ({framework: to_canonical(model_of(learner), framework) for framework, learner in built.items()},
+            losses)
 
 
-@pytest.mark.parametrize("algorithm", ["protonet", "maml"])
-def test_one_learner_step_agrees_exactly(algorithm):
-    after = weights_after_one_step(algorithm)
+@pytest.mark.parametrize("algorithm, changes", [
+    ("protonet", {}), ("maml", {}), ("matching", {}), ("matching", {"distance": "cosine_times_query_norm"})])
+def test_one_learner_step_agrees_exactly(algorithm, changes):
+    """The loss before the step (the forward pass: Adam's first step is close to lr times the sign of
+    each gradient, so the weights alone would not see a wrong scale), then every weight after it."""
+    after, losses = weights_after_one_step(algorithm, **changes)
     for framework in ("tf", "keras"):
+        assert_close(losses["torch"], losses[framework], 1e-10, f"{algorithm} {framework} loss")
         for name, value in after["torch"].items():
             assert_close(value, after[framework][name], 1e-6, f"{algorithm} {framework} {name} after one step")
     if algorithm == "maml":  # the comparison sees the second-order term: first order ends elsewhere
-        first_order = weights_after_one_step("maml", first_order=True)["torch"]
+        first_order = weights_after_one_step("maml", first_order=True)[0]["torch"]
         differences = [np.linalg.norm(first_order[n] - v) / np.linalg.norm(v) for n, v in after["torch"].items()]
         assert max(differences) > 1e-5
 
@@ -173,6 +181,7 @@ def test_one_learner_step_agrees_exactly(algorithm):
     (["chapters.applications.train", "--dataset", "omniglot"], "--dataset must be one of huffpost"),
     (["chapters.applications.train", "--dataset", "fewrel", "--test-way", "10"], "10-way episodes need 10 classes"),
     (["chapters.applications.train", "--encoder", "lstm"], "--encoder must be one of cnn, bag"),
+    (["chapters.applications.train", "--distance", "squared_euclidean"], "--algorithm matching"),
     (["chapters.applications.train", "--algorithm", "maml", "--test-way", "3"], "tested 5-way"),
     (["chapters.applications.train", "--episodes", "0"], "--episodes must be at least 1"),
     (["chapters.applications.baseline", "--dataset", "fewrel", "--way", "10"], "--way 10"),

@@ -3,12 +3,15 @@
     python -m chapters.applications.train --algorithm protonet --dataset huffpost --shot 1
     python -m chapters.applications.train --algorithm protonet --dataset fewrel --shot 5 --framework keras
     python -m chapters.applications.train --algorithm maml --dataset huffpost --shot 5 --meta-batch 4
+    python -m chapters.applications.train --algorithm matching --distance cosine_times_query_norm --shot 1
 
-The learners are the chapters' own, unchanged: Prototypical Networks
-(``chapters/metric/protonet_*.py``, given a text encoder instead of Conv-4) and MAML
+The learners are the chapters' own, unchanged: Prototypical Networks and Matching Networks
+(``chapters/metric/{protonet,matching}_*.py``, given a text encoder instead of Conv-4) and MAML
 (``chapters/optimization/maml_*.py``, adapting a ``TextClassifier`` instead of the Conv-4
-classifier). Only the encoder (``--encoder cnn`` or ``bag``, see ``encoders.py``) is new. The
-episodes come from the same sampler and the same fixed evaluation episodes as the image chapters.
+classifier). ``--distance`` is Matching Networks' (``chapters/metric/matching.py``): the paper's
+cosine by default, or one of the metric chapter's labelled deviations. Only the encoder
+(``--encoder cnn`` or ``bag``, see ``encoders.py``) is new. The episodes come from the same
+sampler and the same fixed evaluation episodes as the image chapters.
 
 A run writes into ``--out``/<algorithm>_<framework>_<dataset>_<way>w<shot>s[_encoder bag]/: the
 checkpoint (a second run with the same options resumes it), ``curve.png`` and the results JSON.
@@ -34,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from chapters.applications.encoders import ENCODERS, WORD_DIM, encoder_arguments, embedding_size
+from chapters.metric.matching import DISTANCES
 from common.cli import episode_parser, require_framework, run as run_main
 from common.data import load_dataset
 from common.data.fewrel import SCHEMES as FEWREL_SCHEMES
@@ -43,7 +47,8 @@ from common.errors import ConfigError, DataNotFoundError, CorruptDataError
 from common.options import COUNT, DECAY_EVERY, POSITIVE, check_multiple, check_out, train_split
 from common.training import Run, train
 
-ALGORITHMS = ("protonet", "maml")
+ALGORITHMS = ("protonet", "matching", "maml")
+EPISODIC = ("protonet", "matching")  # one Adam step per episode; MAML has its own learner
 TEXT_SETS = ("huffpost", "reuters", "fewrel")
 # What each data set's runs record about their protocol (stored in the results' options).
 DATA_NOTES = {
@@ -59,9 +64,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--algorithm", choices=ALGORITHMS, default="protonet", help="the learner")
     parser.add_argument("--encoder", choices=ENCODERS, default="cnn",
                         help="cnn (FewRel's Proto-CNN) or bag (mean of the word embeddings)")
+    parser.add_argument("--distance", choices=DISTANCES, default="cosine",
+                        help="Matching Networks: what the attention compares (the paper's cosine, or a labelled "
+                             "deviation of the metric chapter: squared_euclidean, cosine_times_query_norm)")
     parser.add_argument("--lr", type=POSITIVE, default=1e-3, help="Adam's learning rate (MAML: the meta-rate β)")
     parser.add_argument("--decay-every", type=DECAY_EVERY, default=2000,
-                        help="ProtoNet: halve the learning rate every this many episodes (0: never)")
+                        help="ProtoNet, Matching Networks: halve the learning rate every this many episodes (0: never)")
     parser.add_argument("--meta-batch", type=COUNT, default=4, help="MAML: tasks per meta-iteration")
     # α = 5, not the 0.4 of MAML on Omniglot: the encoder's features start small (embeddings N(0, 0.1²)), so
     # a head step of α = 0.1 or 0.5 barely moves the logits (the meta-loss stayed at ln 5 for 200 iterations).
@@ -106,8 +114,10 @@ def read_word_vectors(path: str, vocabulary) -> tuple[np.ndarray, int]:
     return table, int(np.isfinite(table[:, 0]).sum())
 
 
-def build_model(algorithm: str, framework: str, encoder: str, way: int, encoder_args: dict, seed: int):
-    """The bare model: ProtoNet around a text encoder, or MAML's TextClassifier (way logits)."""
+def build_model(algorithm: str, framework: str, encoder: str, way: int, encoder_args: dict, seed: int,
+                distance: str = "cosine"):
+    """The bare model: ProtoNet or Matching Networks (comparing by ``distance``) around a text encoder,
+    or MAML's TextClassifier (way logits)."""
     module = importlib.import_module(f"chapters.applications.encoders_{framework}")
     if framework == "torch":
         import torch
@@ -118,14 +128,18 @@ def build_model(algorithm: str, framework: str, encoder: str, way: int, encoder_
     extra = {"seed": seed} if framework == "tf" else {}
     if algorithm == "maml":
         return module.TextClassifier(way, encoder, **encoder_args, **extra)
+    text_encoder = module.build_encoder(encoder, **encoder_args, **extra)
+    if algorithm == "matching":
+        matching = importlib.import_module(f"chapters.metric.matching_{framework}")
+        return matching.MatchingNet(encoder=text_encoder, distance=distance)
     protonet = importlib.import_module(f"chapters.metric.protonet_{framework}")
-    return protonet.ProtoNet(encoder=module.build_encoder(encoder, **encoder_args, **extra))
+    return protonet.ProtoNet(encoder=text_encoder)
 
 
 def build_learner(algorithm: str, framework: str, model, example, args, device: str = "cpu"):
-    """The chapters' learner around ``model``: the metric chapter's episodic learner for ProtoNet,
-    the optimization chapter's MAML (behind its ``Learner`` interface) for MAML."""
-    if algorithm == "protonet":
+    """The chapters' learner around ``model``: the metric chapter's episodic learner for ProtoNet and
+    Matching Networks, the optimization chapter's MAML (behind its ``Learner`` interface) for MAML."""
+    if algorithm in EPISODIC:
         learners = importlib.import_module(f"common.episodic_{framework}")
         decay = args.decay_every or None
         if framework == "torch":
@@ -161,7 +175,7 @@ def load_word_vectors(learner, framework: str, path: str, vocabulary) -> int:
 
 
 def main(argv=None) -> dict:
-    parser = episode_parser("Few-shot text or relation classification with ProtoNet or MAML.",
+    parser = episode_parser("Few-shot text or relation classification with ProtoNet, Matching Networks or MAML.",
                             dataset="huffpost", way=5, shot=1, query=5, episodes=10_000, test_query=15)
     add_arguments(parser)
     args = parser.parse_args(argv)
@@ -174,6 +188,8 @@ def main(argv=None) -> dict:
     if args.algorithm == "maml" and test_way != args.way:
         raise ConfigError(f"MAML's head has --way {args.way} outputs, so it is tested {args.way}-way; drop "
                           f"--test-way {test_way}, or train a {test_way}-way model")
+    if args.distance != "cosine" and args.algorithm != "matching":
+        raise ConfigError("--distance is Matching Networks' option; drop it, or use --algorithm matching")
     if args.word_vectors is not None and not Path(args.word_vectors).is_file():
         raise ConfigError(f"--word-vectors {args.word_vectors}: no such file")
     wide = args.relations == "6-10"
@@ -197,7 +213,9 @@ def main(argv=None) -> dict:
 
     options = {"encoder": args.encoder, "embedding_size": embedding_size(args.encoder), "lr": args.lr,
                "train_split": args.train_split, "vocabulary": len(train_set.vocabulary), "length": train_set.length}
-    if args.algorithm == "protonet":
+    if args.algorithm == "matching" and args.distance != "cosine":  # recorded as a deviation from Eq. 2
+        options["distance"] = args.distance
+    if args.algorithm in EPISODIC:
         options["decay_every"] = args.decay_every
     else:
         options.update(meta_batch=args.meta_batch, inner_lr=args.inner_lr, inner_steps=args.inner_steps,
@@ -213,7 +231,8 @@ def main(argv=None) -> dict:
     run = Run(algorithm, args.framework, dataset, args.way, args.shot, args.query, test_way, test_shot,
               args.test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
               args.test_episodes, args.out, options=options, device=device)
-    model = build_model(args.algorithm, args.framework, args.encoder, args.way, encoder_arguments(train_set), args.seed)
+    model = build_model(args.algorithm, args.framework, args.encoder, args.way, encoder_arguments(train_set), args.seed,
+                        args.distance)
     example = sampler.episode(0)
     learner = build_learner(args.algorithm, args.framework, model, example, args, device)
     if args.word_vectors is not None:
