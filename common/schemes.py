@@ -17,6 +17,10 @@ A Lake-scheme run is named ``<dataset>-lake`` in its results and run folder (``o
 its rows never share a cell of the results table with the Vinyals split's; a choice of rotations
 other than the default, and within-alphabet training, are labelled variants (``[rotations none]``,
 ``[train_within_alphabet]``: ``common.results.DEVIATIONS``).
+
+Under either scheme, ``--augment affine`` distorts every training drawing as Koch et al. did
+(``common.augment``); evaluation episodes stay as they are. It is a labelled variant too
+(``[augment affine]``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from common.augment import AUGMENTATIONS
 from common.errors import ConfigError
 
 SCHEMES = ("vinyals", "lake")
@@ -55,6 +60,10 @@ def add_scheme_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-within-alphabet", action="store_true",
                         help="with --scheme lake: draw every training episode's classes from one alphabet too, support "
                              "and query by different drawers, as in the test (labelled [train_within_alphabet])")
+    parser.add_argument("--augment", choices=AUGMENTATIONS, default=None,
+                        help="with --dataset omniglot: 'affine' distorts every training drawing by a small random "
+                             "rotation, shear, scale and translation (Koch et al. 2015), the same in every framework; "
+                             "evaluation episodes are left as they are (labelled [augment affine]) (default: none)")
 
 
 @dataclass(frozen=True)
@@ -64,10 +73,15 @@ class Scheme:
     name: str = "vinyals"
     rotations: tuple[str, ...] = DEFAULT_ROTATIONS  # Lake scheme only: the splits with rotated classes
     train_within_alphabet: bool = False  # Lake scheme only: training episodes within one alphabet too
+    augment: str | None = None  # either scheme: "affine" distorts the training drawings (common.augment)
 
     @classmethod
     def from_args(cls, args) -> "Scheme":
         """The scheme a script's options ask for; a combination that cannot work is one clear line."""
+        augment = getattr(args, "augment", None)
+        if augment is not None and args.dataset != "omniglot":
+            raise ConfigError(f"--augment {augment} distorts Omniglot's drawings (Koch et al.); it must go with "
+                              f"--dataset omniglot, got --dataset {args.dataset}")
         if args.scheme == "vinyals":
             if args.rotations is not None:
                 raise ConfigError(f"--rotations applies to --scheme lake; the Vinyals split files fix the rotations "
@@ -75,13 +89,14 @@ class Scheme:
             if args.train_within_alphabet:
                 raise ConfigError("--train-within-alphabet applies to --scheme lake, whose tests are within one "
                                   "alphabet; add --scheme lake, or drop it")
-            return cls()
+            return cls(augment=augment)
         if args.dataset != "omniglot":
             raise ConfigError(f"--scheme lake must go with --dataset omniglot (Lake et al.'s alphabets), got "
                               f"--dataset {args.dataset}")
         if getattr(args, "pipeline_check", False):
             raise ConfigError("--scheme lake has its own train, val and test alphabets; drop --pipeline-check")
-        return cls("lake", DEFAULT_ROTATIONS if args.rotations is None else args.rotations, args.train_within_alphabet)
+        return cls("lake", DEFAULT_ROTATIONS if args.rotations is None else args.rotations, args.train_within_alphabet,
+                   augment)
 
     def dataset_label(self, dataset: str) -> str:
         """The data set's name in results and run folders: ``omniglot`` or ``omniglot-lake``."""
@@ -101,12 +116,18 @@ class Scheme:
         return load_dataset(dataset, split, data_dir, **self.dataset_options(split))
 
     def training_sampler(self, dataset, way: int, shot: int, query: int, seed: int):
-        """The training episodes: any classes, or within one alphabet with ``--train-within-alphabet``."""
+        """The training episodes: any classes, or within one alphabet with ``--train-within-alphabet``;
+        with ``--augment affine``, their drawings distorted (``common.augment``)."""
         if self.train_within_alphabet:
             from common.alphabet_episodes import WithinAlphabetSampler
-            return WithinAlphabetSampler(dataset, way, shot, query, seed=seed)
-        from common.episodes import EpisodeSampler
-        return EpisodeSampler(dataset, way, shot, query, seed=seed)
+            sampler = WithinAlphabetSampler(dataset, way, shot, query, seed=seed)
+        else:
+            from common.episodes import EpisodeSampler
+            sampler = EpisodeSampler(dataset, way, shot, query, seed=seed)
+        if self.augment == "affine":
+            from common.augment import AffineDistortion
+            return AffineDistortion(sampler)
+        return sampler
 
     def evaluation_episodes(self, dataset, way: int, shot: int, query: int, count: int):
         """The fixed evaluation episodes of a split: any classes (Vinyals), or within one alphabet (Lake)."""
@@ -117,8 +138,10 @@ class Scheme:
         return within_alphabet_episodes(dataset, way, shot, query, count=count)
 
     def options(self) -> dict:
-        """What a run records of its scheme in its results (nothing for the Vinyals split, as before)."""
+        """What a run records of its scheme in its results (nothing for the Vinyals split, as before),
+        and its augmentation when there is one."""
+        augment = {"augment": self.augment} if self.augment else {}
         if self.name == "vinyals":
-            return {}
+            return augment
         return {"scheme": self.name, "rotations": ",".join(self.rotations) or "none", "evaluation": "within-alphabet",
-                **({"train_within_alphabet": True} if self.train_within_alphabet else {})}
+                **({"train_within_alphabet": True} if self.train_within_alphabet else {}), **augment}

@@ -123,6 +123,8 @@ LAKE_BAD = [
     (["--rotations", "train"], "--rotations applies to --scheme lake"),
     (["--scheme", "lake", "--dataset", "mini-imagenet"], "--scheme lake must go with --dataset omniglot"),
     (["--train-within-alphabet"], "--train-within-alphabet applies to --scheme lake"),
+    (["--augment", "affine", "--dataset", "mini-imagenet"], "--augment affine distorts Omniglot's drawings"),
+    (["--augment", "elastic"], "--augment must be one of affine, got 'elastic'"),
 ]
 
 
