@@ -106,6 +106,29 @@ def lstm_cell(x, state, kernel, recurrent_kernel, bias=None):
     return tf.sigmoid(o) * tf.tanh(c), c
 
 
+def dense_gather(table, ids):
+    """Rows ``ids`` of ``table`` (any shape of ids), with a *dense* gradient.
+
+    ``tf.gather``'s gradient with respect to the table is an ``IndexedSlices`` (only the rows that
+    were read). PyTorch's is a dense tensor, and so is every other gradient the book's learners
+    handle: MAML's inner step θ − α∇ and the Adam of ``common.episodic_tf`` expect one. The
+    gradient here is written with differentiable ops, so that second-order MAML can differentiate
+    it again. The table is read into a tensor first: a gradient function must not see the variable
+    behind it. The text encoders of TensorFlow and Keras (``chapters/applications``) look up their
+    word and position embeddings with it.
+    """
+    return _dense_gather(tf.identity(table), ids)
+
+
+@tf.custom_gradient
+def _dense_gather(table, ids):
+    def gradient(upstream):
+        flat = tf.reshape(upstream, [-1, tf.shape(table)[1]])
+        return tf.math.unsorted_segment_sum(flat, tf.reshape(ids, [-1]), tf.shape(table)[0]), None
+
+    return tf.gather(table, ids), gradient
+
+
 # --------------------------------------------------------------------------------------------
 # The layers: variables plus a call that forwards to the functions above.
 # --------------------------------------------------------------------------------------------

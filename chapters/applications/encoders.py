@@ -52,6 +52,12 @@ def embedding_size(encoder: str, filters: int = FILTERS, word_dim: int = WORD_DI
     return filters if encoder == "cnn" else word_dim
 
 
+def token_size(positions: int, word_dim: int = WORD_DIM, position_dim: int = POSITION_DIM) -> int:
+    """The length of a token's vector e_i, the CNN's input channels: the word embedding, followed
+    by the head and tail position embeddings when the data has entity positions."""
+    return word_dim + (2 * position_dim if positions else 0)
+
+
 def encoder_arguments(dataset) -> dict:
     """What an encoder needs to know of a :class:`~common.data.text.TextDataset`: its vocabulary
     size and the number of position ids (0 without entity positions)."""

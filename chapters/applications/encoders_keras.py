@@ -3,34 +3,25 @@
 Same names and structure as ``encoders_torch.py`` (see it for the commentary): each encoder is a
 ``function(params, tokens, prefix)`` of a parameter dict and a layer holding its weights under the
 canonical names; ``TextClassifier`` is the network MAML adapts. As in ``encoders_tf.py``, the
-embedding lookup has a dense gradient (the book's Keras code runs on the TensorFlow backend).
+embedding lookup has a dense gradient (``common.tf_layers.dense_gather``: the book's Keras code runs
+on the TensorFlow backend).
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from chapters.applications.encoders import (EMBEDDING_STD, FILTERS, POSITION_DIM, WINDOW, WORD_DIM, check_encoder,
-                                           embedding_size)
+                                           embedding_size, token_size)
 from chapters.optimization.networks_keras import Conv4Classifier, dense, torch_like_uniform
 from common.data.text import PAD
+from common.tf_layers import dense_gather
 
 
 def lookup(table, ids):
-    """Rows ``ids`` of ``table`` (any shape of ids), with a dense gradient. The table is read into a
-    tensor first: a gradient function must not see the variable behind it."""
-    return _lookup(tf.identity(table), ids)
-
-
-@tf.custom_gradient
-def _lookup(table, ids):
-    def gradient(upstream):
-        flat = tf.reshape(upstream, [-1, tf.shape(table)[1]])
-        return tf.math.unsorted_segment_sum(flat, tf.reshape(ids, [-1]), tf.shape(table)[0]), None
-
-    return ops.take(table, ids, axis=0), gradient
+    """Rows ``ids`` of ``table`` (any shape of ids), with a dense gradient, as PyTorch's."""
+    return dense_gather(table, ids)
 
 
 class Embedding(keras.layers.Layer):
@@ -71,7 +62,7 @@ class TextCNN(keras.layers.Layer):
         if positions:
             self.head_positions = Embedding(positions, position_dim)
             self.tail_positions = Embedding(positions, position_dim)
-        self.conv = Conv1D(window, word_dim + (2 * position_dim if positions else 0), filters)
+        self.conv = Conv1D(window, token_size(positions, word_dim, position_dim), filters)
         self.built = True
 
     def params(self) -> dict:

@@ -2,13 +2,8 @@
 
 Same names and structure as ``encoders_torch.py`` (see it for the commentary): each encoder is a
 ``function(params, tokens, prefix)`` of a parameter dict and a ``tf.Module`` holding the variables
-under their canonical names; ``TextClassifier`` is the network MAML adapts.
-
-**Embedding gradients.** ``tf.gather``'s gradient with respect to the table is an ``IndexedSlices``
-(only the rows that were read). PyTorch's is a dense tensor, and so is every other gradient the
-book's learners handle: MAML's inner step θ − α∇ and the Adam of ``common.episodic_tf`` expect
-one. :func:`lookup` is ``tf.gather`` with the dense gradient, written with differentiable ops so
-that second-order MAML can differentiate it again.
+under their canonical names; ``TextClassifier`` is the network MAML adapts. :func:`lookup` is
+``tf.gather`` with a dense gradient (``common.tf_layers.dense_gather``), as PyTorch's.
 """
 
 from __future__ import annotations
@@ -16,25 +11,15 @@ from __future__ import annotations
 import tensorflow as tf
 
 from chapters.applications.encoders import (EMBEDDING_STD, FILTERS, POSITION_DIM, WINDOW, WORD_DIM, check_encoder,
-                                           embedding_size)
+                                           embedding_size, token_size)
 from chapters.optimization.networks_tf import Conv4Classifier
 from common.data.text import PAD
-from common.tf_layers import Dense, _generator, dense
+from common.tf_layers import Dense, _generator, dense, dense_gather
 
 
 def lookup(table, ids):
-    """Rows ``ids`` of ``table`` (any shape of ids), with a dense gradient. The table is read into a
-    tensor first: a gradient function must not see the variable behind it."""
-    return _lookup(tf.identity(table), ids)
-
-
-@tf.custom_gradient
-def _lookup(table, ids):
-    def gradient(upstream):
-        flat = tf.reshape(upstream, [-1, tf.shape(table)[1]])
-        return tf.math.unsorted_segment_sum(flat, tf.reshape(ids, [-1]), tf.shape(table)[0]), None
-
-    return tf.gather(table, ids), gradient
+    """Rows ``ids`` of ``table`` (any shape of ids), with a dense gradient, as PyTorch's."""
+    return dense_gather(table, ids)
 
 
 class Embedding(tf.Module):
@@ -75,7 +60,7 @@ class TextCNN(tf.Module):
         if positions:
             self.head_positions = Embedding(positions, position_dim, dtype, rng)
             self.tail_positions = Embedding(positions, position_dim, dtype, rng)
-        self.conv = Conv1D(window, word_dim + (2 * position_dim if positions else 0), filters, dtype, rng)
+        self.conv = Conv1D(window, token_size(positions, word_dim, position_dim), filters, dtype, rng)
 
     def params(self) -> dict:
         names = ["words"] + (["head_positions", "tail_positions"] if self.positions else [])

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from chapters.applications.encoders import (EMBEDDING_STD, FILTERS, POSITION_DIM, WINDOW, WORD_DIM, check_encoder,
-                                           embedding_size)
+                                           embedding_size, token_size)
 from chapters.optimization.networks_torch import Conv4Classifier, Dense
 from common.data.text import PAD
 
@@ -66,7 +66,7 @@ class TextCNN(nn.Module):
         if positions:
             self.head_positions = Embedding(positions, position_dim)
             self.tail_positions = Embedding(positions, position_dim)
-        self.conv = Conv1D(window, word_dim + (2 * position_dim if positions else 0), filters)
+        self.conv = Conv1D(window, token_size(positions, word_dim, position_dim), filters)
 
     def params(self) -> dict[str, torch.Tensor]:
         """θ under its canonical names: ``words.embeddings``, ..., ``conv.kernel``, ``conv.bias``."""
