@@ -1,12 +1,9 @@
 """Matching Networks (Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, NeurIPS 2016) in Keras 3.
 
-Eq. (1): ŷ = sum_i a(x̂, x_i) y_i, a vote of the one-hot support labels.
-Eq. (2): a(x̂, x_i) = softmax_i(c(f(x̂), g(x_i))), c the cosine similarity (options: times a
-scale s, times the query's length, or the negative squared Euclidean distance in its place;
-labelled deviations).
-FCE (``fce=True``): g(x_i, S) = h_fwd_i + h_bwd_i + g'(x_i), a bidirectional LSTM over the
-support set; f(x̂, S) = attLSTM(f'(x̂), g(S), K), an LSTM that reads the support set K times.
-See ``matching_torch.py`` for the full commentary; the names and structure here are the same.
+Eq. (1): ŷ = sum_i a(x̂, x_i) y_i, a vote of the one-hot support labels; Eq. (2): a(x̂, x_i) =
+softmax_i(c(f(x̂), g(x_i))), c the cosine similarity or one of its labelled deviations. With
+``fce=True`` g and f read the whole support set through LSTMs. See ``matching_torch.py`` for the
+full commentary and equations; the names and structure here are the same.
 ``train_step`` (one Adam step on the query cross-entropy) is ``EpisodicModel``'s.
 """
 

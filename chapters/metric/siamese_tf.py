@@ -1,12 +1,9 @@
 """Siamese networks (Koch, Zemel & Salakhutdinov, ICML Deep Learning Workshop 2015) in TensorFlow.
 
-Sec. 3.1: p(x1, x2) = sigma(sum_j alpha_j |f(x1)_j - f(x2)_j| + b), one network f for both twins.
-Sec. 3.2: binary cross-entropy on same/different pairs (here: every query x support pair of an
-episode, the two kinds weighted equally).
-One-shot rule: a query takes the class of its most similar support example (max over K shots).
-f is the chapter's Conv-4, not Koch et al.'s larger 105x105 convnet; published numbers are those
-of Vinyals et al. (2016, Table 1). See ``siamese_torch.py`` for the full commentary; the names and
-structure here are the same.
+Sec. 3.1: p(x1, x2) = sigma(sum_j alpha_j |f(x1)_j - f(x2)_j| + b), one network f for both twins,
+trained with binary cross-entropy on every query x support pair (Sec. 3.2); a query takes the
+class of its most similar support example. See ``siamese_torch.py`` for the full commentary (and
+why f is the chapter's Conv-4); the names and structure here are the same.
 """
 
 from __future__ import annotations
