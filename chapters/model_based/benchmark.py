@@ -12,32 +12,17 @@ iterations are not timed (tracing, compilation). Writes ``results/model_based/ti
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import time
-from pathlib import Path
 
 from chapters.model_based.mann import PAPER, SequenceSampler, build_learner
 from common.cli import FRAMEWORKS
 from common.data import load_dataset
 from common.episodes import MetaBatches
-from common.results import RESULTS_DIR, current_command, git_commit, machine, versions
+from common.results import RESULTS_DIR
+from common.timing import benchmark_summary, pin_to_one_core, seconds_per_step, write_benchmark
 
 SETTINGS = {"mann": {key: PAPER[key] for key in ("way", "image_size", "controller", "memory_rows", "memory_width",
                                                  "read_heads", "gamma")},
             "lstm": {key: PAPER[key] for key in ("way", "image_size", "controller")}}
-
-
-def seconds_per_iteration(learner, batches, warmup: int, iterations: int) -> tuple[float, float]:
-    """(wall-clock, CPU) seconds per training iteration. On a core shared with other processes the
-    wall clock measures the neighbours too; the process's CPU time is what a free core would take
-    (with one thread, as here)."""
-    for index in range(warmup):
-        learner.train_step(batches.episode(index))
-    wall, cpu = time.perf_counter(), time.process_time()
-    for index in range(warmup, warmup + iterations):
-        learner.train_step(batches.episode(index))
-    return (time.perf_counter() - wall) / iterations, (time.process_time() - cpu) / iterations
 
 
 def learner_for(algorithm: str, framework: str, jit_compile: bool):
@@ -56,8 +41,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=str(RESULTS_DIR / "model_based"))
     args = parser.parse_args(argv)
 
-    if hasattr(os, "sched_setaffinity"):  # one core, like the other benchmarks: comparable figures
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    pin_to_one_core()
     import torch
 
     torch.set_num_threads(1)  # one thread on the one core: two threads sharing it wait on each other
@@ -69,8 +53,8 @@ def main(argv=None) -> None:
     for algorithm in algorithms:
         for framework in FRAMEWORKS:
             for jit_compile in ((False, True) if framework == "tf" else (False,)):
-                wall, cpu = seconds_per_iteration(learner_for(algorithm, framework, jit_compile), batches,
-                                                  args.warmup, args.iterations)
+                cpu, wall = seconds_per_step(learner_for(algorithm, framework, jit_compile).train_step,
+                                             batches.episode, args.warmup, args.iterations)
                 rows.append({"algorithm": algorithm, "framework": framework, "jit_compile": jit_compile,
                              "seconds_per_iteration": round(wall, 4), "cpu_seconds_per_iteration": round(cpu, 4)})
                 print(f"{algorithm:<5} {framework:<6} {'XLA' if jit_compile else '   '} {wall:.3f} s/iteration "
@@ -78,12 +62,7 @@ def main(argv=None) -> None:
 
     setting = (f"omniglot, batches of {PAPER['batch']} episodes x {PAPER['way'] * PAPER['presentations']} steps, "
                f"paper sizes")
-    summary = {"benchmark": "model_based_training_speed", "setting": setting, "cores": 1, "rows": rows,
-               "versions": versions(), "machine": machine(), "commit": git_commit(), "command": current_command()}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = "timing_" + "_".join(algorithms)
-    (out / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = benchmark_summary("model_based_training_speed", setting, rows)
     cpu = summary["machine"]
     table = [f"CPU seconds per training iteration (wall-clock seconds in the JSON), {setting}, one thread on one "
              f"core of {cpu['cpu']} ({cpu['vector']}), `train_step` called in a loop (Keras' too, without `fit`) "
@@ -92,8 +71,7 @@ def main(argv=None) -> None:
     for algorithm in algorithms:
         cells = [f"{row['cpu_seconds_per_iteration']:.3f}" for row in rows if row["algorithm"] == algorithm]
         table.append(f"| {algorithm} | " + " | ".join(cells) + " |")
-    (out / f"{name}.md").write_text("\n".join(table) + "\n")
-    print(f"wrote {out / (name + '.json')} and {out / (name + '.md')}")
+    write_benchmark(args.out, "timing_" + "_".join(algorithms), summary, table)
 
 
 if __name__ == "__main__":

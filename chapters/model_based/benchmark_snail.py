@@ -14,26 +14,13 @@ same episodes; the first few steps are not timed (tracing, allocation). The tabl
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import time
-from pathlib import Path
 
 from common.cli import FRAMEWORKS
 from common.data import load_dataset
 from common.episodes import EpisodeSampler
-from common.results import RESULTS_DIR, current_command, git_commit, machine, versions
-
-
-def seconds_per_iteration(train_step, sampler, warmup: int, iterations: int) -> tuple[float, float]:
-    """(CPU seconds, wall-clock seconds) per iteration. On one core the CPU time is what the
-    iteration costs; the wall-clock time also counts whatever else shared that core."""
-    for index in range(warmup):
-        train_step(sampler.episode(index))
-    cpu, wall = time.process_time(), time.perf_counter()
-    for index in range(warmup, warmup + iterations):
-        train_step(sampler.episode(index))
-    return (time.process_time() - cpu) / iterations, (time.perf_counter() - wall) / iterations
+from common.results import RESULTS_DIR
+from common.timing import benchmark_summary, pin_to_one_core, seconds_per_step, write_benchmark
 
 
 def snail_learners(args, dataset, sampler):
@@ -81,25 +68,18 @@ def main(argv=None) -> None:
         if getattr(args, key) is None:
             setattr(args, key, value)
 
-    if hasattr(os, "sched_setaffinity"):  # one core, as the other chapters' benchmarks: comparable figures
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    pin_to_one_core()
     dataset = load_dataset("omniglot", "train")
     sampler = make_sampler(args, dataset)
     rows = []
     for label, framework, train_step in learners(args, dataset, sampler):
-        cpu, wall = seconds_per_iteration(train_step, sampler, args.warmup, args.iterations)
+        cpu, wall = seconds_per_step(train_step, sampler.episode, args.warmup, args.iterations)
         rows.append({"learner": label, "framework": framework, "cpu_seconds_per_iteration": round(cpu, 4),
                      "wall_seconds_per_iteration": round(wall, 4)})
         print(f"{args.algorithm} {label:<9} {cpu:.4f} s of CPU ({wall:.4f} s wall-clock) per iteration", flush=True)
 
     setting = f"omniglot {args.way}-way {args.shot}-shot {args.query}-query"
-    summary = {"benchmark": f"{args.algorithm}_training_speed", "setting": setting, "cores": 1, "rows": rows,
-               "versions": versions(), "machine": machine(), "load_average": os.getloadavg()[0],
-               "commit": git_commit(), "command": current_command()}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = f"timing_{args.algorithm}_{args.way}w{args.shot}s"
-    (out / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = benchmark_summary(f"{args.algorithm}_training_speed", setting, rows, load_average=os.getloadavg()[0])
     cpu = summary["machine"]
     table = [f"Seconds per training iteration of {args.algorithm}, {setting}, one core of {cpu['cpu']} "
              f"({cpu['vector']}; load average {summary['load_average']:.1f} when it started) "
@@ -107,8 +87,7 @@ def main(argv=None) -> None:
              "| learner | CPU s/iteration | wall-clock s/iteration |", "|---|---:|---:|"]
     table += [f"| {row['learner']} | {row['cpu_seconds_per_iteration']:.4f} | {row['wall_seconds_per_iteration']:.4f} |"
               for row in rows]
-    (out / f"{name}.md").write_text("\n".join(table) + "\n")
-    print(f"wrote {out / name}.json and .md")
+    write_benchmark(args.out, f"timing_{args.algorithm}_{args.way}w{args.shot}s", summary, table)
 
 
 if __name__ == "__main__":
