@@ -40,6 +40,7 @@ results: setup
 	$(PY) -m common.results table results/metric --into chapters/metric/README.md
 	$(PY) -m common.results table results/optimization --into chapters/optimization/README.md
 	$(PY) -m common.results table results/applications --into chapters/applications/README.md
+	$(PY) -m common.results table results/model_based --into chapters/model_based/README.md
 
 # Every chapter's figures (chapters/<part>/figures.py -> chapters/<part>/figures/*.png, each with
 # the data it was drawn from in a .json beside it), from results files and small deterministic runs.

@@ -335,26 +335,50 @@ def results_table(results: list[dict]) -> str:
         lines.append(f"| {cell[0]}{deviation_labels(variant)} | {cell[1]} | {cell[2]} | {cell[3]} | " +
                      " | ".join(cells) + " | " + " / ".join(speeds) + " |")
     sources = sorted({PUBLISHED[cell][1] for cell, _ in rows if cell in PUBLISHED})
+    shown = sorted({text for _, variant in rows for text in variant})
+    explained = "".join(f"; `[{text}]`: {deviation_meaning(text)}" for text in shown)
     notes = ["", "Ours: mean accuracy ± 95% CI (percent; for sinusoid rows, mean squared error ± 95% CI) "
              "over the fixed evaluation episodes, with the number of training episodes "
              "(meta-iterations); each cell is a JSON file under results/ whose `command` "
-             "reproduces it. A name in brackets is a labelled deviation from the paper's method "
-             "(e.g. `[cosine_scale 10]`: Matching Networks' cosines times 10 in Eq. 2; "
-             "`[distance squared_euclidean]`: the squared Euclidean distance in their place; "
-             "`[distance cosine_times_query_norm]`: the cosines times the query embedding's length; "
-             "`[backbone strided]`: the Conv-4 of Finn et al.'s released Omniglot code, stride-2 "
-             "convolutions and a spatial mean instead of max-pooling; "
-             "`[inner_loss sum]`: MAML's support loss summed over the N classes as that code computes it, "
-             "so its α is N times the paper's step on the mean loss); its row "
-             "stands beside the paper's number but is not the paper's method. Paper columns:"
+             "reproduces it." + (" A name in brackets is a labelled deviation from the paper's method, its "
+                                 f"row beside the paper's number but not the paper's method{explained}."
+                                 if shown else "") + " Paper columns:"
              ] + [f"- {source}" for source in sources]
     if any(cell[1].endswith("-lake") for cell, _ in rows):  # common/schemes.py
         notes += ["", "`omniglot-lake` rows: Lake et al.'s challenge, trained on background alphabets only, tested "
-                  "20-way within one evaluation alphabet, support and query by different drawers (`--scheme lake`; "
-                  f"`[rotations none]`: no rotated classes in training; `[train_within_alphabet]`: training episodes "
-                  f"within one alphabet too; `[augment affine]`: training drawings distorted as Koch et al. did). "
+                  "20-way within one evaluation alphabet, support and query by different drawers (`--scheme lake`). "
                   f"For reference: {LAKE_REFERENCES}."]
     return "\n".join(lines + notes) + "\n"
+
+
+# What each labelled deviation means, by its label or, for any value, by its option's name.
+DEVIATION_MEANINGS = {
+    "cosine_scale": "Matching Networks' cosines times this scale in Eq. 2",
+    "distance squared_euclidean": "the squared Euclidean distance in place of Eq. 2's cosine",
+    "distance cosine_times_query_norm": "Eq. 2's cosines times the query embedding's length",
+    "backbone strided": "the Conv-4 of Finn et al.'s released Omniglot code, stride-2 convolutions and a "
+                        "spatial mean instead of max-pooling",
+    "inner_loss sum": "MAML's support loss summed over the N classes as that code computes it, so its α is "
+                      "N times the paper's step on the mean loss",
+    "fast_layers": "fast weights in this many of the base learner's layers, counted from the output (the "
+                   "paper: all 7)",
+    "no_task_fast_weights": "no task-level fast weights (an ablation)",
+    "rotations none": "no rotated classes in training",
+    "train_within_alphabet": "training episodes within one alphabet too",
+    "augment affine": "training drawings distorted as Koch et al. did",
+    "encoder bag": "a bag of embeddings in place of FewRel's Proto-CNN",
+}
+
+
+def deviation_meaning(text: str) -> str:
+    """What the label ``text`` (as :func:`deviations` writes it) means, for a table's notes."""
+    return DEVIATION_MEANINGS.get(text) or DEVIATION_MEANINGS.get(text.split()[0], "see the chapter text")
+
+
+def chapter_table(results: list[dict]) -> str:
+    """What a chapter text shows between its table markers: the results table, then the accuracy
+    per presentation where runs record it."""
+    return results_table(results) + presentations_table(results)
 
 
 # A chapter text shows its own rows of the table between these two lines; `table --into` rewrites
@@ -415,7 +439,7 @@ def main(argv=None) -> None:
                        help="put the table into this Markdown text, between its results-table markers")
     args = parser.parse_args(argv)
     results = load_results(args.folder)
-    text = results_table(results) + presentations_table(results)
+    text = chapter_table(results)
     if args.into:
         into = Path(args.into)
         if not into.is_file():

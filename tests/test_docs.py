@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from common.results import TABLE_BEGIN, TABLE_END, load_results, replace_table, results_table
+from common.results import TABLE_BEGIN, TABLE_END, chapter_table, load_results, replace_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,7 +120,7 @@ def test_chapter_texts_stay_readable_in_length(path):
 def test_a_chapters_results_table_is_the_generated_one(path):
     """The rows a chapter shows are its results files' rows, as `make results` writes them."""
     text = path.read_text(encoding="utf-8")
-    table = results_table(load_results(ROOT / "results" / path.parent.name))
+    table = chapter_table(load_results(ROOT / "results" / path.parent.name))
     assert text == replace_table(text, table), (f"{path.relative_to(ROOT)}'s results table is out of date: "
                                                 "run `make results`")
 

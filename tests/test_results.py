@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from common.errors import ConfigError
-from common.results import PUBLISHED, check_result, load_results, make_result, results_table, write_result
+from common.results import (DEVIATION_MEANINGS, DEVIATIONS, PUBLISHED, check_result, deviation_meaning, load_results,
+                            make_result, results_table, write_result)
 
 
 def a_result(**overrides):
@@ -147,6 +148,17 @@ def test_a_labelled_deviation_has_its_own_row_beside_the_paper(tmp_path):
     table = results_table(load_results(tmp_path))
     assert f"| matching [distance squared_euclidean] | omniglot | 5 | 1 | {paper} | 98.20 ± 0.31" in table
     assert f"| matching [cosine_scale 10] | omniglot | 5 | 1 | {paper} | 97.00 ± 0.31" in table  # still there
+
+
+def test_the_notes_explain_the_deviations_the_table_shows_and_no_others(tmp_path):
+    write_result(a_result(algorithm="matching", accuracy=97.0, options={"fce": False, "cosine_scale": 10.0}), tmp_path)
+    table = results_table(load_results(tmp_path))
+    assert "`[cosine_scale 10]`: Matching Networks' cosines times this scale" in table
+    assert "backbone strided" not in table and "inner_loss" not in table
+    # Every option that can label a run has a meaning for its label (by name, or name and value).
+    for name in DEVIATIONS:
+        assert any(key.split()[0] == name for key in DEVIATION_MEANINGS), name
+    assert deviation_meaning("fast_layers 2").startswith("fast weights in this many")
 
 
 def test_explorations_stay_out_of_the_table(tmp_path):
