@@ -127,14 +127,16 @@ def load_weights(path) -> tuple[dict[str, np.ndarray], dict]:
 MODEL_PREFIX = "model."
 
 
-def model_state(weights: Mapping[str, Any]) -> dict:
-    """A model's canonical weights as entries of a learner's state: ``model.<name>``."""
-    return {MODEL_PREFIX + name: value for name, value in weights.items()}
+def model_state(weights: Mapping[str, Any], prefix: str = MODEL_PREFIX) -> dict:
+    """A model's canonical weights as entries of a learner's state: ``model.<name>`` (or another
+    prefix, for a learner whose trained network has another name: ``meta_learner.<name>``)."""
+    return {prefix + name: value for name, value in weights.items()}
 
 
-def model_weights(state: Mapping[str, Any]) -> dict:
-    """The model's canonical weights out of a learner's state (its ``model.<name>`` entries)."""
-    return {name[len(MODEL_PREFIX):]: value for name, value in state.items() if name.startswith(MODEL_PREFIX)}
+def model_weights(state: Mapping[str, Any], prefix: str = MODEL_PREFIX) -> dict:
+    """The model's canonical weights out of a learner's state (its ``model.<name>`` entries, or
+    those under ``prefix``)."""
+    return {name[len(prefix):]: value for name, value in state.items() if name.startswith(prefix)}
 
 
 # --------------------------------------------------------------------------------------------

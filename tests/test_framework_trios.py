@@ -93,6 +93,7 @@ FRAMEWORK_NAMES = {
     "chapters/optimization/lstm_meta_learner": {
         "lstm_cell": "TensorFlow's LSTM arithmetic is common.tf_layers.lstm_cell",
         "weight": "Keras creates each variable through the layer (add_weight)",
+        "loss_and_gradient": "Keras' learner uses TensorFlow's (the inner tape is the backend's)",
     },
     "common/backbones/conv4": {
         "BatchNorm": "Keras' own BatchNormalization has no fused training kernel for this model; "

@@ -58,6 +58,20 @@ def check_steps(steps) -> None:
                           f"update rule is never used")
 
 
+def updates(meta_learner, model, theta, support_x, support_y, steps: int, loss_and_gradient) -> list:
+    """[θ_0, θ_1, ..., θ_steps], flat, from θ_0 = c_0 (Ravi & Larochelle, Algorithm 1's inner loop):
+    each step feeds the learner's loss L_t and gradient ∇_t at θ_{t−1} (``loss_and_gradient``, the
+    framework's) to the meta-learner, whose new cell state is θ_t. The same in every framework."""
+    check_steps(steps)
+    state = meta_learner.initial_state(theta)
+    thetas = [theta]
+    for _ in range(steps):
+        loss, gradient = loss_and_gradient(meta_learner, model, theta, support_x, support_y)
+        theta, state = meta_learner.step(gradient, loss, theta, state)
+        thetas.append(theta)
+    return thetas
+
+
 def parse(argv=None) -> argparse.Namespace:
     """The options of the sinusoid scripts (``sinusoid.sinusoid_parser``) and the meta-learner's own."""
     parser = sinusoid_parser("python -m chapters.optimization.lstm_meta_learner", "Meta-train the LSTM "

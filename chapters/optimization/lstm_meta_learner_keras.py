@@ -1,18 +1,16 @@
 """The LSTM meta-learner (Ravi & Larochelle, ICLR 2017) in Keras 3.
 
 The update of the learner's parameters θ is the cell-state update of an LSTM whose cell state *is*
-θ, one coordinate at a time (Sec. 3, Eq. 2):
-
-    i_t = σ( W_I · [h_t, θ_{t−1}, i_{t−1}] + b_I )       a learned rate, per coordinate and step
-    f_t = σ( W_F · [h_t, θ_{t−1}, f_{t−1}] + b_F )       a learned shrinking of θ
-    θ_t = c_t = f_t ⊙ c_{t−1} − i_t ⊙ ∇_t                c_0 = θ_0, a meta-learned parameter
-
+θ, one coordinate at a time (Sec. 3, Eq. 2, written out in ``lstm_meta_learner_torch.py``):
+θ_t = c_t = f_t ⊙ c_{t−1} − i_t ⊙ ∇_t, with c_0 = θ_0 meta-learned, a learned rate i_t and a
+learned shrinking f_t per coordinate and step, each gate reading [h_t, θ_{t−1}, its own last value].
 h_t is the output of a first, ordinary LSTM (20 units, shared by all coordinates) reading the
 coordinate's gradient and the learner's loss, preprocessed as Andrychowicz et al. (2016) do
 (Sec. 3.3; :func:`preprocess`). The gradients ∇_t and losses L_t are constants for the
-meta-gradient (Sec. 3.2, "we ignore the second derivatives"): an inner ``tf.GradientTape`` (the
-backend's) on a stopped copy of θ_{t−1}, and ``ops.stop_gradient`` on what it returns. The
-meta-gradient goes through the cell-state recursion only: i_t, f_t, h_t and c_0.
+meta-gradient (Sec. 3.2, "we ignore the second derivatives"): TensorFlow's ``loss_and_gradient``
+computes them, an inner ``tf.GradientTape`` (the backend's) on a stopped copy of θ_{t−1}, its
+results stopped too. The meta-gradient goes through the cell-state recursion only: i_t, f_t, h_t
+and c_0.
 
 The arithmetic is ``keras.ops``. The meta-learner is a ``keras.layers.Layer`` whose weights
 (``add_weight``) have the canonical names and layouts of ``common.weights`` and are drawn with
@@ -35,10 +33,11 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps
+from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps, updates
+from chapters.optimization.lstm_meta_learner_tf import loss_and_gradient  # the backend's inner tape
 from common.episodes import Episode, astype_floats
 from common.episodic_tf import load_optimizer_arrays, optimizer_arrays
-from common.weights import canonical_to_keras, keras_to_canonical
+from common.weights import canonical_to_keras, keras_to_canonical, model_state, model_weights
 
 def preprocess(x, p: float = PREPROCESS_P):
     """(log|x| / p, sign(x)) if |x| ≥ e^−p, else (−1, e^p · x): shape (...) -> (..., 2)
@@ -148,30 +147,12 @@ class MetaLearnerLSTM(keras.layers.Layer):
         return theta, (h, c, forget, input_gate)
 
 
-def loss_and_gradient(meta_learner: MetaLearnerLSTM, model, theta, x, y):
-    """L_t and ∇_t = ∇_θ L(θ) of the learner on (x, y) at θ, both constants for the meta-gradient
-    (Ravi & Larochelle Sec. 3.2): an inner tape on a stopped copy of θ, results stopped too."""
-    theta = ops.stop_gradient(theta)
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(theta)
-        loss = model.loss(model.forward(meta_learner.unflatten(theta), x), y)
-    gradient = tape.gradient(loss, theta)
-    return ops.stop_gradient(loss), ops.stop_gradient(gradient)
-
-
 def trajectory(meta_learner: MetaLearnerLSTM, model, support_x, support_y, steps: int) -> list:
     """[θ_0 = c_0, θ_1, ..., θ_steps], flat: the meta-learner's updates on the full support set."""
-    check_steps(steps)
     # A tape watches tensors: read the Keras variable into its value (the outer tape, which
     # watches the variables, still traces this read back to it).
     theta = tf.convert_to_tensor(meta_learner.cell.initial_params)
-    state = meta_learner.initial_state(theta)
-    thetas = [theta]
-    for _ in range(steps):
-        loss, gradient = loss_and_gradient(meta_learner, model, theta, support_x, support_y)
-        theta, state = meta_learner.step(gradient, loss, theta, state)
-        thetas.append(theta)
-    return thetas
+    return updates(meta_learner, model, theta, support_x, support_y, steps, loss_and_gradient)
 
 
 def unroll(meta_learner: MetaLearnerLSTM, model, support_x, support_y, steps: int) -> dict:
@@ -264,15 +245,13 @@ class LSTMMetaLearner(keras.Model):
     def state(self) -> dict:
         """The meta-learner under ``meta_learner.<canonical name>``, the optimizer's variables
         (step count, moments) under ``optimizer.<i>``, the meta-update counter under ``meta_steps``."""
-        arrays = {f"meta_learner.{k}": v for k, v in keras_to_canonical(self.meta_learner).items()}
+        arrays = model_state(keras_to_canonical(self.meta_learner), prefix="meta_learner.")
         arrays.update(optimizer_arrays(self.optimizer))
         arrays["meta_steps"] = np.array(self.meta_steps)
         return arrays
 
     def load_state(self, arrays: dict) -> None:
         """The inverse of :meth:`state` (after ``compile``): meta-training then continues exactly."""
-        prefix = "meta_learner."
-        canonical_to_keras({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
-                           self.meta_learner)
+        canonical_to_keras(model_weights(arrays, prefix="meta_learner."), self.meta_learner)
         load_optimizer_arrays(self.optimizer, arrays)
         self.meta_steps = int(arrays["meta_steps"])

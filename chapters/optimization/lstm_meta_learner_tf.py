@@ -29,11 +29,11 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps
+from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps, updates
 from common.episodes import Episode, astype_floats
 from common.episodic_tf import Adam, load_optimizer_arrays, optimizer_arrays
 from common.tf_layers import lstm_cell
-from common.weights import canonical_to_tf, tf_to_canonical
+from common.weights import canonical_to_tf, model_state, model_weights, tf_to_canonical
 
 def preprocess(x, p: float = PREPROCESS_P):
     """(log|x| / p, sign(x)) if |x| ≥ e^−p, else (−1, e^p · x): shape (...) -> (..., 2)
@@ -144,15 +144,8 @@ def loss_and_gradient(meta_learner: MetaLearnerLSTM, model, theta, x, y):
 
 def trajectory(meta_learner: MetaLearnerLSTM, model, support_x, support_y, steps: int) -> list:
     """[θ_0 = c_0, θ_1, ..., θ_steps], flat: the meta-learner's updates on the full support set."""
-    check_steps(steps)
     theta = tf.convert_to_tensor(meta_learner.cell.initial_params)  # read under the outer tape
-    state = meta_learner.initial_state(theta)
-    thetas = [theta]
-    for _ in range(steps):
-        loss, gradient = loss_and_gradient(meta_learner, model, theta, support_x, support_y)
-        theta, state = meta_learner.step(gradient, loss, theta, state)
-        thetas.append(theta)
-    return thetas
+    return updates(meta_learner, model, theta, support_x, support_y, steps, loss_and_gradient)
 
 
 def unroll(meta_learner: MetaLearnerLSTM, model, support_x, support_y, steps: int) -> dict:
@@ -227,15 +220,13 @@ class LSTMMetaLearner:
     def state(self) -> dict[str, np.ndarray]:
         """The meta-learner under ``meta_learner.<canonical name>``, Adam's variables under
         ``optimizer.<i>``, the meta-update counter under ``meta_steps``."""
-        arrays = {f"meta_learner.{k}": v for k, v in tf_to_canonical(self.meta_learner).items()}
+        arrays = model_state(tf_to_canonical(self.meta_learner), prefix="meta_learner.")
         arrays.update(optimizer_arrays(self.optimizer))
         arrays["meta_steps"] = np.array(self.meta_steps)
         return arrays
 
     def load_state(self, arrays: dict) -> None:
         """The inverse of :meth:`state`: the next meta_step is the one the saved run would have taken."""
-        prefix = "meta_learner."
-        canonical_to_tf({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
-                        self.meta_learner)
+        canonical_to_tf(model_weights(arrays, prefix="meta_learner."), self.meta_learner)
         load_optimizer_arrays(self.optimizer, arrays)
         self.meta_steps = int(arrays["meta_steps"])

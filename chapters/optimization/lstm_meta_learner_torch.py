@@ -50,10 +50,10 @@ import torch
 from torch import nn
 
 from common.adapters import to_torch
-from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps
+from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps, updates
 from common.episodes import Episode
 from common.episodic_torch import load_optimizer_arrays, optimizer_arrays
-from common.weights import canonical_to_torch, torch_to_canonical
+from common.weights import canonical_to_torch, model_state, model_weights, torch_to_canonical
 
 def preprocess(x: torch.Tensor, p: float = PREPROCESS_P) -> torch.Tensor:
     """Andrychowicz et al.'s preprocessing of gradients and losses (Ravi & Larochelle Sec. 3.3):
@@ -179,15 +179,8 @@ def loss_and_gradient(meta_learner: MetaLearnerLSTM, model, theta: torch.Tensor,
 def trajectory(meta_learner: MetaLearnerLSTM, model, support_x: torch.Tensor, support_y: torch.Tensor,
                steps: int) -> list[torch.Tensor]:
     """[θ_0 = c_0, θ_1, ..., θ_steps], flat: the meta-learner's updates on the full support set."""
-    check_steps(steps)
     theta = meta_learner.cell.initial_params
-    state = meta_learner.initial_state(theta)
-    thetas = [theta]
-    for _ in range(steps):
-        loss, gradient = loss_and_gradient(meta_learner, model, theta, support_x, support_y)
-        theta, state = meta_learner.step(gradient, loss, theta, state)
-        thetas.append(theta)
-    return thetas
+    return updates(meta_learner, model, theta, support_x, support_y, steps, loss_and_gradient)
 
 
 def unroll(meta_learner: MetaLearnerLSTM, model, support_x: torch.Tensor, support_y: torch.Tensor,
@@ -256,15 +249,13 @@ class LSTMMetaLearner:
     def state(self) -> dict[str, np.ndarray]:
         """Everything a checkpoint needs: the meta-learner (``meta_learner.<canonical name>``),
         Adam's moments (``optimizer.<index>.<slot>``) and the meta-update counter (``meta_steps``)."""
-        arrays = {f"meta_learner.{k}": v for k, v in torch_to_canonical(self.meta_learner).items()}
+        arrays = model_state(torch_to_canonical(self.meta_learner), prefix="meta_learner.")
         arrays.update(optimizer_arrays(self.optimizer))
         arrays["meta_steps"] = np.array(self.meta_steps)
         return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """The inverse of :meth:`state`: meta-training then continues exactly where it was."""
-        prefix = "meta_learner."
-        canonical_to_torch({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
-                           self.meta_learner)
+        canonical_to_torch(model_weights(arrays, prefix="meta_learner."), self.meta_learner)
         load_optimizer_arrays(self.optimizer, arrays)
         self.meta_steps = int(arrays["meta_steps"])
