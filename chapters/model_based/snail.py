@@ -49,11 +49,21 @@ def dilations(length: int) -> list[int]:
     return [2 ** i for i in range(1, math.ceil(math.log2(length)) + 1)]
 
 
+def block_inputs(way: int, shot: int, embedding_size: int = 64) -> list[int]:
+    """The features each position carries into attention 1, TC 1, attention 2, TC 2, attention 3
+    and the output layer, in that order: an embedding and a one-hot label to start, then every
+    block concatenates what it computes (V per attention block, D per dense block of a TC block)."""
+    (_, value1), (_, value2), (_, value3) = ATTENTION_SIZES
+    tc1, tc2 = (filters * len(dilations(sequence_length(way, shot))) for filters in TC_FILTERS)
+    inputs = [embedding_size + way]
+    for added in (value1, tc1, value2, tc2, value3):
+        inputs.append(inputs[-1] + added)
+    return inputs
+
+
 def channels(way: int, shot: int, embedding_size: int = 64) -> int:
     """The features each position carries into the output layer: every block concatenates."""
-    per_tc = len(dilations(sequence_length(way, shot)))
-    return (embedding_size + way + sum(value for _, value in ATTENTION_SIZES)
-            + sum(filters * per_tc for filters in TC_FILTERS))
+    return block_inputs(way, shot, embedding_size)[-1]
 
 
 # ---------------------------------------------------------------------------- bad input

@@ -130,14 +130,12 @@ class SNAIL(EpisodicModel):
         length = snail.sequence_length(way, shot)
         (key1, value1), (key2, value2), (key3, value3) = snail.ATTENTION_SIZES
         filters1, filters2 = snail.TC_FILTERS
-        channels = embedding_size + way
-        self.attention1 = AttentionBlock(channels, key1, value1)
-        self.tc1 = TCBlock(channels + value1, length, filters1)
-        channels += value1 + filters1 * len(self.tc1.blocks)
-        self.attention2 = AttentionBlock(channels, key2, value2)
-        self.tc2 = TCBlock(channels + value2, length, filters2)
-        channels += value2 + filters2 * len(self.tc2.blocks)
-        self.attention3 = AttentionBlock(channels, key3, value3)
+        inputs = snail.block_inputs(way, shot, embedding_size)
+        self.attention1 = AttentionBlock(inputs[0], key1, value1)
+        self.tc1 = TCBlock(inputs[1], length, filters1)
+        self.attention2 = AttentionBlock(inputs[2], key2, value2)
+        self.tc2 = TCBlock(inputs[3], length, filters2)
+        self.attention3 = AttentionBlock(inputs[4], key3, value3)
         self.classifier = _dense(way)
 
     def read(self, support_x, support_y, query_x, training=False):

@@ -132,16 +132,13 @@ class SNAIL(tf.Module):
         length = snail.sequence_length(way, shot)
         (key1, value1), (key2, value2), (key3, value3) = snail.ATTENTION_SIZES
         filters1, filters2 = snail.TC_FILTERS
-        channels = embedding_size + way
-        self.attention1 = AttentionBlock(channels, key1, value1, dtype, rng)
-        self.tc1 = TCBlock(channels + value1, length, filters1, dtype, rng)
-        channels += value1 + filters1 * len(self.tc1.blocks)
-        self.attention2 = AttentionBlock(channels, key2, value2, dtype, rng)
-        self.tc2 = TCBlock(channels + value2, length, filters2, dtype, rng)
-        channels += value2 + filters2 * len(self.tc2.blocks)
-        self.attention3 = AttentionBlock(channels, key3, value3, dtype, rng)
-        channels += value3
-        self.classifier = Dense(channels, way, dtype=dtype, seed=rng)
+        inputs = snail.block_inputs(way, shot, embedding_size)
+        self.attention1 = AttentionBlock(inputs[0], key1, value1, dtype, rng)
+        self.tc1 = TCBlock(inputs[1], length, filters1, dtype, rng)
+        self.attention2 = AttentionBlock(inputs[2], key2, value2, dtype, rng)
+        self.tc2 = TCBlock(inputs[3], length, filters2, dtype, rng)
+        self.attention3 = AttentionBlock(inputs[4], key3, value3, dtype, rng)
+        self.classifier = Dense(inputs[5], way, dtype=dtype, seed=rng)
 
     def read(self, support_x, support_y, query_x, training: bool = False):
         """(query logits (Q, way), the three attention blocks' query weights, each (Q, S + 1), and the
