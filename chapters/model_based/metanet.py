@@ -120,6 +120,21 @@ def layer_groups(layers: list[int]) -> dict[str, list[int]]:
     return {name: indices for name, indices in groups.items() if indices}
 
 
+def by_layer(kernels: dict, count: int) -> list:
+    """``count`` fast kernels, one a layer: ``kernels[i]`` for a layer i that has one (the
+    generators' outputs, {layer: kernel}), None for the others."""
+    return [kernels.get(i) for i in range(count)]
+
+
+def augmented(op, x, kernel, fast_kernel=None, activation=None):
+    """A layer of b or u (Section 3.3): act(op(x, W)), plus act(op(x, W*)) when it has a fast kernel
+    W*. ``op`` is the framework's convolution or dense product, ``activation`` its ReLU (None: the
+    identity, for u's key layer and b's output layer)."""
+    activation = activation or (lambda h: h)
+    out = activation(op(x, kernel))
+    return out if fast_kernel is None else out + activation(op(x, fast_kernel))
+
+
 def _uniform(rng, shape, bound):
     return rng.uniform(-bound, bound, shape)
 

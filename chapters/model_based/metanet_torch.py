@@ -86,11 +86,7 @@ class ConvNet(nn.Module):
 
     def layer(self, i: int, x, fast, op, activation=None):
         """Layer ``i`` on x: ``act(op(x, W_i))``, plus ``act(op(x, W*_i))`` when it has a fast kernel."""
-        activation = activation or (lambda h: h)
-        out = activation(op(x, self.kernels[i]))
-        if fast is None or fast[i] is None:
-            return out
-        return out + activation(op(x, fast[i]))
+        return metanet.augmented(op, x, self.kernels[i], None if fast is None else fast[i], activation)
 
     def features(self, x, fast=None):
         """(B, features): the conv blocks, flattened in (H, W, C) order."""
@@ -206,12 +202,12 @@ class MetaNet(nn.Module):
             return [None] * (metanet.KEY_LAYER + 1)
         steps = [meta_information(self.representation, support_x[group], support_y[group], layers)
                  for group in map(torch.as_tensor, metanet.groups(len(support_x)))]
-        fast = [None] * (metanet.KEY_LAYER + 1)
-        for name, indices in metanet.layer_groups(layers).items():
+        kernels = {}
+        for name, indices in metanet.layer_groups(layers).items():  # d of conv kernels, d of dense kernels
             meta_info = [preprocess(flatten([step[i] for i in indices], 0)) for step in steps]
-            kernels = unflatten(self.task_meta[name](meta_info), [tuple(steps[0][i].shape) for i in indices])
-            fast = [kernels[indices.index(i)] if i in indices else old for i, old in enumerate(fast)]
-        return fast
+            generated = unflatten(self.task_meta[name](meta_info), [tuple(steps[0][i].shape) for i in indices])
+            kernels.update(zip(indices, generated))
+        return metanet.by_layer(kernels, metanet.KEY_LAYER + 1)
 
     def example_fast_weights(self, support_x, support_y) -> list:
         """The memory M (Eqs. 3-4): for every fast layer of b, the fast kernels W*_i = m(Z, nabla_i)
@@ -219,12 +215,12 @@ class MetaNet(nn.Module):
         layers = metanet.fast_layers_of(self.fast_layers, self.task_fast)[0]
         gradients = [meta_information(self.base, support_x[i:i + 1], support_y[i:i + 1], layers)
                      for i in range(len(support_x))]
-        memory = [None] * len(self.base.kernels)
-        for name, indices in metanet.layer_groups(layers).items():
+        kernels = {}
+        for name, indices in metanet.layer_groups(layers).items():  # m of conv kernels, m of dense kernels
             meta_info = preprocess(torch.stack([flatten([g[i] for i in indices], 0) for g in gradients]))
-            kernels = unflatten(self.example_meta[name](meta_info), [tuple(gradients[0][i].shape) for i in indices])
-            memory = [kernels[indices.index(i)] if i in indices else old for i, old in enumerate(memory)]
-        return memory
+            generated = unflatten(self.example_meta[name](meta_info), [tuple(gradients[0][i].shape) for i in indices])
+            kernels.update(zip(indices, generated))
+        return metanet.by_layer(kernels, len(self.base.kernels))
 
     def read(self, support_x, support_y, query_x):
         """(query logits (Q, way), attention (Q, S), Q* (u's fast kernels), M (b's fast kernels of
