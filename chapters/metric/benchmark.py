@@ -10,26 +10,14 @@ first few steps are not timed (tracing, allocation). Writes ``results/metric/tim
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import time
-from pathlib import Path
 
 from chapters.metric.train import MODELS, build_learner
 from common.backbones import conv4_embedding_size
 from common.cli import FRAMEWORKS
 from common.data import load_dataset
 from common.episodes import EpisodeSampler
-from common.results import RESULTS_DIR, current_command, git_commit, machine, versions
-
-
-def seconds_per_episode(learner, sampler, warmup: int, episodes: int) -> float:
-    for index in range(warmup):
-        learner.train_step(sampler.episode(index))
-    start = time.perf_counter()
-    for index in range(warmup, warmup + episodes):
-        learner.train_step(sampler.episode(index))
-    return (time.perf_counter() - start) / episodes
+from common.results import RESULTS_DIR
+from common.timing import benchmark_summary, pin_to_one_core, seconds_per_step, write_benchmark
 
 
 def main(argv=None) -> None:
@@ -44,8 +32,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=str(RESULTS_DIR / "metric"))
     args = parser.parse_args(argv)
 
-    if hasattr(os, "sched_setaffinity"):  # one core, like the sampler benchmark: comparable figures
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    pin_to_one_core()
     dataset = load_dataset(args.dataset, "train")
     sampler = EpisodeSampler(dataset, args.way, args.shot, args.query, seed=0)
     options = {"siamese": {"embedding_size": conv4_embedding_size(dataset.image_shape)}}
@@ -54,16 +41,12 @@ def main(argv=None) -> None:
         for framework in FRAMEWORKS:
             learner = build_learner(algorithm, framework, dataset.image_shape[-1], sampler.episode(0),
                                     1e-3, None, 0, **options.get(algorithm, {}))
-            seconds = seconds_per_episode(learner, sampler, args.warmup, args.episodes)
+            _, seconds = seconds_per_step(learner.train_step, sampler.episode, args.warmup, args.episodes)
             rows.append({"algorithm": algorithm, "framework": framework, "seconds_per_episode": round(seconds, 4)})
             print(f"{algorithm:<9} {framework:<6} {seconds:.3f} s/episode")
 
     setting = f"{args.dataset} {args.way}-way {args.shot}-shot {args.query}-query"
-    summary = {"benchmark": "metric_training_speed", "setting": setting, "cores": 1, "rows": rows,
-               "versions": versions(), "machine": machine(), "commit": git_commit(), "command": current_command()}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "timing.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = benchmark_summary("metric_training_speed", setting, rows)
     cpu = summary["machine"]
     table = [f"Seconds per training episode, {setting}, one core of {cpu['cpu']} ({cpu['vector']}), "
              f"`train_step` called in a loop (Keras' too, without `fit`) (`{summary['command']}`):", "",
@@ -71,8 +54,7 @@ def main(argv=None) -> None:
     for algorithm in dict.fromkeys(row["algorithm"] for row in rows):
         cells = [f"{row['seconds_per_episode']:.3f}" for row in rows if row["algorithm"] == algorithm]
         table.append(f"| {algorithm} | " + " | ".join(cells) + " |")
-    (out / "timing.md").write_text("\n".join(table) + "\n")
-    print(f"wrote {out / 'timing.json'} and {out / 'timing.md'}")
+    write_benchmark(args.out, "timing", summary, table)
 
 
 if __name__ == "__main__":
