@@ -38,12 +38,14 @@ import numpy as np
 
 from chapters.applications.encoders import ENCODERS, WORD_DIM, encoder_arguments, embedding_size
 from chapters.metric.matching import DISTANCES
+from chapters.optimization.train import as_learner, learner_around
 from common.cli import episode_parser, require_framework, run as run_main
 from common.data import load_dataset
 from common.data.fewrel import SCHEMES as FEWREL_SCHEMES
-from common.devices import torch_device, use_device
+from common.devices import use_device
 from common.episodes import EpisodeSampler, MetaBatches, evaluation_episodes
 from common.errors import ConfigError, DataNotFoundError, CorruptDataError
+from common.learners import episodic_learner, seeded_model
 from common.options import COUNT, DECAY_EVERY, POSITIVE, check_multiple, check_out, train_split
 from common.training import Run, train
 
@@ -116,19 +118,12 @@ def read_word_vectors(path: str, vocabulary) -> tuple[np.ndarray, int]:
 
 def build_model(algorithm: str, framework: str, encoder: str, way: int, encoder_args: dict, seed: int,
                 distance: str = "cosine"):
-    """The bare model: ProtoNet or Matching Networks (comparing by ``distance``) around a text encoder,
-    or MAML's TextClassifier (way logits)."""
+    """The bare model, drawn from ``seed`` (``common.learners.seeded_model``): ProtoNet or Matching
+    Networks (comparing by ``distance``) around a text encoder, or MAML's TextClassifier (way logits)."""
     module = importlib.import_module(f"chapters.applications.encoders_{framework}")
-    if framework == "torch":
-        import torch
-        torch.manual_seed(seed)
-    elif framework == "keras":
-        import keras
-        keras.utils.set_random_seed(seed)
-    extra = {"seed": seed} if framework == "tf" else {}
     if algorithm == "maml":
-        return module.TextClassifier(way, encoder, **encoder_args, **extra)
-    text_encoder = module.build_encoder(encoder, **encoder_args, **extra)
+        return seeded_model(framework, module.TextClassifier, way, encoder, seed=seed, **encoder_args)
+    text_encoder = seeded_model(framework, module.build_encoder, encoder, seed=seed, **encoder_args)
     if algorithm == "matching":
         matching = importlib.import_module(f"chapters.metric.matching_{framework}")
         return matching.MatchingNet(encoder=text_encoder, distance=distance)
@@ -137,28 +132,13 @@ def build_model(algorithm: str, framework: str, encoder: str, way: int, encoder_
 
 
 def build_learner(algorithm: str, framework: str, model, example, args, device: str = "cpu"):
-    """The chapters' learner around ``model``: the metric chapter's episodic learner for ProtoNet and
+    """The chapters' learner around ``model`` (``common.learners``): the episodic learner for ProtoNet and
     Matching Networks, the optimization chapter's MAML (behind its ``Learner`` interface) for MAML."""
     if algorithm in EPISODIC:
-        learners = importlib.import_module(f"common.episodic_{framework}")
-        decay = args.decay_every or None
-        if framework == "torch":
-            return learners.EpisodicLearner(model, args.lr, decay, device=torch_device(device))
-        if framework == "tf":
-            return learners.EpisodicLearner(model, args.lr, decay)
-        return learners.EpisodicLearner(model, example, args.lr, decay)
-    from chapters.optimization.train import KerasLearner, Learner
-    maml = importlib.import_module(f"chapters.optimization.maml_{framework}")
+        return episodic_learner(framework, model, example, args.lr, args.decay_every or None, device)
     settings = {"inner_lr": args.inner_lr, "inner_steps": args.inner_steps, "first_order": args.first_order,
-                "test_inner_steps": args.test_inner_steps or args.inner_steps}
-    if framework == "keras":
-        from common.episodic_tf import Adam
-        learner = maml.MAML(model, **settings)
-        learner.compile(optimizer=Adam(args.lr, epsilon=1e-8))  # PyTorch's Adam formula
-        return KerasLearner(learner)
-    if framework == "torch":
-        model = model.to(torch_device(device))
-    return Learner(maml.MAML(model, meta_lr=args.lr, **settings))
+                "test_inner_steps": args.test_inner_steps or args.inner_steps, "meta_lr": args.lr}
+    return as_learner(learner_around("maml", framework, model, settings, device), framework)
 
 
 def load_word_vectors(learner, framework: str, path: str, vocabulary) -> int:

@@ -95,11 +95,18 @@ def make_learner(algorithm: str, framework: str, network: str, network_args: tup
     chapter builds its learners here: ``Conv4Classifier`` for Omniglot, ``SinusoidMLP`` for sinusoids
     (the LSTM meta-learner's too). ``device`` matters to PyTorch only (TensorFlow places ops itself;
     see ``common.devices``)."""
-    module_name, class_name = LEARNERS[algorithm]
     network_class = getattr(importlib.import_module(f"chapters.optimization.networks_{framework}"), network)
+    return learner_around(algorithm, framework, seeded_model(framework, network_class, *network_args, seed=seed),
+                          settings, device)
+
+
+def learner_around(algorithm: str, framework: str, network, settings: dict, device: str = "cpu"):
+    """The object of ``algorithm`` in ``framework`` around ``network``, a model already drawn
+    (``common.learners.seeded_model``; another chapter's network too, such as a text classifier),
+    with ``settings`` the keyword arguments of its class."""
+    module_name, class_name = LEARNERS[algorithm]
     algorithm_class = getattr(importlib.import_module(f"chapters.optimization.{module_name}_{framework}"),
                               class_name)
-    network = seeded_model(framework, network_class, *network_args, seed=seed)
     if framework == "torch":
         network = network.to(torch_device(device))  # drawn on the CPU: every device starts from the same θ
     # A Keras learner takes its meta-optimizer from compile(); Reptile's outer step is plain SGD of
