@@ -11,6 +11,7 @@ one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -70,10 +71,10 @@ def episode_parser(description: str, *, dataset: str = "omniglot", way: int = 5,
     return parser
 
 
-def add_schedule_arguments(parser: Parser, *, decay_every: int = 0) -> None:
+def add_schedule_arguments(parser: Parser, *, lr: float = 1e-3, decay_every: int = 0) -> None:
     """The options of an episodic training schedule, one Adam step per episode: the learning rate
     and its halving, how often to validate and checkpoint, and how many fixed episodes score it."""
-    parser.add_argument("--lr", type=POSITIVE, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--lr", type=POSITIVE, default=lr, help="Adam learning rate")
     parser.add_argument("--decay-every", type=DECAY_EVERY, default=decay_every,
                         help="halve the learning rate every this many episodes (0: never)")
     parser.add_argument("--eval-every", type=COUNT, default=500,
@@ -81,6 +82,13 @@ def add_schedule_arguments(parser: Parser, *, decay_every: int = 0) -> None:
     parser.add_argument("--val-episodes", type=COUNT, default=100,
                         help="fixed validation episodes scored at each checkpoint")
     parser.add_argument("--test-episodes", type=COUNT, default=600, help="fixed test episodes scored at the end")
+
+
+def settings_from(config_class, args: argparse.Namespace, **given):
+    """An algorithm's settings (a dataclass such as ``MAMLConfig``) from the parsed options: each field
+    from the option of the same name (``inner_lr`` from ``--inner-lr``), except those ``given``."""
+    return config_class(**{field.name: given[field.name] if field.name in given else getattr(args, field.name)
+                           for field in dataclasses.fields(config_class)})
 
 
 def run(main: Callable[..., object], *args, **kwargs) -> None:

@@ -82,9 +82,9 @@ def _seed_of(checkpoint: Path) -> int | None:
         return None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Run:
-    """Everything that identifies a training run (and its checkpoint)."""
+    """Everything that identifies a training run (and its checkpoint), each field given by its name."""
 
     algorithm: str
     framework: str

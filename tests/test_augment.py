@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from chapters.metric import train as metric_train
+from chapters.metric import protonet
 from common.augment import (ROTATION_DEGREES, SCALE, SHEAR, TRANSLATION, AffineDistortion, distort, random_affine,
                             warp)
 from common.data import load_dataset
@@ -94,7 +94,7 @@ def test_a_script_records_the_augmentation_and_labels_its_row(lake_train, tmp_pa
     tiny = ["--scheme", "lake", "--augment", "affine", "--way", "5", "--query", "2", "--test-way", "20",
             "--test-query", "1", "--episodes", "2", "--eval-every", "2", "--val-episodes", "1", "--test-episodes", "2",
             "--quiet", "--out", str(tmp_path)]
-    result = metric_train.main("protonet", tiny)
+    result = protonet.main(tiny)
     assert result["options"]["augment"] == "affine" and result["dataset"] == "omniglot-lake"
     folder = tmp_path / "protonet_torch_omniglot-lake_5w1s_augmentaffine"
     assert json.loads((folder / "result.json").read_text())["options"]["augment"] == "affine"

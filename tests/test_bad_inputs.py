@@ -22,9 +22,9 @@ from chapters.applications import baseline as text_baseline
 from chapters.applications import train as text_train
 from chapters.metric import matching, siamese
 from chapters.model_based import mann, metanet, snail
+from chapters.metric import protonet
 from chapters.metric import train as metric_train
 from chapters.optimization import lstm_meta_learner, maml, metasgd, reptile, sinusoid
-from chapters.optimization.train import main as optimization_main
 from common import results as results_module
 from common.cli import run
 from common.data import store
@@ -36,18 +36,13 @@ from common.weights import load_weights
 from tests.conftest import require_data
 
 
-def optimization_script(module, algorithm):
-    return lambda argv: optimization_main(algorithm, argv, add_arguments=module.add_arguments,
-                                          settings=module.settings, **module.DEFAULTS)
-
-
 SCRIPTS = {
-    "protonet": lambda argv: metric_train.main("protonet", argv),
+    "protonet": protonet.main,
     "matching": matching.main,
     "siamese": siamese.main,
-    "maml": optimization_script(maml, "maml"),
-    "metasgd": optimization_script(metasgd, "metasgd"),
-    "reptile": optimization_script(reptile, "reptile"),
+    "maml": maml.main,
+    "metasgd": metasgd.main,
+    "reptile": reptile.main,
     "sinusoid": sinusoid.main,
     "lstm-meta-learner": lstm_meta_learner.main,
     "snail": snail.main,
@@ -411,8 +406,9 @@ def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint(tmp_path, mon
     sampler = EpisodeSampler(data, 3, 1, 2, seed=0)
     episodes = evaluation_episodes(data, 3, 1, 2, count=2)
     learner = metric_train.build_learner("protonet", "torch", 1, sampler.episode(0), 1e-3, None, seed=0)
-    the_run = Run("protonet", "torch", "noise", 3, 1, 2, 3, 1, 2, 6, eval_every=2, val_episodes=2,
-                  test_episodes=2, out=str(tmp_path))
+    the_run = Run(algorithm="protonet", framework="torch", dataset="noise", way=3, shot=1, query=2, test_way=3,
+                  test_shot=1, test_query=2, episodes=6, eval_every=2, val_episodes=2, test_episodes=2,
+                  out=str(tmp_path))
     enospc_after(1, monkeypatch, np, "savez")  # the first checkpoint is written, the second is not
     with pytest.raises(SystemExit) as stop:
         run(train, the_run, learner, sampler, episodes, episodes, progress=False)
@@ -451,7 +447,8 @@ def test_a_diverged_run_without_a_checkpoint_does_not_claim_one(tmp_path):
 
     images = np.zeros((4, 3, 8, 8, 1), np.uint8)
     data = FewShotDataset("zeros", "train", images, ("a", "b", "c", "d"))
-    the_run = Run("protonet", "torch", "zeros", 2, 1, 1, 2, 1, 1, 4, eval_every=2, out=str(tmp_path))
+    the_run = Run(algorithm="protonet", framework="torch", dataset="zeros", way=2, shot=1, query=1, test_way=2,
+                  test_shot=1, test_query=1, episodes=4, eval_every=2, out=str(tmp_path))
     with pytest.raises(Exception, match="became nan at episode 0; lower the learning rate; no checkpoint had been "
                                         "written yet"):
         train(the_run, Exploding(), EpisodeSampler(data, 2, 1, 1), [], [], progress=False)

@@ -38,16 +38,14 @@ def test_a_missing_gpu_is_a_clear_error():
 @pytest.mark.skipif(HAS_CUDA, reason="this machine has a CUDA GPU")
 def test_scripts_refuse_a_missing_gpu_before_loading_data(tmp_path):
     from chapters.metric import device_agreement
-    from chapters.metric.train import main as metric_main
+    from chapters.metric import protonet
     from chapters.optimization import maml, sinusoid
-    from chapters.optimization.train import main as optimization_main
 
     missing = str(tmp_path / "no-data-here")  # never read: the device is checked first
     with pytest.raises(ConfigError, match="sees no CUDA GPU"):
-        metric_main("protonet", ["--device", "cuda", "--data-dir", missing, "--out", str(tmp_path)])
+        protonet.main(["--device", "cuda", "--data-dir", missing, "--out", str(tmp_path)])
     with pytest.raises(ConfigError, match="sees no CUDA GPU"):
-        optimization_main("maml", ["--device", "cuda", "--data-dir", missing, "--out", str(tmp_path)],
-                          add_arguments=maml.add_arguments, settings=maml.settings, **maml.DEFAULTS)
+        maml.main(["--device", "cuda", "--data-dir", missing, "--out", str(tmp_path)])
     with pytest.raises(ConfigError, match="sees no CUDA GPU"):
         sinusoid.main(["--device", "cuda", "--out", str(tmp_path)])
     with pytest.raises(ConfigError, match="sees no CUDA GPU"):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from chapters.metric import train as metric_train
+from chapters.metric import protonet
 from common.alphabet_episodes import WithinAlphabetSampler, alphabet_of, within_alphabet_episodes
 from common.data import load_dataset
 from common.data.omniglot import LAKE_VAL_ALPHABETS, preprocess_drawing
@@ -140,14 +140,14 @@ def test_bad_scheme_options_are_one_line_before_any_work(script, argv, message, 
 def test_lake_runs_are_named_and_labelled_apart_from_the_vinyals_split(lake, tmp_path, capsys):
     tiny = ["--way", "5", "--query", "2", "--test-way", "20", "--test-query", "1", "--episodes", "2", "--eval-every",
             "2", "--val-episodes", "1", "--test-episodes", "2", "--quiet", "--out", str(tmp_path)]
-    result = metric_train.main("protonet", ["--scheme", "lake", *tiny])
+    result = protonet.main(["--scheme", "lake", *tiny])
     assert result["dataset"] == "omniglot-lake" and (result["way"], result["shot"]) == (20, 1)
     assert result["options"]["scheme"] == "lake" and result["options"]["evaluation"] == "within-alphabet"
     assert result["options"]["rotations"] == "train"
     assert (tmp_path / "protonet_torch_omniglot-lake_20w1s").exists() is False  # named by training way and shot
     assert json.loads((tmp_path / "protonet_torch_omniglot-lake_5w1s" / "result.json").read_text())["dataset"] \
         == "omniglot-lake"
-    upright = metric_train.main("protonet", ["--scheme", "lake", "--rotations", "none", *tiny])
+    upright = protonet.main(["--scheme", "lake", "--rotations", "none", *tiny])
     assert (tmp_path / "protonet_torch_omniglot-lake_5w1s_rotationsnone" / "result.json").exists()
     vinyals = dict(result, dataset="omniglot", options={"lr": 1e-3, "decay_every": 2000, "train_split": "train"})
     table = results_table([result, upright, vinyals])
@@ -157,7 +157,7 @@ def test_lake_runs_are_named_and_labelled_apart_from_the_vinyals_split(lake, tmp
     assert any("[rotations none] | omniglot-lake" in row for row in rows)
     assert any("| omniglot | 20 | 1 | 96.00 |" in row for row in rows)
     assert "people 95.5" in table
-    within = metric_train.main("protonet", ["--scheme", "lake", "--train-within-alphabet", *tiny])
+    within = protonet.main(["--scheme", "lake", "--train-within-alphabet", *tiny])
     assert within["options"]["train_within_alphabet"] is True
     assert (tmp_path / "protonet_torch_omniglot-lake_5w1s_train_within_alphabet" / "result.json").exists()
     assert "| protonet [train_within_alphabet] | omniglot-lake |" in results_table([within])

@@ -119,8 +119,7 @@ def run_script(option: str, framework: str, out, monkeypatch) -> tuple[dict, obj
     monkeypatch.setattr(optimization_train, "build_learner", small_float64_learner)
     argv = ["--framework", framework, "--out", str(out), *TINY, *flags]
     with float64_everywhere():
-        result = optimization_train.main(script_name, argv, add_arguments=script.add_arguments,
-                                         settings=script.settings, **script.DEFAULTS)
+        result = script.main(argv)
     return result, built
 
 

@@ -10,7 +10,7 @@ from chapters.optimization import maml as maml_script
 from chapters.optimization import metasgd as metasgd_script
 from chapters.optimization import reptile as reptile_script
 from chapters.optimization import sinusoid
-from chapters.optimization.train import Learner, build_learner, main
+from chapters.optimization.train import Learner, build_learner
 from common.episodes import EpisodeSampler, MetaBatches, evaluation_episodes
 from common.errors import ConfigError
 from common.evaluation import evaluate
@@ -24,7 +24,7 @@ TINY = ["--episodes", "4", "--eval-every", "2", "--meta-batch", "2", "--val-epis
 
 def run_script(algorithm, argv):
     script = SCRIPTS[algorithm]
-    return main(algorithm, argv, add_arguments=script.add_arguments, settings=script.settings, **script.DEFAULTS)
+    return script.main(argv)
 
 
 @pytest.mark.parametrize("algorithm,framework", [("maml", "torch"), ("maml", "tf"), ("maml", "keras"),

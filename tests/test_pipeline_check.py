@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 
+from chapters.metric import protonet
 from chapters.metric import train as metric_train
 from common import episodes
 from common.data.base import FewShotDataset
@@ -81,7 +82,7 @@ def test_a_pipeline_check_run_trains_only_on_its_classes_and_says_so(tmp_path, m
             return episode
 
     monkeypatch.setattr(episodes, "EpisodeSampler", RecordingSampler)  # the training and evaluation episodes
-    result = metric_train.main("protonet", ["--dataset", "toy", "--pipeline-check", "--way", "3", "--shot", "1",
+    result = protonet.main(["--dataset", "toy", "--pipeline-check", "--way", "3", "--shot", "1",
                                             "--query", "2", "--episodes", "2", "--eval-every", "2",
                                             "--val-episodes", "2", "--test-episodes", "3", "--out", str(tmp_path),
                                             "--quiet"])
@@ -104,4 +105,4 @@ def test_a_pipeline_check_run_trains_only_on_its_classes_and_says_so(tmp_path, m
 def test_pipeline_check_refuses_another_train_split(monkeypatch):
     monkeypatch.setattr(metric_train, "load_dataset", lambda *args, **kwargs: shuffled_test_split())
     with pytest.raises(ConfigError, match="drop --train-split"):
-        metric_train.main("protonet", ["--pipeline-check", "--train-split", "trainval", "--quiet"])
+        protonet.main(["--pipeline-check", "--train-split", "trainval", "--quiet"])

@@ -208,9 +208,11 @@ def main(argv=None) -> dict:
     if dataset in DATA_NOTES:
         options["protocol"] = DATA_NOTES[dataset].format(count=train_set.n_classes)
     algorithm = "fomaml" if args.algorithm == "maml" and args.first_order else args.algorithm
-    run = Run(algorithm, args.framework, dataset, args.way, args.shot, args.query, test_way, test_shot,
-              args.test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
-              args.test_episodes, args.out, options=options, device=device)
+    run = Run(algorithm=algorithm, framework=args.framework, dataset=dataset, way=args.way, shot=args.shot,
+              query=args.query, test_way=test_way, test_shot=test_shot, test_query=args.test_query,
+              episodes=args.episodes, seed=args.seed, eval_every=min(args.eval_every, args.episodes),
+              val_episodes=args.val_episodes, test_episodes=args.test_episodes, out=args.out, options=options,
+              device=device)
     model = build_model(args.algorithm, args.framework, args.encoder, args.way, encoder_arguments(train_set), args.seed,
                         args.distance)
     example = sampler.episode(0)

@@ -1,4 +1,5 @@
-"""Matching Networks (Vinyals et al. 2016): train and evaluate. See ``train.py`` for the options.
+"""Matching Networks (Vinyals et al. 2016): train and evaluate. Matching Networks' settings are
+:class:`MatchingConfig`; ``train.py`` has the options every script of the chapter shares.
 
 Paper protocol on Omniglot (28x28, Conv-4 embedding, cosine attention, no FCE): train on N-way
 K-shot episodes that match the test setting ("test and train conditions must match"), with Adam,
@@ -43,6 +44,8 @@ class. The published numbers on this split are 43.56 / 55.31 % (1 / 5-shot; Ravi
     python -m chapters.metric.matching --dataset mini-imagenet --fce --way 5 --shot 5 --query 15 --episodes 20000
 """
 
+from dataclasses import dataclass
+
 from chapters.metric import train
 from common.backbones import conv4_embedding_size
 from common.cli import run
@@ -72,38 +75,59 @@ def similarity(measures: dict, query_embeddings, support_embeddings, scale: floa
     return scale * similarities if distance == "cosine" else similarities
 
 
-def add_arguments(parser) -> None:
+@dataclass
+class MatchingConfig(train.MetricConfig):
+    """Matching Networks' settings: the chapter's schedule (``train.MetricConfig``: ``lr``,
+    ``decay_every``) and these, whose defaults are the command line's (Eq. 2 as printed, no FCE);
+    :meth:`model_options` gives ``MatchingNet`` its keyword arguments, which the results record."""
+
+    fce: bool = False           # Full Context Embeddings (Appendix A)
+    fce_steps: int = 5          # K, the attention LSTM's reads of the support set (with fce)
+    cosine_scale: float = 1.0   # s in softmax(s * cosine); 1 is Eq. 2
+    distance: str = "cosine"    # what the attention compares (DISTANCES)
+
+    @classmethod
+    def from_args(cls, args) -> "MatchingConfig":
+        if args.distance != "cosine" and args.cosine_scale != 1.0:
+            raise ConfigError("--cosine-scale scales cosines: it cannot be combined with "
+                              f"--distance {args.distance}; leave one of the two out")
+        return super().from_args(args)
+
+    def model_options(self, image_shape) -> dict:
+        """The keyword arguments of ``MatchingNet``. The deviations are recorded only when they depart
+        from Eq. 2, so that runs of the plain equation keep the identity (and checkpoints) they had
+        before the options existed."""
+        deviations = {} if self.cosine_scale == 1.0 else {"cosine_scale": self.cosine_scale}
+        if self.distance != "cosine":
+            deviations["distance"] = self.distance
+        if not self.fce:
+            return {"fce": False, **deviations}
+        return {"fce": True, "fce_steps": self.fce_steps, "embedding_size": conv4_embedding_size(image_shape),
+                **deviations}
+
+
+def add_arguments(parser, defaults: MatchingConfig = MatchingConfig()) -> None:
+    """Matching Networks' own options, with the defaults of its settings."""
     parser.add_argument("--fce", action="store_true", help="Full Context Embeddings (Appendix A)")
-    parser.add_argument("--fce-steps", type=COUNT, default=5,
+    parser.add_argument("--fce-steps", type=COUNT, default=defaults.fce_steps,
                         help="K, the attention LSTM's reads of the support set (with --fce)")
     # A zero scale would make every attention weight equal and the model untrainable, without an error.
-    parser.add_argument("--cosine-scale", type=POSITIVE, default=1.0,
+    parser.add_argument("--cosine-scale", type=POSITIVE, default=defaults.cosine_scale,
                         help="s in softmax(s * cosine); 1 is Eq. 2 as printed, reproduce.py's matching-5w1s, "
                              "-5w5s, -20w1s and -20w5s use 10 (see MatchingNet in matching_torch.py)")
     parser.add_argument("--distance", choices=DISTANCES,
-                        default="cosine",
+                        default=defaults.distance,
                         help="what the attention compares: the paper's cosine, minus the squared Euclidean "
                              "distance, or the cosine times the query embedding's length (labelled "
                              "deviations; --cosine-scale then does not apply)")
 
 
-def model_options(args, image_shape) -> dict:
-    # The deviations are recorded only when they depart from Eq. 2, so that runs of the plain
-    # equation keep the identity (and checkpoints) they had before the options existed.
-    if args.distance != "cosine" and args.cosine_scale != 1.0:
-        raise ConfigError("--cosine-scale scales cosines: it cannot be combined with "
-                          f"--distance {args.distance}; leave one of the two out")
-    deviations = {} if args.cosine_scale == 1.0 else {"cosine_scale": args.cosine_scale}
-    if args.distance != "cosine":
-        deviations["distance"] = args.distance
-    if not args.fce:
-        return {"fce": False, **deviations}
-    return {"fce": True, "fce_steps": args.fce_steps, "embedding_size": conv4_embedding_size(image_shape),
-            **deviations}
-
-
 def main(argv=None) -> dict:
-    return train.main("matching", argv, add_arguments=add_arguments, model_options=model_options)
+    defaults = MatchingConfig()
+    parser = train.parser("matching", defaults)
+    add_arguments(parser, defaults)
+    args = parser.parse_args(argv)
+    return train.train_and_test("matching", args, MatchingConfig.from_args(args))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""Prototypical Networks (Snell et al. 2017): train and evaluate. See ``train.py`` for the options.
+"""Prototypical Networks (Snell et al. 2017): train and evaluate. ProtoNet's settings are the
+chapter's schedule alone (``train.MetricConfig``); ``train.py`` has the options every script of the
+chapter shares.
 
 Paper protocol on Omniglot: train 60-way with 5 queries per class (shot as at test time), Adam
 1e-3 halved every 2,000 episodes, test on 600+ episodes with 15 queries per class:
@@ -25,8 +27,16 @@ With only the offline test split of mini-ImageNet, ``--pipeline-check`` meta-tra
     python -m chapters.metric.protonet --dataset mini-imagenet --pipeline-check --way 5 --shot 5 --query 15 --episodes 1000 --eval-every 100 --val-episodes 50
 """
 
-from chapters.metric.train import main
+from chapters.metric import train
 from common.cli import run
 
+ProtoNetConfig = train.MetricConfig  # Adam's rate and its halving: ProtoNet has no settings of its own
+
+
+def main(argv=None) -> dict:
+    args = train.parser("protonet", ProtoNetConfig()).parse_args(argv)
+    return train.train_and_test("protonet", args, ProtoNetConfig.from_args(args))
+
+
 if __name__ == "__main__":
-    run(main, "protonet")
+    run(main)

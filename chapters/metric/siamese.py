@@ -1,4 +1,5 @@
-"""Siamese networks (Koch et al. 2015): train and evaluate. See ``train.py`` for the options.
+"""Siamese networks (Koch et al. 2015): train and evaluate. The Siamese network's settings are
+:class:`SiameseConfig`; ``train.py`` has the options every script of the chapter shares.
 
 Protocol on Omniglot. Koch et al. train a large convnet on 105x105 images with a fixed set of
 same/different pairs; this book trains the chapter's Conv-4 (28x28) on the episodes ProtoNet sees,
@@ -16,17 +17,26 @@ The weighted-L1 head has one weight per embedding feature: its size follows the 
 Omniglot, 1600 on mini-ImageNet, 256 on CIFAR-FS).
 """
 
+from dataclasses import dataclass
+
 from chapters.metric import train
 from common.backbones import conv4_embedding_size
 from common.cli import run
 
 
-def model_options(args, image_shape) -> dict:
-    return {"embedding_size": conv4_embedding_size(image_shape)}
+@dataclass
+class SiameseConfig(train.MetricConfig):
+    """The Siamese network's settings: the chapter's schedule (``train.MetricConfig``: ``lr``,
+    ``decay_every``); the results record them with the model's size, which follows the images."""
+
+    def model_options(self, image_shape) -> dict:
+        """The keyword arguments of ``SiameseNet``: its weighted-L1 head has one weight per feature."""
+        return {"embedding_size": conv4_embedding_size(image_shape)}
 
 
 def main(argv=None) -> dict:
-    return train.main("siamese", argv, model_options=model_options)
+    args = train.parser("siamese", SiameseConfig()).parse_args(argv)
+    return train.train_and_test("siamese", args, SiameseConfig.from_args(args))
 
 
 if __name__ == "__main__":

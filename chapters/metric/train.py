@@ -4,8 +4,11 @@
     python -m chapters.metric.matching --framework keras --episodes 2000
     python -m chapters.metric.siamese  --framework tf
 
-Each algorithm script (``protonet.py``, ``matching.py``, ``siamese.py``) is this one with its own
-defaults; their docstrings give the papers' protocols. A run writes into
+Each algorithm script (``protonet.py``, ``matching.py``, ``siamese.py``) holds the algorithm's
+settings in one dataclass (``MetricConfig``, ...): its fields' defaults are the script's, it is
+built from the parsed options, and it gives the learner its learning rate and the model its keyword
+arguments, which the results record as their ``options``; the scripts' docstrings give the papers'
+protocols. A run writes into
 ``--out``/<algorithm>_<framework>_<dataset>_<way>w<shot>s/: the checkpoint (a second run with the
 same options resumes it), ``curve.png``, and the results JSON.
 
@@ -27,14 +30,16 @@ time, support and query by different drawers; results and run folder are named `
 
 from __future__ import annotations
 
+import argparse
 import importlib
+from dataclasses import dataclass
 
-from common.cli import add_schedule_arguments, episode_parser, require_framework
+from common.cli import add_schedule_arguments, episode_parser, require_framework, settings_from
 from common.data import FewShotDataset, load_dataset
 from common.devices import use_device
 from common.errors import ConfigError
 from common.learners import episodic_learner, seeded_model
-from common.options import check_multiple, check_out, train_split
+from common.options import Parser, check_multiple, check_out, train_split
 from common.schemes import Scheme, add_scheme_arguments
 from common.training import Run, train
 
@@ -93,12 +98,31 @@ def build_learner(algorithm: str, framework: str, in_channels: int, example, lea
     return episodic_learner(framework, model, example, learning_rate, decay_every, device)
 
 
-def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, **defaults) -> dict:
-    """Parse the options, train, test. An algorithm with options of its own passes
-    ``add_arguments(parser)``, which adds its flags, and ``model_options(args, image_shape)``,
-    which turns them into keyword arguments of its model class (recorded in the results too)."""
-    parser = episode_parser(f"Train {algorithm} (metric-based meta-learning).", **defaults)
-    add_schedule_arguments(parser, decay_every=2000)
+@dataclass
+class MetricConfig:
+    """The settings every metric learner of the chapter has, and ProtoNet's only ones: Adam's
+    learning rate, halved every ``decay_every`` episodes (Snell et al.'s schedule, this chapter's
+    for all three methods). Their defaults are the command line's; an algorithm with settings of
+    its own adds them in a subclass (``MatchingConfig``)."""
+
+    lr: float = 1e-3          # Adam's learning rate ...
+    decay_every: int = 2000   # ... halved every this many episodes (0: never)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "MetricConfig":
+        return settings_from(cls, args)
+
+    def model_options(self, image_shape) -> dict:
+        """The keyword arguments of the algorithm's model besides its input channels: none."""
+        return {}
+
+
+def parser(algorithm: str, defaults) -> Parser:
+    """The options of ``algorithm``'s script: its episodes (``common.cli.episode_parser``), its Adam
+    schedule, whose defaults are the fields of ``defaults``, the algorithm's settings (``MetricConfig``,
+    ...), and the classes it trains on. An algorithm with options of its own adds them."""
+    parser = episode_parser(f"Train {algorithm} (metric-based meta-learning).")
+    add_schedule_arguments(parser, lr=defaults.lr, decay_every=defaults.decay_every)
     parser.add_argument("--train-split", type=train_split, default="train",
                         help="the classes to meta-train on: 'train', or 'trainval' as Snell et al. for final runs "
                              "(never the test classes)")
@@ -108,9 +132,14 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
                              "labelled '<dataset>-pipeline-check', never comparable to the papers")
     add_scheme_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    if add_arguments is not None:
-        add_arguments(parser)
-    args = parser.parse_args(argv)  # each option's rule is its type (common.options)
+    return parser
+
+
+def train_and_test(algorithm: str, args: argparse.Namespace, config) -> dict:
+    """Train ``algorithm`` with its settings ``config`` (``MetricConfig``, ...) on the episodes the
+    parsed options ``args`` ask for, and test it. The results' options are ``config``'s learning rate
+    and its halving, the classes trained on, and the keyword arguments of the model
+    (``config.model_options``)."""
     require_framework(args.framework)
     check_multiple("--episodes", args.episodes, "--eval-every", args.eval_every)
     check_out(args.out)
@@ -132,15 +161,17 @@ def main(algorithm: str, argv=None, *, add_arguments=None, model_options=None, *
                                         for split in (args.train_split, val_split, "test"))
         dataset = scheme.dataset_label(args.dataset)
         split_options = {"train_split": args.train_split, **scheme.options()}
-    options = model_options(args, train_set.image_shape) if model_options is not None else {}
+    options = config.model_options(train_set.image_shape)
     sampler = scheme.training_sampler(train_set, args.way, args.shot, args.query, seed=args.seed)
     # The Vinyals split's episodes draw classes from any alphabets; the Lake scheme's, from one.
     val_episodes = scheme.evaluation_episodes(val_set, test_way, test_shot, test_query, count=args.val_episodes)
     test_episodes = scheme.evaluation_episodes(test_set, test_way, test_shot, test_query, count=args.test_episodes)
-    run = Run(algorithm, args.framework, dataset, args.way, args.shot, args.query, test_way, test_shot,
-              test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
-              args.test_episodes, args.out, options={"lr": args.lr, "decay_every": args.decay_every,
-                                                     **split_options, **options}, device=device)
+    run = Run(algorithm=algorithm, framework=args.framework, dataset=dataset, way=args.way, shot=args.shot,
+              query=args.query, test_way=test_way, test_shot=test_shot, test_query=test_query,
+              episodes=args.episodes, seed=args.seed, eval_every=min(args.eval_every, args.episodes),
+              val_episodes=args.val_episodes, test_episodes=args.test_episodes, out=args.out,
+              options={"lr": config.lr, "decay_every": config.decay_every, **split_options, **options},
+              device=device)
     learner = build_learner(algorithm, args.framework, train_set.image_shape[-1], sampler.episode(0),
-                            args.lr, args.decay_every or None, args.seed, device, **options)
+                            config.lr, config.decay_every or None, args.seed, device, **options)
     return train(run, learner, sampler, val_episodes, test_episodes, progress=not args.quiet)

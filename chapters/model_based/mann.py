@@ -257,9 +257,11 @@ def main(argv=None) -> dict:
     test_episodes = FixedEpisodes(SequenceSampler(test_set, args.way, args.presentations, EVALUATION_SEED),
                                   args.test_episodes)
     settings = network_settings(args)
-    run = Run(args.model, args.framework, "omniglot", args.way, args.presentations, 0, args.way,
-              args.presentations, 0, args.episodes, args.seed, min(args.eval_every, args.episodes),
-              args.val_episodes, args.test_episodes, args.out,
+    # An online episode has no query set: each of its way x presentations steps is scored.
+    run = Run(algorithm=args.model, framework=args.framework, dataset="omniglot", way=args.way,
+              shot=args.presentations, query=0, test_way=args.way, test_shot=args.presentations, test_query=0,
+              episodes=args.episodes, seed=args.seed, eval_every=min(args.eval_every, args.episodes),
+              val_episodes=args.val_episodes, test_episodes=args.test_episodes, out=args.out,
               options={**settings, "batch": args.batch, "lr": args.lr, "shift": args.shift, "angle": args.angle},
               device=device)
     learner = build_learner(args.framework, args.model, settings, args.seed, args.lr, device=device)

@@ -60,6 +60,7 @@ the paper): 98.95 / 97.00 % at 5-way / 20-way 1-shot.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -212,6 +213,27 @@ def check_setting(way: int, test_way: int) -> None:
 
 # ---------------------------------------------------------------------------- the script
 
+@dataclass
+class MetaNetConfig:
+    """Meta Networks' settings, in one place: their defaults are the command line's (the paper's full
+    model), the learner and the model are built with them, and the results record them as their
+    ``options``."""
+
+    lr: float = 1e-3                     # Adam's learning rate ...
+    decay_every: int = 0                 # ... halved every this many episodes (0: never)
+    fast_layers: int = ALL_LAYERS        # fast weights in b's last this many layers (and u's among them)
+    no_task_fast_weights: bool = False   # ablation: u without task-level fast weights (no d)
+
+    @classmethod
+    def from_args(cls, args) -> "MetaNetConfig":
+        from common.cli import settings_from
+
+        return settings_from(cls, args)
+
+    def options(self) -> dict:
+        return asdict(self)
+
+
 def build_model(framework: str, image_shape, way: int, seed: int, fast_layers: int = ALL_LAYERS,
                 task_fast_weights: bool = True, dtype: str = "float32"):
     """A MetaNet in ``framework`` with fast weights in its last ``fast_layers`` layers (and in u's,
@@ -255,8 +277,9 @@ def main(argv=None) -> dict:
     # test_query=15: the book's test episodes, 15 queries per class.
     parser = episode_parser("Train Meta Networks (Munkhdalai & Yu 2017) on few-shot episodes.", way=5, shot=1,
                             query=5, episodes=20000, test_query=15)
-    add_schedule_arguments(parser)
-    parser.add_argument("--fast-layers", type=Number(int, 1, ALL_LAYERS), default=ALL_LAYERS,
+    defaults = MetaNetConfig()
+    add_schedule_arguments(parser, lr=defaults.lr, decay_every=defaults.decay_every)
+    parser.add_argument("--fast-layers", type=Number(int, 1, ALL_LAYERS), default=defaults.fast_layers,
                         help="fast weights in b's last this many layers, and in u's among them (7: the paper's "
                              "full model; 2: the two dense layers, several times cheaper)")
     parser.add_argument("--no-task-fast-weights", action="store_true",
@@ -268,7 +291,7 @@ def main(argv=None) -> dict:
     check_out(args.out)
     test_way, test_shot = args.test_way or args.way, args.test_shot or args.shot
     check_setting(args.way, test_way)
-    task_fast_weights = not args.no_task_fast_weights
+    config = MetaNetConfig.from_args(args)
     device = use_device(args.framework, args.device)
 
     train_set = load_dataset(args.dataset, "train", args.data_dir)
@@ -278,12 +301,14 @@ def main(argv=None) -> dict:
     def fixed(dataset, count):  # the book's fixed episodes
         return FixedEpisodes(evaluation_episodes(dataset, test_way, test_shot, args.test_query).source, count)
 
-    run = Run("metanet", args.framework, args.dataset, args.way, args.shot, args.query, test_way, test_shot,
-              args.test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
-              args.test_episodes, args.out, options={"lr": args.lr, "decay_every": args.decay_every, "fast_layers": args.fast_layers,
-                       "no_task_fast_weights": args.no_task_fast_weights}, device=device)
-    learner = build_learner(args.framework, train_set.image_shape, args.way, sampler.episode(0), args.lr,
-                            args.decay_every or None, args.seed, device, args.fast_layers, task_fast_weights)
+    run = Run(algorithm="metanet", framework=args.framework, dataset=args.dataset, way=args.way, shot=args.shot,
+              query=args.query, test_way=test_way, test_shot=test_shot, test_query=args.test_query,
+              episodes=args.episodes, seed=args.seed, eval_every=min(args.eval_every, args.episodes),
+              val_episodes=args.val_episodes, test_episodes=args.test_episodes, out=args.out,
+              options=config.options(), device=device)
+    learner = build_learner(args.framework, train_set.image_shape, args.way, sampler.episode(0), config.lr,
+                            config.decay_every or None, args.seed, device, config.fast_layers,
+                            task_fast_weights=not config.no_task_fast_weights)
     return train(run, learner, sampler, fixed(val_set, args.val_episodes), fixed(test_set, args.test_episodes),
                  progress=not args.quiet)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -122,6 +123,23 @@ class ShuffledSupport(EpisodeSource):
 
 # ---------------------------------------------------------------------------- the script
 
+@dataclass
+class SNAILConfig:
+    """SNAIL's settings, in one place: their defaults are the command line's, the learner trains
+    with them, and the results record them as their ``options``."""
+
+    lr: float = 1e-3                  # Adam's learning rate ...
+    decay_every: int = 0              # ... halved every this many episodes (0: never)
+    support_order: str = "shuffled"   # a sequence's support pairs in a random order (ShuffledSupport), always
+
+    @classmethod
+    def from_args(cls, args) -> "SNAILConfig":
+        return cls(lr=args.lr, decay_every=args.decay_every)
+
+    def options(self) -> dict:
+        return asdict(self)
+
+
 def build_learner(framework: str, in_channels: int, way: int, shot: int, example, learning_rate: float,
                   decay_every: int | None, seed: int, device: str = "cpu"):
     """A SNAIL in ``framework`` inside that framework's episodic learner (``common.episodic_*``):
@@ -145,10 +163,12 @@ def main(argv=None) -> dict:
     # test_query=15: the book's test episodes, 15 queries per class.
     parser = episode_parser("Train SNAIL (Mishra et al. 2018) on few-shot episodes.", way=5, shot=1, query=5,
                             episodes=20000, test_query=15)
-    add_schedule_arguments(parser)
+    defaults = SNAILConfig()
+    add_schedule_arguments(parser, lr=defaults.lr, decay_every=defaults.decay_every)
     add_scheme_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)  # each option's rule is its type (common.options)
+    config = SNAILConfig.from_args(args)
     require_framework(args.framework)
     check_multiple("--episodes", args.episodes, "--eval-every", args.eval_every)
     check_out(args.out)
@@ -167,13 +187,13 @@ def main(argv=None) -> dict:
         source = scheme.evaluation_episodes(dataset, test_way, test_shot, args.test_query, count=count).source
         return FixedEpisodes(ShuffledSupport(source), count)
 
-    run = Run("snail", args.framework, scheme.dataset_label(args.dataset), args.way, args.shot, args.query, test_way,
-              test_shot, args.test_query, args.episodes, args.seed, min(args.eval_every, args.episodes),
-              args.val_episodes, args.test_episodes, args.out,
-              options={"lr": args.lr, "decay_every": args.decay_every, "support_order": "shuffled", **scheme.options()},
-              device=device)
+    run = Run(algorithm="snail", framework=args.framework, dataset=scheme.dataset_label(args.dataset), way=args.way,
+              shot=args.shot, query=args.query, test_way=test_way, test_shot=test_shot, test_query=args.test_query,
+              episodes=args.episodes, seed=args.seed, eval_every=min(args.eval_every, args.episodes),
+              val_episodes=args.val_episodes, test_episodes=args.test_episodes, out=args.out,
+              options={**config.options(), **scheme.options()}, device=device)
     learner = build_learner(args.framework, train_set.image_shape[-1], args.way, args.shot, sampler.episode(0),
-                            args.lr, args.decay_every or None, args.seed, device)
+                            config.lr, config.decay_every or None, args.seed, device)
     return train(run, learner, sampler, fixed(val_set, args.val_episodes), fixed(test_set, args.test_episodes),
                  progress=not args.quiet)
 

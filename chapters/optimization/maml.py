@@ -1,5 +1,5 @@
-"""MAML and first-order MAML (Finn, Abbeel & Levine 2017) on few-shot classification. See
-``train.py`` for the options.
+"""MAML and first-order MAML (Finn, Abbeel & Levine 2017) on few-shot classification. MAML's
+settings are :class:`MAMLConfig`; ``train.py`` has the options every script of the chapter shares.
 
 Paper protocol on Omniglot (Sec. 5.2, Vinyals split, 28x28, rotations as classes), Conv-4 with a
 5- or 20-way head, Adam (β = 1e-3) on meta-batches of tasks with K query images per class,
@@ -21,10 +21,12 @@ reported as ``fomaml``; Nichol et al. give 98.3 / 99.2 / 89.4 / 97.9, transducti
 ``--framework tf`` or ``keras`` for the other frameworks.
 """
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 
-from chapters.optimization.train import main
-from common.cli import run
+from chapters.optimization import train
+from common.cli import run, settings_from
 from common.errors import ConfigError
 
 
@@ -39,24 +41,49 @@ def check_inner_steps(inner_steps) -> None:
                           f"nothing is meta-learned")
 
 
-def add_arguments(parser):
+@dataclass
+class MAMLConfig:
+    """MAML's settings, in one place: their defaults are the command line's (Finn et al.'s 5-way
+    protocol above), ``train.learner_settings`` hands them to the ``MAML`` class of each framework,
+    and :meth:`options` is what the results and the checkpoint record."""
+
+    meta_batch: int = 32        # tasks per meta-iteration
+    backbone: str = "maxpool"   # Conv-4 blocks: the paper's text, or "strided" (Finn et al.'s released code)
+    inner_steps: int = 1        # gradient steps on a task's support set in meta-training ...
+    test_inner_steps: int = 3   # ... and on a test task's support set before it is scored
+    meta_lr: float = 1e-3       # β, Adam's learning rate
+    transductive: bool = False  # BatchNorm normalises the query set as one batch (Finn et al.'s code)
+    inner_lr: float = 0.4       # α, the inner step size
+    first_order: bool = False   # treat the inner gradients as constants (first-order MAML)
+    inner_loss: str = "mean"    # the support loss: the mean of Eq. 1, or the released code's "sum"
+
+    @classmethod
+    def from_args(cls, args) -> "MAMLConfig":
+        return settings_from(cls, args)
+
+    def options(self) -> dict:
+        """Every setting; the paper's mean inner loss is left out, so that runs from before the
+        option existed resume."""
+        options = asdict(self)
+        if self.inner_loss == "mean":
+            del options["inner_loss"]
+        return options
+
+
+def main(argv=None) -> dict:
+    defaults = MAMLConfig()
+    parser = train.parser("maml", defaults, way=5, shot=1, episodes=60_000)
     parser.add_argument("--first-order", action="store_true",
                         help="first-order MAML: treat the inner gradients as constants (no Hessian term)")
-    parser.add_argument("--inner-loss", choices=("mean", "sum"), default="mean",
+    parser.add_argument("--inner-loss", choices=("mean", "sum"), default=defaults.inner_loss,
                         help="the support loss of an inner step: 'mean' over the support examples (the paper's "
                              "Eq. 1), or 'sum' over the N classes as Finn et al.'s released code computes it "
                              "(its α = 0.4 is then α = 0.4 N on the mean); 'sum' labels the run "
                              "'[inner_loss sum]' (default: %(default)s)")
+    args = parser.parse_args(argv)
+    config = MAMLConfig.from_args(args)
+    return train.train_and_test("fomaml" if config.first_order else "maml", args, config)
 
-
-def settings(args) -> dict:
-    # The paper's mean loss is not recorded, so that runs from before the option existed resume.
-    summed = {"inner_loss": "sum"} if args.inner_loss == "sum" else {}
-    return {"inner_lr": args.inner_lr, "first_order": args.first_order, **summed}
-
-
-DEFAULTS = dict(way=5, shot=1, episodes=60_000, meta_batch=32, inner_lr=0.4, inner_steps=1,
-                test_inner_steps=3, meta_lr=1e-3)
 
 if __name__ == "__main__":
-    run(main, "maml", None, add_arguments=add_arguments, settings=settings, **DEFAULTS)
+    run(main)

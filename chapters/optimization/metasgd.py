@@ -1,4 +1,5 @@
-"""Meta-SGD (Li, Zhou, Chen & Li 2017) on few-shot classification. See ``train.py`` for the options.
+"""Meta-SGD (Li, Zhou, Chen & Li 2017) on few-shot classification. Meta-SGD's settings are
+:class:`MetaSGDConfig`; ``train.py`` has the options every script of the chapter shares.
 
 Meta-SGD learns, beside MAML's initialisation θ, a learning rate for every parameter (a vector α
 of θ's shape, Eq. 2-3), and adapts with one step θ' = θ − α ∘ ∇L_S(θ) in training and at test.
@@ -13,28 +14,51 @@ MAML's code.
 Add ``--framework tf`` or ``keras`` for the other frameworks.
 """
 
-from chapters.optimization.train import main
-from common.cli import run
+from dataclasses import asdict, dataclass
+
+from chapters.optimization import train
+from common.cli import run, settings_from
 from common.errors import ConfigError
 from common.options import POSITIVE
 
 
-def add_arguments(parser):
-    parser.add_argument("--inner-lr-low", type=POSITIVE, default=0.005, help="α starts uniform in [low, high]")
-    parser.add_argument("--inner-lr-high", type=POSITIVE, default=0.1, help="see --inner-lr-low")
+@dataclass
+class MetaSGDConfig:
+    """Meta-SGD's settings, in one place: their defaults are the command line's (Li et al.'s Omniglot
+    protocol, MAML's), ``train.learner_settings`` hands them to the ``MetaSGD`` class of each
+    framework, and :meth:`options` is what the results and the checkpoint record."""
+
+    meta_batch: int = 32                   # tasks per meta-iteration
+    backbone: str = "maxpool"              # Conv-4 blocks (see MAMLConfig)
+    inner_steps: int = 1                   # adaptation steps in meta-training ...
+    test_inner_steps: int = 1              # ... and on a test task's support set
+    meta_lr: float = 1e-3                  # β, Adam's learning rate
+    transductive: bool = False             # BatchNorm normalises the query set as one batch
+    inner_lr_range: tuple = (0.005, 0.1)   # α starts uniform in [low, high] (Sec. 4.1)
+    first_order: bool = False              # drop the Hessian term (α still learns)
+    seed: int = 0                          # draws α's initial values (--seed)
+
+    @classmethod
+    def from_args(cls, args) -> "MetaSGDConfig":
+        if not 0 < args.inner_lr_low <= args.inner_lr_high:
+            raise ConfigError(f"Meta-SGD's learning rates start uniform in [--inner-lr-low, --inner-lr-high]; "
+                              f"need 0 < low <= high, got [{args.inner_lr_low}, {args.inner_lr_high}]")
+        return settings_from(cls, args, inner_lr_range=(args.inner_lr_low, args.inner_lr_high))
+
+    def options(self) -> dict:
+        return asdict(self)
+
+
+def main(argv=None) -> dict:
+    defaults = MetaSGDConfig()
+    parser = train.parser("metasgd", defaults, way=5, shot=1, episodes=60_000)
+    low, high = defaults.inner_lr_range
+    parser.add_argument("--inner-lr-low", type=POSITIVE, default=low, help="α starts uniform in [low, high]")
+    parser.add_argument("--inner-lr-high", type=POSITIVE, default=high, help="see --inner-lr-low")
     parser.add_argument("--first-order", action="store_true", help="drop the Hessian term (α still learns)")
+    args = parser.parse_args(argv)
+    return train.train_and_test("metasgd", args, MetaSGDConfig.from_args(args))
 
-
-def settings(args) -> dict:
-    if not 0 < args.inner_lr_low <= args.inner_lr_high:
-        raise ConfigError(f"Meta-SGD's learning rates start uniform in [--inner-lr-low, --inner-lr-high]; "
-                          f"need 0 < low <= high, got [{args.inner_lr_low}, {args.inner_lr_high}]")
-    return {"inner_lr_range": (args.inner_lr_low, args.inner_lr_high), "first_order": args.first_order,
-            "seed": args.seed}
-
-
-DEFAULTS = dict(way=5, shot=1, episodes=60_000, meta_batch=32, inner_lr=None, inner_steps=1,
-                test_inner_steps=1, meta_lr=1e-3)
 
 if __name__ == "__main__":
-    run(main, "metasgd", None, add_arguments=add_arguments, settings=settings, **DEFAULTS)
+    run(main)

@@ -1,4 +1,5 @@
-"""Reptile (Nichol, Achiam & Schulman 2018) on few-shot classification. See ``train.py`` for the options.
+"""Reptile (Nichol, Achiam & Schulman 2018) on few-shot classification. Reptile's settings are
+:class:`ReptileConfig`; ``train.py`` has the options every script of the chapter shares.
 
 Reptile adapts to each task of a meta-batch with k plain gradient steps, then moves the
 initialisation toward the adapted weights: θ ← θ + ε (mean θ' − θ) (Algorithm 2), ε annealed
@@ -24,32 +25,55 @@ the inner Adam's state, which they do not change (theirs take mini-batches of 5 
 updating it). Add ``--framework tf`` or ``keras``.
 """
 
+from dataclasses import asdict, dataclass
+
+from chapters.optimization import train
 from chapters.optimization.minibatches import INNER_OPTIMIZERS
-from chapters.optimization.train import main
-from common.cli import run
+from common.cli import run, settings_from
 from common.options import COUNT
 
 
-def add_arguments(parser):
+@dataclass
+class ReptileConfig:
+    """Reptile's settings, in one place: their defaults are the command line's, ``train.learner_settings``
+    hands them to the ``Reptile`` class of each framework, and :meth:`options` is what the results and
+    the checkpoint record. Nichol et al.'s protocol changes some of them (the commands above)."""
+
+    meta_batch: int = 5             # tasks per meta-iteration
+    backbone: str = "maxpool"       # Conv-4 blocks (see MAMLConfig); Nichol et al.'s code: "strided"
+    inner_steps: int = 5            # k, inner steps per training task ...
+    test_inner_steps: int = 50      # ... and on a test task's support set
+    meta_lr: float = 1.0            # ε, the outer step θ ← θ + ε (mean θ' − θ)
+    transductive: bool = False      # BatchNorm normalises the query set as one batch
+    inner_lr: float = 0.1           # the inner steps' rate (plain SGD, or Adam's)
+    anneal_steps: int | None = None  # ε decays linearly to 0 over these meta-iterations (None: constant)
+    inner_batch: int | None = None  # support examples per inner step (None: all of them)
+    inner_optimizer: str = "sgd"    # the inner steps: "sgd", or Nichol et al.'s "adam"
+
+    @classmethod
+    def from_args(cls, args) -> "ReptileConfig":
+        return settings_from(cls, args, anneal_steps=None if args.no_anneal else args.episodes)
+
+    def options(self) -> dict:
+        return asdict(self)
+
+
+def main(argv=None) -> dict:
+    defaults = ReptileConfig()
+    # query=1: Reptile's update uses no query set (Nichol et al. sample only the 10 shots); one query
+    # image per class only scores the adapted weights for the training curve, at little cost.
+    # test_shot=1: trained on 10 shots, the model is tested 1-shot unless --test-shot says otherwise.
+    parser = train.parser("reptile", defaults, way=5, shot=10, query=1, test_shot=1, episodes=100_000)
     parser.add_argument("--no-anneal", action="store_true", help="keep ε constant instead of annealing it to 0")
-    parser.add_argument("--inner-batch", type=COUNT, default=None,
+    parser.add_argument("--inner-batch", type=COUNT, default=defaults.inner_batch,
                         help="support examples per inner step, stepping through the (shuffled) support set "
                              "(default: all of them at every step)")
-    parser.add_argument("--inner-optimizer", choices=INNER_OPTIMIZERS, default="sgd",
+    parser.add_argument("--inner-optimizer", choices=INNER_OPTIMIZERS, default=defaults.inner_optimizer,
                         help="the inner steps: plain gradient descent, or Nichol et al.'s Adam (β1 = 0, its "
                              "state kept across tasks); --inner-lr is its rate")
+    args = parser.parse_args(argv)
+    return train.train_and_test("reptile", args, ReptileConfig.from_args(args))
 
-
-def settings(args) -> dict:
-    return {"inner_lr": args.inner_lr, "anneal_steps": None if args.no_anneal else args.episodes,
-            "inner_batch": args.inner_batch, "inner_optimizer": args.inner_optimizer}
-
-
-# query=1: Reptile's update uses no query set (Nichol et al. sample only the 10 shots); one query
-# image per class only scores the adapted weights for the training curve, at little cost.
-# test_shot=1: trained on 10 shots, the model is tested 1-shot unless --test-shot says otherwise.
-DEFAULTS = dict(way=5, shot=10, query=1, test_shot=1, episodes=100_000, meta_batch=5, inner_lr=0.1,
-                inner_steps=5, test_inner_steps=50, meta_lr=1.0)
 
 if __name__ == "__main__":
-    run(main, "reptile", None, add_arguments=add_arguments, settings=settings, **DEFAULTS)
+    run(main)

@@ -5,8 +5,10 @@
     python -m chapters.optimization.metasgd --framework keras --way 5 --shot 1
     python -m chapters.optimization.reptile --framework torch --way 5 --shot 10 --test-shot 1
 
-Each algorithm script (``maml.py``, ``metasgd.py``, ``reptile.py``) is this one with its own
-defaults; their docstrings give the papers' protocols. One training "episode" here is one
+Each algorithm script (``maml.py``, ``metasgd.py``, ``reptile.py``) holds the algorithm's settings
+in one dataclass (``MAMLConfig``, ...): its fields' defaults are the script's, it is built from the
+parsed options, handed to the learner, and recorded as the results' ``options``; the scripts'
+docstrings give the papers' protocols. One training "episode" here is one
 meta-iteration: a meta-batch of ``--meta-batch`` tasks (``common.episodes.MetaBatches``), so
 ``--episodes 60000`` is MAML's 60,000 meta-iterations. The network is MAML's Conv-4 with a
 ``--way``-output head (``networks_<framework>.Conv4Classifier``), so a model is tested with the
@@ -50,18 +52,31 @@ ALGORITHMS = {"maml": ("maml", "MAML"), "fomaml": ("maml", "MAML"),
 LEARNERS = {**ALGORITHMS, "lstm-meta-learner": ("lstm_meta_learner", "LSTMMetaLearner")}
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, meta_batch: int, inner_lr: float | None,
-                         inner_steps: int, test_inner_steps: int, meta_lr: float) -> None:
-    """The options of every optimization-based learner (defaults are each script's own; Meta-SGD,
-    which learns its inner learning rates, passes ``inner_lr=None`` and has flags of its own)."""
-    parser.add_argument("--meta-batch", type=COUNT, default=meta_batch, help="tasks per meta-iteration")
-    if inner_lr is not None:
-        parser.add_argument("--inner-lr", type=POSITIVE, default=inner_lr, help="α, the inner (adaptation) step size")
-    parser.add_argument("--inner-steps", type=COUNT, default=inner_steps, help="inner steps in meta-training")
-    parser.add_argument("--test-inner-steps", type=COUNT, default=test_inner_steps,
+def parser(algorithm: str, defaults, *, way: int, shot: int, episodes: int, query: int | None = None,
+           test_shot: int | None = None) -> argparse.ArgumentParser:
+    """The options of ``algorithm``'s script: its episodes (``common.cli.episode_parser``; ``query``
+    None: as many as --shot, as in Finn et al.'s code) and the options every optimization-based
+    learner has, whose defaults are the fields of ``defaults``, the algorithm's settings (``MAMLConfig``,
+    ...). The script adds its own options."""
+    parser = episode_parser(f"Train {algorithm} (optimization-based meta-learning) on few-shot classification.",
+                            way=way, shot=shot, query=query, episodes=episodes, test_shot=test_shot, test_query=15,
+                            episodes_help="meta-iterations (one meta-batch of --meta-batch tasks each)")
+    add_common_arguments(parser, defaults)
+    return parser
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, defaults) -> None:
+    """The options of every optimization-based learner, with the defaults of the algorithm's settings
+    ``defaults`` (Meta-SGD, which learns its inner learning rates, has no ``inner_lr`` and flags of its own)."""
+    parser.add_argument("--meta-batch", type=COUNT, default=defaults.meta_batch, help="tasks per meta-iteration")
+    if hasattr(defaults, "inner_lr"):
+        parser.add_argument("--inner-lr", type=POSITIVE, default=defaults.inner_lr,
+                            help="α, the inner (adaptation) step size")
+    parser.add_argument("--inner-steps", type=COUNT, default=defaults.inner_steps, help="inner steps in meta-training")
+    parser.add_argument("--test-inner-steps", type=COUNT, default=defaults.test_inner_steps,
                         help="inner steps on a test task's support set before it is scored")
-    parser.add_argument("--meta-lr", type=POSITIVE, default=meta_lr, help="β (MAML, Meta-SGD) or ε (Reptile)")
-    parser.add_argument("--backbone", choices=BACKBONES, default="maxpool",
+    parser.add_argument("--meta-lr", type=POSITIVE, default=defaults.meta_lr, help="β (MAML, Meta-SGD) or ε (Reptile)")
+    parser.add_argument("--backbone", choices=BACKBONES, default=defaults.backbone,
                         help="Conv-4 blocks: 'maxpool' (the paper's text: stride-1 conv, max-pool) or 'strided' "
                              "(Finn et al.'s released Omniglot code: stride-2 conv, mean of the final map; "
                              "3-4x fewer multiply-adds); a strided run is labelled '[backbone strided]' "
@@ -176,28 +191,22 @@ def summed_inner_loss(settings: dict, way: int) -> dict:
     return settings
 
 
-def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defaults) -> dict:
-    """Parse the options, meta-train, test. ``add_arguments(parser)`` adds an algorithm's own flags,
-    ``settings(args)`` turns them into keyword arguments of its class (recorded in the results)."""
-    defaults = dict(defaults)
-    common_defaults = {key: defaults.pop(key) for key in
-                       ("meta_batch", "inner_lr", "inner_steps", "test_inner_steps", "meta_lr")}
-    test_shot = defaults.pop("test_shot", None)  # a script that trains on more shots than it tests
-    # Training queries per class: the script's own default, else --shot, as in Finn et al.'s code.
-    defaults.setdefault("query", None)
-    parser = episode_parser(f"Train {algorithm} (optimization-based meta-learning) on few-shot classification.",
-                            test_shot=test_shot, test_query=15, **defaults,
-                            episodes_help="meta-iterations (one meta-batch of --meta-batch tasks each)")
-    add_common_arguments(parser, **common_defaults)
-    if add_arguments is not None:
-        add_arguments(parser)
-    args = parser.parse_args(argv)
+def learner_settings(config, way: int) -> dict:
+    """The keyword arguments of the algorithm's class: the recorded settings (``config.options()``) but
+    the meta-batch size and the backbone, which shape the data and the network; a summed inner loss
+    as its step on the mean loss (:func:`summed_inner_loss`)."""
+    settings = {key: value for key, value in config.options().items() if key not in ("meta_batch", "backbone")}
+    return summed_inner_loss(settings, way)
+
+
+def train_and_test(algorithm: str, args: argparse.Namespace, config) -> dict:
+    """Meta-train ``algorithm`` with its settings ``config`` (``MAMLConfig``, ...) on the episodes the
+    parsed options ``args`` ask for, and test it: the run's checkpoint, curve and results record
+    ``config.options()``."""
     require_framework(args.framework)
     check_options(args)
     scheme = Scheme.from_args(args)
     device = use_device(args.framework, args.device)
-    if algorithm == "maml" and getattr(args, "first_order", False):
-        algorithm = "fomaml"
 
     query = args.query or args.shot
     test_shot, test_query = args.test_shot or args.shot, args.test_query
@@ -207,21 +216,18 @@ def main(algorithm: str, argv=None, *, add_arguments=None, settings=None, **defa
     val_episodes = scheme.evaluation_episodes(val_set, args.way, test_shot, test_query, count=args.val_episodes)
     test_episodes = scheme.evaluation_episodes(test_set, args.way, test_shot, test_query, count=args.test_episodes)
 
-    learner_settings = {"inner_steps": args.inner_steps, "test_inner_steps": args.test_inner_steps,
-                        "meta_lr": args.meta_lr, "transductive": args.transductive,
-                        **(settings(args) if settings is not None else {"inner_lr": args.inner_lr})}
     # A learner that steps through the support set in mini-batches (Reptile's inner_batch) gets it
     # in a random order, so that each mini-batch mixes the classes.
-    shuffle_support = learner_settings.get("inner_batch") is not None
+    shuffle_support = getattr(config, "inner_batch", None) is not None
     sampler = MetaBatches(scheme.training_sampler(train_set, args.way, args.shot, query, seed=args.seed),
-                          args.meta_batch, shuffle_support=shuffle_support)
-    name = f"{algorithm}-transductive" if args.transductive else algorithm
-    run = Run(name, args.framework, scheme.dataset_label(args.dataset), args.way, args.shot, query, args.way, test_shot,
-              test_query, args.episodes, args.seed, min(args.eval_every, args.episodes), args.val_episodes,
-              args.test_episodes, args.out, options={"meta_batch": args.meta_batch, "backbone": args.backbone,
-                                                     **learner_settings, **scheme.options()},
-              device=device)
+                          config.meta_batch, shuffle_support=shuffle_support)
+    name = f"{algorithm}-transductive" if config.transductive else algorithm
+    run = Run(algorithm=name, framework=args.framework, dataset=scheme.dataset_label(args.dataset), way=args.way,
+              shot=args.shot, query=query, test_way=args.way, test_shot=test_shot, test_query=test_query,
+              episodes=args.episodes, seed=args.seed, eval_every=min(args.eval_every, args.episodes),
+              val_episodes=args.val_episodes, test_episodes=args.test_episodes, out=args.out,
+              options={**config.options(), **scheme.options()}, device=device)
     learner = build_learner(algorithm, args.framework, args.way, train_set.image_shape, args.seed,
-                            summed_inner_loss(learner_settings, args.way), device, args.backbone)
+                            learner_settings(config, args.way), device, config.backbone)
     return train(run, as_learner(learner, args.framework), sampler, val_episodes, test_episodes,
                  progress=not args.quiet)
