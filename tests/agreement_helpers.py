@@ -1,0 +1,82 @@
+"""What the statistical agreement tests measure after the same short float32 training in PyTorch,
+TensorFlow and Keras (``test_metric_agreement.py``, ``test_snail_agreement.py``).
+
+Float32 rounding parts the three trajectories within a few steps: oneDNN and PyTorch sum in other
+orders, a max-pool or a ReLU then routes a gradient otherwise, and Adam turns rounding-level
+gradients into steps of full size. After a run the three are three models trained alike, not one
+model three times: on the fixed episodes they disagree on 10-30% of the queries, while their
+accuracies are within a point or two. Accuracy alone therefore sees only bugs that move accuracy
+by more than the spread of correct runs. Two paired measurements see more, each against a baseline
+that float32 rounding does not blur:
+
+* **the size of the last steps**, ``||θ_after - θ_before||`` over the trainable weights, averaged
+  over the last ``LAST_STEPS`` training episodes. Adam's steps have the size of the learning rate
+  whatever the trajectory, so the three frameworks take steps of the same size to a few percent
+  (one step alone: to ~16%), while a framework on another schedule takes steps of another size
+  (one halving missed: twice the size);
+* **the same trained model in every framework**. PyTorch's weights and running statistics after
+  the run, loaded into the TensorFlow and Keras models, predict the same labels on the fixed
+  episodes (their float32 logits differ by ~1e-6). A framework that evaluates otherwise (batch
+  statistics instead of the running ones) changes a few percent of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.evaluation import episode_accuracy
+from common.weights import from_canonical, to_canonical
+
+FRAMEWORKS = ("torch", "tf", "keras")
+LAST_STEPS = 5  # the step sizes compared: those of the last five training episodes (one rate)
+
+
+@dataclass
+class Agreement:
+    accuracy: dict[str, float]  # framework -> accuracy (%) of its own trained model on the fixed episodes
+    last_update: dict[str, float]  # framework -> mean norm of its last LAST_STEPS changes of the weights
+    flips: dict[str, int]  # "tf", "keras" -> labels of PyTorch's trained model, loaded there, that differ
+    predictions: int  # query predictions per framework
+
+    @property
+    def spread(self) -> float:
+        return max(self.accuracy.values()) - min(self.accuracy.values())
+
+    def update_ratio(self, framework: str) -> float:
+        return self.last_update[framework] / self.last_update["torch"]
+
+
+def trainable(weights: dict) -> dict:
+    return {name: value for name, value in weights.items() if "moving_" not in name}
+
+
+def train_and_compare(learners: dict, sampler, episodes, steps: int) -> Agreement:
+    """Start every learner from PyTorch's initial weights, train each on episodes ``0 .. steps - 1``
+    of ``sampler``, and measure what :class:`Agreement` holds on the fixed ``episodes``."""
+    start = to_canonical(learners["torch"].model, "torch")
+    for framework in FRAMEWORKS[1:]:
+        from_canonical(start, learners[framework].model, framework)
+    episodes = list(episodes)
+    accuracy, last_update, predicted = {}, {}, {}
+    for framework, learner in learners.items():
+        sizes = []
+        for index in range(steps):
+            if index >= steps - LAST_STEPS:
+                before = trainable(to_canonical(learner.model, framework))
+            learner.train_step(sampler.episode(index))
+            if index >= steps - LAST_STEPS:
+                after = trainable(to_canonical(learner.model, framework))
+                sizes.append(np.sqrt(sum(np.sum((after[k] - before[k]) ** 2) for k in after)))
+        last_update[framework] = float(np.mean(sizes))
+        predicted[framework] = [learner.predict(episode) for episode in episodes]
+        accuracy[framework] = 100 * float(np.mean([episode_accuracy(labels, episode.query_y)
+                                                   for labels, episode in zip(predicted[framework], episodes)]))
+    trained = to_canonical(learners["torch"].model, "torch")
+    flips = {}
+    for framework in FRAMEWORKS[1:]:
+        from_canonical(trained, learners[framework].model, framework)
+        flips[framework] = sum(int((learners[framework].predict(episode) != labels).sum())
+                               for episode, labels in zip(episodes, predicted["torch"]))
+    return Agreement(accuracy, last_update, flips, sum(len(episode.query_y) for episode in episodes))
