@@ -4,16 +4,17 @@ TensorFlow and Keras (``test_metric_agreement.py``, ``test_snail_agreement.py``)
 Float32 rounding parts the three trajectories within a few steps: oneDNN and PyTorch sum in other
 orders, a max-pool or a ReLU then routes a gradient otherwise, and Adam turns rounding-level
 gradients into steps of full size. After a run the three are three models trained alike, not one
-model three times: on the fixed episodes they disagree on 10-30% of the queries, while their
-accuracies are within a point or two. Accuracy alone therefore sees only bugs that move accuracy
+model three times: in the metric chapter's test they disagree on 8-30% of the fixed queries,
+while their accuracies are within 3 points. Accuracy alone therefore sees only bugs that move accuracy
 by more than the spread of correct runs. Two paired measurements see more, each against a baseline
 that float32 rounding does not blur:
 
 * **the size of the last steps**, ``||θ_after - θ_before||`` over the trainable weights, averaged
   over the last ``LAST_STEPS`` training episodes. Adam's steps have the size of the learning rate
-  whatever the trajectory, so the three frameworks take steps of the same size to a few percent
-  (one step alone: to ~16%), while a framework on another schedule takes steps of another size
-  (one halving missed: twice the size);
+  whatever the trajectory: in the metric chapter's runs the three frameworks took steps of the same
+  size to within 10% (one step alone: 16%), while a framework on another schedule takes steps of
+  another size (one halving missed: twice the size). In SNAIL's longer runs they differed by 32%,
+  too much to test a schedule with;
 * **the same trained model in every framework**. PyTorch's weights and running statistics after
   the run, loaded into the TensorFlow and Keras models, predict the same labels on the fixed
   episodes (their float32 logits differ by ~1e-6). A framework that evaluates otherwise (batch

@@ -105,6 +105,20 @@ MUTATIONS = [
              "        epsilon = self.epsilon * ops.sqrt(1 - beta_2_power)\n", "        epsilon = self.epsilon\n",
              ("tests/test_protonet.py", "tests/test_metric_exact.py", "-k", "agree or decay"),
              "TensorFlow/Keras Adam with Keras' epsilon placement instead of PyTorch's"),
+    # --- the statistical tests (issue: 4-10 point tolerances let through bugs that still learn): the same
+    # bugs, seen by float32 trainings on real Omniglot rather than by the exact tests above. (SNAIL's
+    # test does not claim to see a schedule: see its docstring.)
+    *[Mutation(f"{framework}-ignores-decay-metric-statistical", f"common/episodic_{framework}.py", old,
+               old.replace("lr_schedule(learning_rate, decay_every, decay)", "lr_schedule(learning_rate, None, decay)"),
+               ("tests/test_metric_agreement.py",), f"{name} trains at a constant rate whatever --decay-every says")
+      for framework, name, old in (
+          ("tf", "TensorFlow", "        self.optimizer = Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8)"),
+          ("keras", "Keras", "        model.compile(optimizer=Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8))"))],
+    *[Mutation(f"keras-evaluates-with-batch-statistics-{chapter}-statistical", "common/episodic_keras.py",
+               "logits = self.model.predict_on_batch((episode.support_x, episode.support_y, episode.query_x))",
+               "logits = self.model((episode.support_x, episode.support_y, episode.query_x), training=True)",
+               (test,), f"Keras' predict normalises with the episode's statistics ({chapter})")
+      for chapter, test in (("metric", "tests/test_metric_agreement.py"), ("snail", "tests/test_snail_agreement.py"))],
     # --- shared code: sampler and adapters (issue: invisible to cross-framework tests)
     Mutation("shuffled-support-labels-left-behind", "common/episodes.py",
              "support_y=batch.support_y[rows, order])", "support_y=batch.support_y)",
