@@ -11,14 +11,14 @@ PyTorch, 72% after 200 episodes and 80% after 600, from 50% at chance.
 Two checks (``tests/agreement_helpers.py``):
 
 * PyTorch's trained SNAIL, loaded with its running statistics into TensorFlow and Keras, gives the
-  same labels to the 800 fixed queries: measured 0 flips (a flip needs two logits within ~1e-6).
-  Tolerance 1. This sees a framework that evaluates otherwise (batch statistics instead of the
-  running ones), whatever the trajectories did.
-* the three accuracies are within 10 points. From the same start the float32 trajectories part
+  same labels to the 800 fixed queries: measured 0 flips with seeds 0-3 (a flip needs two logits
+  within ~1e-6), against 105-176 for Keras evaluating with batch statistics. Tolerance 1. This sees
+  a framework that evaluates otherwise, whatever the trajectories did.
+* the three accuracies are within 16 points. From the same start the float32 trajectories part
   within a few steps, so these are three models trained alike, each with its own 95% CI of about 3
-  points: measured 69.4, 75.8 and 71.5% when the test was written, 69.4, 73.8 and 78.9% (seed 0) with
-  the present code, the spread of correct runs over other seeds not measured. It sees a framework
-  that stays near chance or falls far behind (a wrong mask, a missing gate), not a wrong schedule:
+  points: correct runs spread 9.5 / 10.1 / 2.9 / 10.9 points with seeds 0 / 1 / 2 / 3 (sampler and
+  initial weights; results/model_based/NOTES.md), so the tolerance is 1.5 times the largest. It sees
+  a framework that stays near chance or falls far behind (a wrong mask, a missing gate), not a wrong schedule:
   the last five steps' sizes, which the metric test compares (``test_metric_agreement.py``), were
   1.06 (TensorFlow) and 1.32 (Keras) times PyTorch's here, too close to the 2 times of a missed
   halving to be a test. The schedule is the shared episodic learners' one, which
@@ -34,7 +34,7 @@ from tests.agreement_helpers import FRAMEWORKS, train_and_compare
 WAY, SHOT, QUERY = 2, 1, 5
 EPISODES, DECAY_EVERY = 500, 250
 EVALUATION_EPISODES = 80  # 2-way, 5 queries per class: 800 predictions, a 95% CI of about 3 points
-TOLERANCE_POINTS = 10.0  # accuracy spread of the three frameworks
+TOLERANCE_POINTS = 16.0  # accuracy spread of the three frameworks: 1.5x the largest over seeds 0-3
 SAME_MODEL_FLIPS = 1  # of the 800 labels of PyTorch's trained SNAIL, loaded into TensorFlow or Keras
 
 
