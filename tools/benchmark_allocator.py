@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from common.allocator import OPT_OUT, SETTINGS, untuned_environment
 from common.cli import FRAMEWORKS
-from common.results import RESULTS_DIR, current_command, git_commit, machine, versions
+from common.results import RESULTS_DIR
+from common.timing import benchmark_summary, pin_to_one_core, write_benchmark
 
 MODES = ("system", "keep")  # glibc's defaults; common.allocator's settings
 
@@ -71,8 +70,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     if args.one:
-        if hasattr(os, "sched_setaffinity"):  # one core, like the other benchmarks
-            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        pin_to_one_core()  # like the other benchmarks
         print(json.dumps(measure(args.one, args)))
         return
 
@@ -91,12 +89,7 @@ def main(argv=None) -> None:
                   f"{100 * row['kernel_share']:.0f}% of CPU time in the kernel", flush=True)
 
     setting = f"omniglot {args.way}-way {args.shot}-shot {args.query}-query, ProtoNet"
-    summary = {"benchmark": "allocator", "setting": setting, "cores": 1,
-               "mallopt": SETTINGS, "rows": rows,
-               "versions": versions(), "machine": machine(), "commit": git_commit(), "command": current_command()}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "allocator.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = benchmark_summary("allocator", setting, rows, mallopt=SETTINGS)
     table = [f"Training episodes, {setting}, one core of {summary['machine']['cpu']} "
              f"(`{summary['command']}`): glibc's defaults against `common/allocator.py`'s settings.", "",
              "| framework | s/episode, glibc defaults | s/episode, memory kept | speed-up | "
@@ -108,8 +101,7 @@ def main(argv=None) -> None:
                      f"{system['seconds_per_episode'] / keep['seconds_per_episode']:.2f}x | "
                      f"{system['page_faults_per_episode']:,} / {keep['page_faults_per_episode']:,} | "
                      f"{100 * system['kernel_share']:.0f}% / {100 * keep['kernel_share']:.0f}% |")
-    (out / "allocator.md").write_text("\n".join(table) + "\n")
-    print(f"wrote {out / 'allocator.json'} and {out / 'allocator.md'}")
+    write_benchmark(args.out, "allocator", summary, table)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 from common.data import load_dataset
 from common.episodes import EpisodeSampler
 from common.results import RESULTS_DIR, current_command, git_commit, machine, versions
+from common.timing import pin_to_one_core
 
 SETTINGS = [(5, 1, 15), (20, 5, 15)]  # (way, shot, query)
 
@@ -65,8 +65,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=str(RESULTS_DIR / "benchmarks" / "episode_sampler.json"))
     args = parser.parse_args(argv)
 
-    if hasattr(os, "sched_setaffinity"):  # the target is per core: measure on exactly one
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    pin_to_one_core()  # the target is per core: measure on exactly one
     dataset = load_dataset(args.dataset, args.split, args.data_dir)
     print(f"{dataset}; one core; {args.seconds:.0f} s per figure")
     rows = []

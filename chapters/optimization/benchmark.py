@@ -36,11 +36,11 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from common.backbones import BACKBONES, conv4_embedding_size
 from common.cli import FRAMEWORKS
-from common.results import RESULTS_DIR, current_command, git_commit, machine, versions
+from common.results import RESULTS_DIR
+from common.timing import benchmark_summary, pin_to_one_core, write_benchmark
 
 VARIANTS = [(framework, order) for framework in FRAMEWORKS for order in ("second", "first")]
 
@@ -181,8 +181,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     if args.one:
-        if hasattr(os, "sched_setaffinity"):  # one core, like the other benchmarks: comparable figures
-            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        pin_to_one_core()  # like the other benchmarks: comparable figures
         print(json.dumps(measure(args.one, args)))
         return
 
@@ -219,15 +218,10 @@ def main(argv=None) -> None:
 
     setting = (f"Omniglot {args.way}-way {args.shot}-shot {args.query}-query, meta-batch {args.meta_batch}, "
                f"one inner step, {args.backbone} Conv-4")
-    summary = {"benchmark": "maml_meta_iteration", "setting": setting, "cores": 1, "backbone": args.backbone,
-               "matmul_peak_gflops": peak, "gflop_per_meta_iteration":
-                   {order: round(meta_iteration_flops(args, order) / 1e9, 2) for order in ("second", "first")},
-               "rows": rows, "versions": versions(), "machine": machine(), "commit": git_commit(),
-               "command": current_command()}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = "timing" if args.backbone == "maxpool" else f"timing_{args.backbone}"
-    (out / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = benchmark_summary(
+        "maml_meta_iteration", setting, rows, backbone=args.backbone, matmul_peak_gflops=peak,
+        gflop_per_meta_iteration={order: round(meta_iteration_flops(args, order) / 1e9, 2)
+                                  for order in ("second", "first")})
     table = [f"MAML meta-iterations, {setting}, one CPU core (`{summary['command']}`): seconds per "
              "meta-iteration; the rate of its convolutions' floating-point operations "
              f"({summary['gflop_per_meta_iteration']['second']} GFLOP second order, "
@@ -242,8 +236,7 @@ def main(argv=None) -> None:
         table.append(f"| {row['variant']} | {row['framework']} | {row['order']} | "
                      f"{row['seconds_per_meta_iteration']:.3f} | {row['gflops_per_second']:.0f} | "
                      f"{row['fraction_of_peak']:.0%} | {ratio} | {row['peak_memory_mb']:.0f} |")
-    (out / f"{name}.md").write_text("\n".join(table) + "\n")
-    print(f"wrote {out / f'{name}.json'} and {out / f'{name}.md'}")
+    write_benchmark(args.out, "timing" if args.backbone == "maxpool" else f"timing_{args.backbone}", summary, table)
 
 
 if __name__ == "__main__":
