@@ -86,9 +86,27 @@ def add_schedule_arguments(parser: Parser, *, lr: float = 1e-3, decay_every: int
 
 def settings_from(config_class, args: argparse.Namespace, **given):
     """An algorithm's settings (a dataclass such as ``MAMLConfig``) from the parsed options: each field
-    from the option of the same name (``inner_lr`` from ``--inner-lr``), except those ``given``."""
+    from the option of the same name (``inner_lr`` from ``--inner-lr``), except those ``given``. A field
+    that no option sets (``field(init=False)``) keeps its default."""
     return config_class(**{field.name: given[field.name] if field.name in given else getattr(args, field.name)
-                           for field in dataclasses.fields(config_class)})
+                           for field in dataclasses.fields(config_class) if field.init})
+
+
+class Config:
+    """The base of an algorithm's settings (``MAMLConfig``, ``SNAILConfig``, ...). A subclass is a
+    dataclass whose fields are the settings, named as in the paper, with the command line's defaults;
+    its script builds it once from the parsed options (:meth:`from_args`), hands it to the learner,
+    and records :meth:`options` in the results and the checkpoint. A subclass overrides either
+    method where its options need more than a field each (checks, a derived value, a left-out key)."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **given):
+        """The settings from the parsed options (see :func:`settings_from`)."""
+        return settings_from(cls, args, **given)
+
+    def options(self) -> dict:
+        """What the results and the checkpoint record: every setting."""
+        return dataclasses.asdict(self)
 
 
 def run(main: Callable[..., object], *args, **kwargs) -> None:

@@ -34,7 +34,7 @@ import argparse
 import importlib
 from dataclasses import dataclass
 
-from common.cli import add_schedule_arguments, episode_parser, require_framework, settings_from
+from common.cli import Config, add_schedule_arguments, episode_parser, require_framework
 from common.data import FewShotDataset, load_dataset
 from common.devices import use_device
 from common.errors import ConfigError
@@ -99,7 +99,7 @@ def build_learner(algorithm: str, framework: str, in_channels: int, example, lea
 
 
 @dataclass
-class MetricConfig:
+class MetricConfig(Config):
     """The settings every metric learner of the chapter has, and ProtoNet's only ones: Adam's
     learning rate, halved every ``decay_every`` episodes (Snell et al.'s schedule, this chapter's
     for all three methods). Their defaults are the command line's; an algorithm with settings of
@@ -108,13 +108,14 @@ class MetricConfig:
     lr: float = 1e-3          # Adam's learning rate ...
     decay_every: int = 2000   # ... halved every this many episodes (0: never)
 
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "MetricConfig":
-        return settings_from(cls, args)
-
     def model_options(self, image_shape) -> dict:
         """The keyword arguments of the algorithm's model besides its input channels: none."""
         return {}
+
+    def options(self, image_shape) -> dict:
+        """What the results and the checkpoint record of these settings: the schedule and the model's
+        keyword arguments, which may follow the images (the Siamese head's size)."""
+        return {"lr": self.lr, "decay_every": self.decay_every, **self.model_options(image_shape)}
 
 
 def parser(algorithm: str, defaults) -> Parser:
@@ -137,9 +138,8 @@ def parser(algorithm: str, defaults) -> Parser:
 
 def train_and_test(algorithm: str, args: argparse.Namespace, config) -> dict:
     """Train ``algorithm`` with its settings ``config`` (``MetricConfig``, ...) on the episodes the
-    parsed options ``args`` ask for, and test it. The results' options are ``config``'s learning rate
-    and its halving, the classes trained on, and the keyword arguments of the model
-    (``config.model_options``)."""
+    parsed options ``args`` ask for, and test it. The results' options are ``config.options``
+    (the learning rate, its halving and the model's keyword arguments) and the classes trained on."""
     require_framework(args.framework)
     check_multiple("--episodes", args.episodes, "--eval-every", args.eval_every)
     check_out(args.out)
@@ -161,7 +161,7 @@ def train_and_test(algorithm: str, args: argparse.Namespace, config) -> dict:
                                         for split in (args.train_split, val_split, "test"))
         dataset = scheme.dataset_label(args.dataset)
         split_options = {"train_split": args.train_split, **scheme.options()}
-    options = config.model_options(train_set.image_shape)
+    model_options = config.model_options(train_set.image_shape)
     sampler = scheme.training_sampler(train_set, args.way, args.shot, args.query, seed=args.seed)
     # The Vinyals split's episodes draw classes from any alphabets; the Lake scheme's, from one.
     val_episodes = scheme.evaluation_episodes(val_set, test_way, test_shot, test_query, count=args.val_episodes)
@@ -170,8 +170,8 @@ def train_and_test(algorithm: str, args: argparse.Namespace, config) -> dict:
               query=args.query, test_way=test_way, test_shot=test_shot, test_query=test_query,
               episodes=args.episodes, seed=args.seed, eval_every=min(args.eval_every, args.episodes),
               val_episodes=args.val_episodes, test_episodes=args.test_episodes, out=args.out,
-              options={"lr": config.lr, "decay_every": config.decay_every, **split_options, **options},
+              options={**config.options(train_set.image_shape), **split_options},
               device=device)
     learner = build_learner(algorithm, args.framework, train_set.image_shape[-1], sampler.episode(0),
-                            config.lr, config.decay_every or None, args.seed, device, **options)
+                            config.lr, config.decay_every or None, args.seed, device, **model_options)
     return train(run, learner, sampler, val_episodes, test_episodes, progress=not args.quiet)

@@ -60,10 +60,11 @@ the paper): 98.95 / 97.00 % at 5-way / 20-way 1-shot.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
+from common.cli import Config
 from common.errors import ConfigError
 
 PAPER = {(5, 1): 98.95, (20, 1): 97.00}  # Omniglot accuracy (%), Munkhdalai & Yu 2017, Table 1
@@ -214,7 +215,7 @@ def check_setting(way: int, test_way: int) -> None:
 # ---------------------------------------------------------------------------- the script
 
 @dataclass
-class MetaNetConfig:
+class MetaNetConfig(Config):
     """Meta Networks' settings, in one place: their defaults are the command line's (the paper's full
     model), the learner and the model are built with them, and the results record them as their
     ``options``."""
@@ -223,15 +224,6 @@ class MetaNetConfig:
     decay_every: int = 0                 # ... halved every this many episodes (0: never)
     fast_layers: int = ALL_LAYERS        # fast weights in b's last this many layers (and u's among them)
     no_task_fast_weights: bool = False   # ablation: u without task-level fast weights (no d)
-
-    @classmethod
-    def from_args(cls, args) -> "MetaNetConfig":
-        from common.cli import settings_from
-
-        return settings_from(cls, args)
-
-    def options(self) -> dict:
-        return asdict(self)
 
 
 def build_model(framework: str, image_shape, way: int, seed: int, fast_layers: int = ALL_LAYERS,

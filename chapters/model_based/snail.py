@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.cli import Config
 from common.episodes import EpisodeSource
 from common.errors import ConfigError
 
@@ -124,20 +125,14 @@ class ShuffledSupport(EpisodeSource):
 # ---------------------------------------------------------------------------- the script
 
 @dataclass
-class SNAILConfig:
+class SNAILConfig(Config):
     """SNAIL's settings, in one place: their defaults are the command line's, the learner trains
     with them, and the results record them as their ``options``."""
 
     lr: float = 1e-3                  # Adam's learning rate ...
     decay_every: int = 0              # ... halved every this many episodes (0: never)
-    support_order: str = "shuffled"   # a sequence's support pairs in a random order (ShuffledSupport), always
-
-    @classmethod
-    def from_args(cls, args) -> "SNAILConfig":
-        return cls(lr=args.lr, decay_every=args.decay_every)
-
-    def options(self) -> dict:
-        return asdict(self)
+    # A sequence's support pairs come in a random order (ShuffledSupport), always: no option sets it.
+    support_order: str = field(default="shuffled", init=False)
 
 
 def build_learner(framework: str, in_channels: int, way: int, shot: int, example, learning_rate: float,

@@ -21,12 +21,12 @@ reported as ``fomaml``; Nichol et al. give 98.3 / 99.2 / 89.4 / 97.9, transducti
 ``--framework tf`` or ``keras`` for the other frameworks.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from chapters.optimization import train
-from common.cli import run, settings_from
+from common.cli import Config, run
 from common.errors import ConfigError
 
 
@@ -42,7 +42,7 @@ def check_inner_steps(inner_steps) -> None:
 
 
 @dataclass
-class MAMLConfig:
+class MAMLConfig(Config):
     """MAML's settings, in one place: their defaults are the command line's (Finn et al.'s 5-way
     protocol above), ``train.learner_settings`` hands them to the ``MAML`` class of each framework,
     and :meth:`options` is what the results and the checkpoint record."""
@@ -57,14 +57,10 @@ class MAMLConfig:
     first_order: bool = False   # treat the inner gradients as constants (first-order MAML)
     inner_loss: str = "mean"    # the support loss: the mean of Eq. 1, or the released code's "sum"
 
-    @classmethod
-    def from_args(cls, args) -> "MAMLConfig":
-        return settings_from(cls, args)
-
     def options(self) -> dict:
         """Every setting; the paper's mean inner loss is left out, so that runs from before the
         option existed resume."""
-        options = asdict(self)
+        options = super().options()
         if self.inner_loss == "mean":
             del options["inner_loss"]
         return options

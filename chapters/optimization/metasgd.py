@@ -14,16 +14,16 @@ MAML's code.
 Add ``--framework tf`` or ``keras`` for the other frameworks.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from chapters.optimization import train
-from common.cli import run, settings_from
+from common.cli import Config, run
 from common.errors import ConfigError
 from common.options import POSITIVE
 
 
 @dataclass
-class MetaSGDConfig:
+class MetaSGDConfig(Config):
     """Meta-SGD's settings, in one place: their defaults are the command line's (Li et al.'s Omniglot
     protocol, MAML's), ``train.learner_settings`` hands them to the ``MetaSGD`` class of each
     framework, and :meth:`options` is what the results and the checkpoint record."""
@@ -43,10 +43,7 @@ class MetaSGDConfig:
         if not 0 < args.inner_lr_low <= args.inner_lr_high:
             raise ConfigError(f"Meta-SGD's learning rates start uniform in [--inner-lr-low, --inner-lr-high]; "
                               f"need 0 < low <= high, got [{args.inner_lr_low}, {args.inner_lr_high}]")
-        return settings_from(cls, args, inner_lr_range=(args.inner_lr_low, args.inner_lr_high))
-
-    def options(self) -> dict:
-        return asdict(self)
+        return super().from_args(args, inner_lr_range=(args.inner_lr_low, args.inner_lr_high))
 
 
 def main(argv=None) -> dict:

@@ -25,16 +25,16 @@ the inner Adam's state, which they do not change (theirs take mini-batches of 5 
 updating it). Add ``--framework tf`` or ``keras``.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from chapters.optimization import train
 from chapters.optimization.minibatches import INNER_OPTIMIZERS
-from common.cli import run, settings_from
+from common.cli import Config, run
 from common.options import COUNT
 
 
 @dataclass
-class ReptileConfig:
+class ReptileConfig(Config):
     """Reptile's settings, in one place: their defaults are the command line's, ``train.learner_settings``
     hands them to the ``Reptile`` class of each framework, and :meth:`options` is what the results and
     the checkpoint record. Nichol et al.'s protocol changes some of them (the commands above)."""
@@ -52,10 +52,7 @@ class ReptileConfig:
 
     @classmethod
     def from_args(cls, args) -> "ReptileConfig":
-        return settings_from(cls, args, anneal_steps=None if args.no_anneal else args.episodes)
-
-    def options(self) -> dict:
-        return asdict(self)
+        return super().from_args(args, anneal_steps=None if args.no_anneal else args.episodes)
 
 
 def main(argv=None) -> dict:
