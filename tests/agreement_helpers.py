@@ -1,5 +1,6 @@
 """What the statistical agreement tests measure after the same short float32 training in PyTorch,
-TensorFlow and Keras (``test_metric_agreement.py``, ``test_snail_agreement.py``).
+TensorFlow and Keras (``test_metric_agreement.py``, ``test_snail_agreement.py``,
+``test_mann_agreement.py``, the FewRel test of ``test_applications.py``).
 
 Float32 rounding parts the three trajectories within a few steps: oneDNN and PyTorch sum in other
 orders, a max-pool or a ReLU then routes a gradient otherwise, and Adam turns rounding-level
@@ -23,7 +24,7 @@ that float32 rounding does not blur:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +41,7 @@ class Agreement:
     last_update: dict[str, float]  # framework -> mean norm of its last LAST_STEPS changes of the weights
     flips: dict[str, int]  # "tf", "keras" -> labels of PyTorch's trained model, loaded there, that differ
     predictions: int  # query predictions per framework
+    labels: dict[str, list] = field(default_factory=dict, repr=False)  # framework -> its own model's labels, per episode
 
     @property
     def spread(self) -> float:
@@ -53,31 +55,58 @@ def trainable(weights: dict) -> dict:
     return {name: value for name, value in weights.items() if "moving_" not in name}
 
 
+def model_of(learner):
+    """The network a learner trains: ``model`` (the episodic learners), ``network`` (MANN and its
+    LSTM), ``algorithm.model`` (the optimization chapter's ``Learner``)."""
+    for name in ("model", "network"):
+        if hasattr(learner, name):
+            return getattr(learner, name)
+    return learner.algorithm.model
+
+
+def moved_model_flips(weights: dict, learners: dict, episodes, reference: list | None = None) -> dict[str, int]:
+    """Load the canonical ``weights`` into TensorFlow's and Keras' learners (cast to each model's own
+    precision) and count the labels they give on ``episodes`` that differ from ``reference``
+    (default: PyTorch's learner, given the same weights). In float64 a correct path gives 0."""
+    episodes = list(episodes)
+
+    def load(framework):
+        model = model_of(learners[framework])
+        own = to_canonical(model, framework)
+        from_canonical({name: np.asarray(value, own[name].dtype) for name, value in weights.items()}, model, framework)
+
+    if reference is None:
+        load("torch")
+        reference = [learners["torch"].predict(episode) for episode in episodes]
+    flips = {}
+    for framework in FRAMEWORKS[1:]:
+        load(framework)
+        flips[framework] = sum(int((np.asarray(learners[framework].predict(episode)) != labels).sum())
+                               for episode, labels in zip(episodes, reference))
+    return flips
+
+
 def train_and_compare(learners: dict, sampler, episodes, steps: int) -> Agreement:
     """Start every learner from PyTorch's initial weights, train each on episodes ``0 .. steps - 1``
     of ``sampler``, and measure what :class:`Agreement` holds on the fixed ``episodes``."""
-    start = to_canonical(learners["torch"].model, "torch")
+    start = to_canonical(model_of(learners["torch"]), "torch")
     for framework in FRAMEWORKS[1:]:
-        from_canonical(start, learners[framework].model, framework)
+        from_canonical(start, model_of(learners[framework]), framework)
     episodes = list(episodes)
     accuracy, last_update, predicted = {}, {}, {}
     for framework, learner in learners.items():
         sizes = []
         for index in range(steps):
             if index >= steps - LAST_STEPS:
-                before = trainable(to_canonical(learner.model, framework))
+                before = trainable(to_canonical(model_of(learner), framework))
             learner.train_step(sampler.episode(index))
             if index >= steps - LAST_STEPS:
-                after = trainable(to_canonical(learner.model, framework))
+                after = trainable(to_canonical(model_of(learner), framework))
                 sizes.append(np.sqrt(sum(np.sum((after[k] - before[k]) ** 2) for k in after)))
         last_update[framework] = float(np.mean(sizes))
         predicted[framework] = [learner.predict(episode) for episode in episodes]
         accuracy[framework] = 100 * float(np.mean([episode_accuracy(labels, episode.query_y)
                                                    for labels, episode in zip(predicted[framework], episodes)]))
-    trained = to_canonical(learners["torch"].model, "torch")
-    flips = {}
-    for framework in FRAMEWORKS[1:]:
-        from_canonical(trained, learners[framework].model, framework)
-        flips[framework] = sum(int((learners[framework].predict(episode) != labels).sum())
-                               for episode, labels in zip(episodes, predicted["torch"]))
-    return Agreement(accuracy, last_update, flips, sum(len(episode.query_y) for episode in episodes))
+    flips = moved_model_flips(to_canonical(model_of(learners["torch"]), "torch"), learners, episodes,
+                              predicted["torch"])
+    return Agreement(accuracy, last_update, flips, sum(len(episode.query_y) for episode in episodes), predicted)
