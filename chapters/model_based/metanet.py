@@ -128,6 +128,20 @@ def by_layer(kernels: dict, count: int) -> list:
     return [kernels.get(i) for i in range(count)]
 
 
+def generate(generators: dict, gradients: list[dict], layers: list[int], meta_info, unflatten, count: int) -> list:
+    """Fast kernels made by ``generators`` (m or d: a network for the conv kernels, one for the
+    dense), one a layer of ``count`` (None for a layer without; :func:`by_layer`). ``gradients``
+    holds one {layer: gradient} for each support group (d) or example (m). Each generator reads the
+    gradients of its own ``layers`` (:func:`layer_groups`), prepared by the framework's
+    ``meta_info([[each layer's gradient] for each group or example])``, and its output, one fast
+    weight a coordinate, is cut back into kernels of the layers' shapes by ``unflatten``."""
+    kernels = {}
+    for name, indices in layer_groups(layers).items():
+        generated = generators[name](meta_info([[g[i] for i in indices] for g in gradients]))
+        kernels.update(zip(indices, unflatten(generated, [tuple(gradients[0][i].shape) for i in indices])))
+    return by_layer(kernels, count)
+
+
 def augmented(op, x, kernel, fast_kernel=None, activation=None):
     """A layer of b or u (Section 3.3): act(op(x, W)), plus act(op(x, W*)) when it has a fast kernel
     W*. ``op`` is the framework's convolution or dense product, ``activation`` its ReLU (None: the

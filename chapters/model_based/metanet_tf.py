@@ -191,12 +191,10 @@ class MetaNet(tf.Module):
             return [None] * (metanet.KEY_LAYER + 1)
         steps = [meta_information(self.representation, tf.gather(support_x, group), tf.gather(support_y, group), layers)
                  for group in metanet.groups(support_x.shape[0])]
-        kernels = {}
-        for name, indices in metanet.layer_groups(layers).items():  # d of conv kernels, d of dense kernels
-            meta_info = [preprocess(flatten([step[i] for i in indices], 0)) for step in steps]
-            generated = unflatten(self.task_meta[name](meta_info), [tuple(steps[0][i].shape) for i in indices])
-            kernels.update(zip(indices, generated))
-        return metanet.by_layer(kernels, metanet.KEY_LAYER + 1)
+
+        def meta_info(per_step):  # d reads the T steps in order, each one's coordinates side by side: T of (P, 2)
+            return [preprocess(flatten(step, 0)) for step in per_step]
+        return metanet.generate(self.task_meta, steps, layers, meta_info, unflatten, metanet.KEY_LAYER + 1)
 
     def example_fast_weights(self, support_x, support_y) -> list:
         """The memory M (Eqs. 3-4): for every fast layer of b, the fast kernels W*_i = m(Z, nabla_i)
@@ -204,12 +202,10 @@ class MetaNet(tf.Module):
         layers = metanet.fast_layers_of(self.fast_layers, self.task_fast)[0]
         gradients = [meta_information(self.base, support_x[i:i + 1], support_y[i:i + 1], layers)
                      for i in range(support_x.shape[0])]
-        kernels = {}
-        for name, indices in metanet.layer_groups(layers).items():  # m of conv kernels, m of dense kernels
-            meta_info = preprocess(tf.stack([flatten([g[i] for i in indices], 0) for g in gradients]))
-            generated = unflatten(self.example_meta[name](meta_info), [tuple(gradients[0][i].shape) for i in indices])
-            kernels.update(zip(indices, generated))
-        return metanet.by_layer(kernels, len(self.base.kernels))
+
+        def meta_info(per_example):  # m reads every support example's coordinates at once: (S, P, 2)
+            return preprocess(tf.stack([flatten(example, 0) for example in per_example]))
+        return metanet.generate(self.example_meta, gradients, layers, meta_info, unflatten, len(self.base.kernels))
 
     def read(self, support_x, support_y, query_x, training: bool = False):
         """(query logits (Q, way), attention (Q, S), Q*, M): as ``metanet_torch.MetaNet.read``.
