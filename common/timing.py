@@ -19,6 +19,16 @@ from pathlib import Path
 from common.results import current_command, git_commit, machine, versions
 
 
+def add_episode_arguments(parser, way: int, shot: int, query: int, episodes: int = 20, warmup: int = 3) -> None:
+    """A benchmark's episodes: their size (``--way``, ``--shot``, ``--query``), and how many training
+    steps are timed (``--episodes``) after ``--warmup`` untimed ones."""
+    parser.add_argument("--way", type=int, default=way)
+    parser.add_argument("--shot", type=int, default=shot)
+    parser.add_argument("--query", type=int, default=query)
+    parser.add_argument("--episodes", type=int, default=episodes, help="timed episodes per row")
+    parser.add_argument("--warmup", type=int, default=warmup, help="untimed episodes before them")
+
+
 def pin_to_one_core() -> None:
     """Run this process on one core (the lowest it may use), where the OS lets it choose."""
     if hasattr(os, "sched_setaffinity"):

@@ -22,7 +22,7 @@ import time
 from common.allocator import OPT_OUT, SETTINGS, untuned_environment
 from common.cli import FRAMEWORKS
 from common.results import RESULTS_DIR
-from common.timing import benchmark_summary, pin_to_one_core, write_benchmark
+from common.timing import add_episode_arguments, benchmark_summary, pin_to_one_core, write_benchmark
 
 MODES = ("system", "keep")  # glibc's defaults; common.allocator's settings
 
@@ -59,11 +59,7 @@ def child_environment(mode: str) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.benchmark_allocator", description=__doc__.split("\n")[0])
-    parser.add_argument("--way", type=int, default=60)
-    parser.add_argument("--shot", type=int, default=1)
-    parser.add_argument("--query", type=int, default=5)
-    parser.add_argument("--episodes", type=int, default=20, help="timed episodes per row")
-    parser.add_argument("--warmup", type=int, default=3)
+    add_episode_arguments(parser, way=60, shot=1, query=5)
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one framework in this process
     parser.add_argument("--out", default=str(RESULTS_DIR / "benchmarks"))

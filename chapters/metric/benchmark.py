@@ -17,17 +17,13 @@ from common.cli import FRAMEWORKS
 from common.data import load_dataset
 from common.episodes import EpisodeSampler
 from common.results import RESULTS_DIR
-from common.timing import benchmark_summary, pin_to_one_core, seconds_per_step, write_benchmark
+from common.timing import add_episode_arguments, benchmark_summary, pin_to_one_core, seconds_per_step, write_benchmark
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m chapters.metric.benchmark", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="omniglot")
-    parser.add_argument("--way", type=int, default=60)
-    parser.add_argument("--shot", type=int, default=1)
-    parser.add_argument("--query", type=int, default=5)
-    parser.add_argument("--episodes", type=int, default=20, help="timed episodes per learner")
-    parser.add_argument("--warmup", type=int, default=3)
+    add_episode_arguments(parser, way=60, shot=1, query=5)
     parser.add_argument("--algorithms", default=",".join(MODELS))
     parser.add_argument("--out", default=str(RESULTS_DIR / "metric"))
     args = parser.parse_args(argv)
