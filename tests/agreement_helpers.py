@@ -41,7 +41,7 @@ class Agreement:
     last_update: dict[str, float]  # framework -> mean norm of its last LAST_STEPS changes of the weights
     flips: dict[str, int]  # "tf", "keras" -> labels of PyTorch's trained model, loaded there, that differ
     predictions: int  # query predictions per framework
-    labels: dict[str, list] = field(default_factory=dict, repr=False)  # framework -> its own model's labels, per episode
+    labels: dict[str, list] = field(default_factory=dict, repr=False)  # framework -> its own model's labels
 
     @property
     def spread(self) -> float:
