@@ -38,20 +38,17 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from common.data.base import FewShotDataset
-from common.data.store import Resource, cache_root, cached_arrays, data_root, fetch, source_fingerprint
+from common.data.store import cache_root, cached_arrays, data_root, fetch, source_fingerprint, split_files
 from common.errors import ConfigError, CorruptDataError, DataNotFoundError
 
 SPLITS_URL = "https://raw.githubusercontent.com/twitter/meta-learning-lstm/master/data/miniImagenet"
 
 # The Ravi & Larochelle split files (sha256 of the official files) and what each must contain.
-SPLITS = {
-    "train": Resource("train.csv", f"{SPLITS_URL}/train.csv",
-                      sha256="498519cd8e49ce97ed26a4a3638966698ae41ab35e9c68538319fc9b46ba7d2f"),
-    "val": Resource("val.csv", f"{SPLITS_URL}/val.csv",
-                    sha256="5658a59921ca027ee76af92949869c5d6f41d77592ff3b18db325a9d10c893b9"),
-    "test": Resource("test.csv", f"{SPLITS_URL}/test.csv",
-                     sha256="2b7cfa78342995761a572a8158e539bc4e0a80f9bbd7d00c1e17a460fbbb93fa"),
-}
+SPLITS = split_files(SPLITS_URL, "csv", {
+    "train": "498519cd8e49ce97ed26a4a3638966698ae41ab35e9c68538319fc9b46ba7d2f",
+    "val": "5658a59921ca027ee76af92949869c5d6f41d77592ff3b18db325a9d10c893b9",
+    "test": "2b7cfa78342995761a572a8158e539bc4e0a80f9bbd7d00c1e17a460fbbb93fa",
+})
 CLASSES = {"train": 64, "val": 16, "test": 20}
 IMAGES_PER_CLASS = 600
 NATIVE_SIZE = 84  # the images in images.zip are already 84x84

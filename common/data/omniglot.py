@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from common.data.base import FewShotDataset
-from common.data.store import Resource, cache_root, cached_arrays, data_root, fetch, source_fingerprint
+from common.data.store import Resource, cache_root, cached_arrays, data_root, fetch, source_fingerprint, split_files
 from common.errors import ConfigError, CorruptDataError
 
 OFFICIAL = "https://github.com/brendenlake/omniglot/raw/master/python"
@@ -48,16 +48,12 @@ ARCHIVES = {
 EXPECTED = {"background": (30, 964), "evaluation": (20, 659)}  # (alphabets, characters)
 DRAWINGS_PER_CHARACTER = 20
 
-VINYALS_SPLITS = {
-    "train": Resource("train.txt", f"{SPLITS_URL}/train.txt",
-                      sha256="984522c194c30fb678ce53304a160a42faf5403ad4f9a67010f32dd3a35738e0"),
-    "val": Resource("val.txt", f"{SPLITS_URL}/val.txt",
-                    sha256="11f99e54faee3e26f53d3231c1cceac5bf7b8730e9be31cb6dab256551dc0c1a"),
-    "test": Resource("test.txt", f"{SPLITS_URL}/test.txt",
-                     sha256="845264cc5c156180828ccf17915668b17ee21424d0170df6e7d81676aa5d1204"),
-    "trainval": Resource("trainval.txt", f"{SPLITS_URL}/trainval.txt",
-                         sha256="5276ae50c755596d0bff7f2284e85625695549a85ee6e36b6491ad1e5d1cc26a"),
-}
+VINYALS_SPLITS = split_files(SPLITS_URL, "txt", {
+    "train": "984522c194c30fb678ce53304a160a42faf5403ad4f9a67010f32dd3a35738e0",
+    "val": "11f99e54faee3e26f53d3231c1cceac5bf7b8730e9be31cb6dab256551dc0c1a",
+    "test": "845264cc5c156180828ccf17915668b17ee21424d0170df6e7d81676aa5d1204",
+    "trainval": "5276ae50c755596d0bff7f2284e85625695549a85ee6e36b6491ad1e5d1cc26a",
+})
 VINYALS_CHARACTERS = {"train": 1028, "val": 172, "test": 423, "trainval": 1200}
 LAKE_SPLITS = {"train": "background", "val": "background", "trainval": "background", "test": "evaluation"}
 # Five background alphabets held out whole for validation: scripts of several kinds (Armenian,

@@ -96,6 +96,13 @@ class Resource:
         raise ValueError(f"resource {self.filename} has no checksum")
 
 
+def split_files(url: str, extension: str, sha256: dict[str, str]) -> dict[str, Resource]:
+    """The split files of a data set, published side by side at ``url``: {split: the file
+    ``<split>.<extension>`` at ``<url>/<split>.<extension>``, recognised by its sha256}."""
+    return {split: Resource(f"{split}.{extension}", f"{url}/{split}.{extension}", sha256=digest)
+            for split, digest in sha256.items()}
+
+
 def download(resource: Resource, folder: Path, *, timeout: float = 60.0, quiet: bool = False) -> Path:
     """Download ``resource`` into ``folder`` and return its path; verified or nothing.
 
