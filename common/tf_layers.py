@@ -156,6 +156,14 @@ def _uniform(rng, shape, fan_in, dtype):
     return rng.uniform(shape, -bound, bound, dtype=dtype)
 
 
+def _kernel_and_bias(rng, shape, fan_in, use_bias, dtype):
+    """A ``kernel`` of ``shape`` and a ``bias`` of its last axis (None without ``use_bias``), both
+    uniform in ``+-1/sqrt(fan_in)``, as PyTorch initialises its conv and linear layers."""
+    kernel = tf.Variable(_uniform(rng, shape, fan_in, dtype), name="kernel")
+    bias = tf.Variable(_uniform(rng, shape[-1:], fan_in, dtype), name="bias") if use_bias else None
+    return kernel, bias
+
+
 class Conv2D(tf.Module):
     """``kernel`` (kh, kw, in, out) and ``bias`` (out,); NHWC in, NHWC out."""
 
@@ -164,11 +172,8 @@ class Conv2D(tf.Module):
         super().__init__(name=name)
         rng = _generator(seed)
         self.strides, self.padding = strides, padding
-        fan_in = in_channels * kernel_size * kernel_size
-        shape = (kernel_size, kernel_size, in_channels, out_channels)
-        self.kernel = tf.Variable(_uniform(rng, shape, fan_in, dtype), name="kernel")
-        self.bias = (tf.Variable(_uniform(rng, (out_channels,), fan_in, dtype), name="bias")
-                     if use_bias else None)
+        self.kernel, self.bias = _kernel_and_bias(rng, (kernel_size, kernel_size, in_channels, out_channels),
+                                                  in_channels * kernel_size * kernel_size, use_bias, dtype)
 
     def params(self):
         return _present(kernel=self.kernel, bias=self.bias)
@@ -187,10 +192,7 @@ class Dense(tf.Module):
                  name=None):
         super().__init__(name=name)
         rng = _generator(seed)
-        shape = (in_features, out_features)
-        self.kernel = tf.Variable(_uniform(rng, shape, in_features, dtype), name="kernel")
-        self.bias = (tf.Variable(_uniform(rng, (out_features,), in_features, dtype), name="bias")
-                     if use_bias else None)
+        self.kernel, self.bias = _kernel_and_bias(rng, (in_features, out_features), in_features, use_bias, dtype)
 
     def params(self):
         return _present(kernel=self.kernel, bias=self.bias)
