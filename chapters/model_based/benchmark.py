@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import argparse
 
-from chapters.model_based.mann import PAPER, SequenceSampler, build_learner
+from chapters.model_based.mann import PAPER, MANNConfig, SequenceSampler, build_learner
 from common.cli import FRAMEWORKS
 from common.data import load_dataset
 from common.episodes import MetaBatches
 from common.results import RESULTS_DIR
 from common.timing import benchmark_summary, pin_to_one_core, seconds_per_step, write_benchmark
 
-SETTINGS = {"mann": {key: PAPER[key] for key in ("way", "image_size", "controller", "memory_rows", "memory_width",
-                                                 "read_heads", "gamma")},
-            "lstm": {key: PAPER[key] for key in ("way", "image_size", "controller")}}
-
 
 def learner_for(algorithm: str, framework: str, jit_compile: bool):
-    learner = build_learner(framework, algorithm, SETTINGS[algorithm], seed=0)
+    learner = build_learner(framework, algorithm, MANNConfig(model=algorithm).network(), seed=0)
     if framework == "tf" and jit_compile:
         from chapters.model_based import mann_tf
         learner = mann_tf.SequenceLearner(learner.network, jit_compile=True)

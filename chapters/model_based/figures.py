@@ -85,8 +85,7 @@ def memory_data(updates: int = 300) -> dict:
     torch.set_num_threads(1)
     train_set = load_dataset("omniglot", "trainval", image_size=20, scheme="vinyals")
     test_set = load_dataset("omniglot", "test", image_size=20, scheme="vinyals")
-    settings = mann.network_settings(mann.parse_args([]))
-    learner = mann.build_learner("torch", "mann", settings, seed=0)
+    learner = mann.build_learner("torch", "mann", mann.MANNConfig().network(), seed=0)
     batches = MetaBatches(mann.SequenceSampler(train_set, 5, 10, seed=0, shift=2.0, angle=10.0), 16)
     for index in range(updates):
         learner.train_step(batches.episode(index))

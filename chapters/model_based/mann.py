@@ -40,9 +40,11 @@ from __future__ import annotations
 
 import importlib
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
+from common.cli import Config
 from common.episodes import EVALUATION_SEED, Episode, EpisodeSampler, EpisodeSource, FixedEpisodes, MetaBatches
 from common.errors import ConfigError
 from common.evaluation import mean_ci95
@@ -166,34 +168,69 @@ def presentation_accuracy(predict, episodes, presentations=REPORTED_PRESENTATION
 
 # -------------------------------------------------------------------------------- the script
 
+MEMORY = ("memory_rows", "memory_width", "read_heads", "gamma")  # the settings of the MANN's memory alone
+
+
+@dataclass
+class MANNConfig(Config):
+    """The settings of a MANN or its LSTM baseline, in one place: their defaults are the command
+    line's (the paper's, above), :meth:`network` gives the network its keyword arguments, and
+    :meth:`options` is what the results and the checkpoint record (the LSTM's: no memory)."""
+
+    model: str = "mann"                        # "mann": LSTM controller + LRUA memory; "lstm": the controller alone
+    way: int = PAPER["way"]                    # classes per episode: the label input's and the output's size
+    image_size: int = PAPER["image_size"]      # side of the square images, pixels
+    controller: int = PAPER["controller"]      # LSTM units
+    memory_rows: int = PAPER["memory_rows"]    # rows of the memory ...
+    memory_width: int = PAPER["memory_width"]  # ... and their width
+    read_heads: int = PAPER["read_heads"]      # read heads
+    gamma: float = PAPER["gamma"]              # γ, the usage decay
+    batch: int = PAPER["batch"]                # episodes per update
+    lr: float = PAPER["lr"]                    # RMSProp's learning rate
+    shift: float = 2.0                         # random translation of training images, pixels (ours)
+    angle: float = 10.0                        # random rotation of training images, degrees (ours)
+
+    def network(self) -> dict:
+        """The keyword arguments of ``MANN`` / ``LSTMBaseline`` in every framework."""
+        keys = ("way", "image_size", "controller") + (MEMORY if self.model == "mann" else ())
+        return {key: getattr(self, key) for key in keys}
+
+    def options(self) -> dict:
+        """The network's settings and the training's; the model is the run's algorithm, not an option."""
+        return {**self.network(), "batch": self.batch, "lr": self.lr, "shift": self.shift, "angle": self.angle}
+
+
 def parse_args(argv=None):
-    """The options, each checked by its rule (``common.options``) while parsing."""
+    """The options, each checked by its rule (``common.options``) while parsing; their defaults are
+    :class:`MANNConfig`'s."""
     from common.cli import FRAMEWORKS
     from common.devices import DEVICE_HELP
     from common.options import COUNT, POSITIVE, SEED, WAY, Number, Parser
 
+    defaults = MANNConfig()
     parser = Parser(
         prog="python -m chapters.model_based.mann",
         description="Train a memory-augmented network (Santoro et al. 2016) or its LSTM baseline on "
                     "online Omniglot episodes, then test its accuracy per presentation.")
     parser.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="the framework that computes")
-    parser.add_argument("--model", choices=("mann", "lstm"), default="mann",
+    parser.add_argument("--model", choices=("mann", "lstm"), default=defaults.model,
                         help="mann: LSTM controller + LRUA memory; lstm: the controller alone (baseline)")
-    parser.add_argument("--way", type=WAY, default=PAPER["way"], help="classes per episode")
+    parser.add_argument("--way", type=WAY, default=defaults.way, help="classes per episode")
     parser.add_argument("--presentations", type=COUNT, default=PAPER["presentations"],
                         help="drawings of each class per episode (sequence length way x presentations)")
     parser.add_argument("--episodes", type=COUNT, default=100_000, help="training batches (updates)")
-    parser.add_argument("--batch", type=COUNT, default=PAPER["batch"], help="episodes per update")
-    parser.add_argument("--controller", type=COUNT, default=PAPER["controller"], help="LSTM units")
-    parser.add_argument("--memory-rows", type=COUNT, default=PAPER["memory_rows"], help="rows of the memory")
-    parser.add_argument("--memory-width", type=COUNT, default=PAPER["memory_width"], help="width of a memory row")
-    parser.add_argument("--read-heads", type=COUNT, default=PAPER["read_heads"], help="read heads")
-    parser.add_argument("--gamma", type=Number(float, 0, 1), default=PAPER["gamma"], help="usage decay γ")
-    parser.add_argument("--lr", type=POSITIVE, default=PAPER["lr"], help="RMSProp learning rate")
-    parser.add_argument("--image-size", type=Number(int, 8, 105), default=PAPER["image_size"],
+    parser.add_argument("--batch", type=COUNT, default=defaults.batch, help="episodes per update")
+    parser.add_argument("--controller", type=COUNT, default=defaults.controller, help="LSTM units")
+    parser.add_argument("--memory-rows", type=COUNT, default=defaults.memory_rows, help="rows of the memory")
+    parser.add_argument("--memory-width", type=COUNT, default=defaults.memory_width, help="width of a memory row")
+    parser.add_argument("--read-heads", type=COUNT, default=defaults.read_heads, help="read heads")
+    parser.add_argument("--gamma", type=Number(float, 0, 1), default=defaults.gamma, help="usage decay γ")
+    parser.add_argument("--lr", type=POSITIVE, default=defaults.lr, help="RMSProp learning rate")
+    parser.add_argument("--image-size", type=Number(int, 8, 105), default=defaults.image_size,
                         help="side of the square images, pixels")
-    parser.add_argument("--shift", type=float, default=2.0, help="random translation of training images, pixels")
-    parser.add_argument("--angle", type=float, default=10.0, help="random rotation of training images, degrees")
+    parser.add_argument("--shift", type=float, default=defaults.shift,
+                        help="random translation of training images, pixels")
+    parser.add_argument("--angle", type=float, default=defaults.angle, help="random rotation of training images, degrees")
     parser.add_argument("--eval-every", type=COUNT, default=500,
                         help="validate and checkpoint every N updates (--episodes must be a multiple)")
     parser.add_argument("--val-episodes", type=COUNT, default=100, help="fixed validation episodes")
@@ -218,15 +255,6 @@ def check_options(args) -> None:
     check_out(args.out)
 
 
-def network_settings(args) -> dict:
-    """The keyword arguments of ``MANN`` / ``LSTMBaseline`` in every framework."""
-    settings = {"way": args.way, "image_size": args.image_size, "controller": args.controller}
-    if args.model == "mann":
-        settings.update(memory_rows=args.memory_rows, memory_width=args.memory_width,
-                        read_heads=args.read_heads, gamma=args.gamma)
-    return settings
-
-
 def build_learner(framework: str, model: str, settings: dict, seed: int, lr: float = PAPER["lr"],
                   dtype: str = "float32", device: str = "cpu"):
     """The ``SequenceLearner`` of ``framework`` around a fresh ``MANN`` or ``LSTMBaseline``."""
@@ -246,25 +274,24 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     require_framework(args.framework)
     check_options(args)
+    config = MANNConfig.from_args(args)
     device = use_device(args.framework, args.device)
-    options = {"image_size": args.image_size, "scheme": "vinyals"}
+    options = {"image_size": config.image_size, "scheme": "vinyals"}
     train_set = load_dataset("omniglot", "trainval", args.data_dir, **options)  # the paper's 1,200 characters
     test_set = load_dataset("omniglot", "test", args.data_dir, **options)       # the other 423
-    sampler = MetaBatches(SequenceSampler(train_set, args.way, args.presentations, args.seed,
-                                          args.shift, args.angle), args.batch)
-    val_episodes = FixedEpisodes(SequenceSampler(test_set, args.way, args.presentations, VALIDATION_SEED),
+    sampler = MetaBatches(SequenceSampler(train_set, config.way, args.presentations, args.seed,
+                                          config.shift, config.angle), config.batch)
+    val_episodes = FixedEpisodes(SequenceSampler(test_set, config.way, args.presentations, VALIDATION_SEED),
                                  args.val_episodes)
-    test_episodes = FixedEpisodes(SequenceSampler(test_set, args.way, args.presentations, EVALUATION_SEED),
+    test_episodes = FixedEpisodes(SequenceSampler(test_set, config.way, args.presentations, EVALUATION_SEED),
                                   args.test_episodes)
-    settings = network_settings(args)
     # An online episode has no query set: each of its way x presentations steps is scored.
-    run = Run(algorithm=args.model, framework=args.framework, dataset="omniglot", way=args.way,
-              shot=args.presentations, query=0, test_way=args.way, test_shot=args.presentations, test_query=0,
+    run = Run(algorithm=config.model, framework=args.framework, dataset="omniglot", way=config.way,
+              shot=args.presentations, query=0, test_way=config.way, test_shot=args.presentations, test_query=0,
               episodes=args.episodes, seed=args.seed, eval_every=min(args.eval_every, args.episodes),
               val_episodes=args.val_episodes, test_episodes=args.test_episodes, out=args.out,
-              options={**settings, "batch": args.batch, "lr": args.lr, "shift": args.shift, "angle": args.angle},
-              device=device)
-    learner = build_learner(args.framework, args.model, settings, args.seed, args.lr, device=device)
+              options=config.options(), device=device)
+    learner = build_learner(args.framework, config.model, config.network(), args.seed, config.lr, device=device)
     result = train(run, learner, sampler, val_episodes, test_episodes, progress=not args.quiet)
     # The table of the paper is per presentation: score the same test episodes that way, and keep
     # it in the same results file (train() wrote it; rewriting it keeps its name).
