@@ -72,7 +72,8 @@ def trained(name: str, iterations: int):
             args = sinusoid.parse(["--framework", "torch", "--algorithm", algorithm, "--shot", str(SHOT),
                                    "--iterations", str(iterations), "--log-every", str(iterations),
                                    "--meta-batch", str(META_BATCH), "--seed", str(SEED), *extra])
-            learner, batch = sinusoid.build_learner(args), args.meta_batch
+            config = sinusoid.SinusoidConfig.from_args(args)
+            learner, batch = sinusoid.build_learner(config, "torch"), config.meta_batch
         batches = MetaBatches(SinusoidTasks(SHOT, SHOT, seed=SEED), batch)
         for index in range(iterations):
             learner.meta_step(batches.episode(index))

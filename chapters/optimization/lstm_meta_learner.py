@@ -27,12 +27,13 @@ three frameworks). Its run and training loop are ``sinusoid.py``'s (``common.tra
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 import numpy as np
 
 from chapters.optimization.sinusoid import meta_train, parse_checked, sinusoid_parser, sinusoid_run
 from chapters.optimization.train import make_learner
-from common.cli import require_framework, run
+from common.cli import Config, require_framework, run
 from common.data.sinusoid import evaluation_tasks
 from common.errors import ConfigError
 from common.evaluation import mean_ci95
@@ -72,22 +73,40 @@ def updates(meta_learner, model, theta, support_x, support_y, steps: int, loss_a
     return thetas
 
 
+@dataclass
+class LSTMMetaLearnerConfig(Config):
+    """The LSTM meta-learner's settings, in one place: their defaults are the command line's, the
+    learner is built with them, and :meth:`options` is what the results and the checkpoint record."""
+
+    meta_batch: int = 25    # tasks per meta-iteration
+    steps: int = 5          # T, updates of the learner per task, in training and at test
+    hidden: int = HIDDEN    # units of the meta-learner's first LSTM
+    meta_lr: float = 1e-3   # Adam's learning rate
+    seed: int = 0           # draws the initial weights (--seed); the run records it beside the options
+
+    def options(self) -> dict:
+        return {key: value for key, value in super().options().items() if key != "seed"}
+
+
 def parse(argv=None) -> argparse.Namespace:
-    """The options of the sinusoid scripts (``sinusoid.sinusoid_parser``) and the meta-learner's own."""
+    """The options of the sinusoid scripts (``sinusoid.sinusoid_parser``) and the meta-learner's own;
+    their defaults are :class:`LSTMMetaLearnerConfig`'s."""
+    defaults = LSTMMetaLearnerConfig()
     parser = sinusoid_parser("python -m chapters.optimization.lstm_meta_learner", "Meta-train the LSTM "
-                             "meta-learner on sinusoid regression and evaluate it.", iterations=10_000, log_every=500)
-    parser.add_argument("--steps", type=COUNT, default=5, help="updates of the learner per task (T), "
-                                                               "in training and at test")
-    parser.add_argument("--hidden", type=COUNT, default=HIDDEN, help="units of the meta-learner's first LSTM")
-    parser.add_argument("--meta-lr", type=POSITIVE, default=1e-3, help="Adam's learning rate")
+                             "meta-learner on sinusoid regression and evaluate it.", iterations=10_000, log_every=500,
+                             defaults=defaults)
+    parser.add_argument("--steps", type=COUNT, default=defaults.steps, help="updates of the learner per task (T), "
+                                                                            "in training and at test")
+    parser.add_argument("--hidden", type=COUNT, default=defaults.hidden, help="units of the meta-learner's first LSTM")
+    parser.add_argument("--meta-lr", type=POSITIVE, default=defaults.meta_lr, help="Adam's learning rate")
     return parse_checked(parser, argv)
 
 
-def build_learner(args):
-    """The ``LSTMMetaLearner`` of ``args.framework`` around a fresh ``SinusoidMLP``, built as every
-    learner of the chapter is (``train.make_learner``)."""
-    settings = {"steps": args.steps, "hidden": args.hidden, "seed": args.seed, "meta_lr": args.meta_lr}
-    return make_learner(ALGORITHM, args.framework, "SinusoidMLP", (), args.seed, settings)
+def build_learner(config: LSTMMetaLearnerConfig, framework: str):
+    """The ``LSTMMetaLearner`` of ``framework`` around a fresh ``SinusoidMLP``, built as every learner
+    of the chapter is (``train.make_learner``)."""
+    settings = {"steps": config.steps, "hidden": config.hidden, "seed": config.seed, "meta_lr": config.meta_lr}
+    return make_learner(ALGORITHM, framework, "SinusoidMLP", (), config.seed, settings)
 
 
 def evaluate(learner, args) -> dict:
@@ -100,13 +119,13 @@ def evaluate(learner, args) -> dict:
 def main(argv=None) -> dict:
     args = parse(argv)
     require_framework(args.framework)
-    learner = build_learner(args)
-    k = args.steps
-    training = sinusoid_run(args, ALGORITHM, {"steps": k, "hidden": args.hidden, "meta_lr": args.meta_lr},
-                       args.test_tasks)
+    config = LSTMMetaLearnerConfig.from_args(args)
+    learner = build_learner(config, args.framework)
+    k = config.steps
+    training = sinusoid_run(args, ALGORITHM, config.options(), args.test_tasks)
     folder = training.folder
-    print(f"{ALGORITHM} ({args.framework}): {args.iterations:,} meta-iterations of {args.meta_batch} "
-          f"{args.shot}-shot sinusoid tasks, {args.steps} updates each", flush=True)
+    print(f"{ALGORITHM} ({args.framework}): {args.iterations:,} meta-iterations of {config.meta_batch} "
+          f"{args.shot}-shot sinusoid tasks, {k} updates each", flush=True)
     log = meta_train(training, learner, args)
     wall_seconds = log.wall_seconds
     mse = evaluate(learner, args)
@@ -114,7 +133,7 @@ def main(argv=None) -> dict:
     print(f"query MSE after {k} update{'s' if k != 1 else ''}: {mse[k][0]:.3f} ± {mse[k][1]:.3f}")
 
     metadata = {"algorithm": ALGORITHM, "framework": args.framework, "learner": "SinusoidMLP 1-40-40-1",
-                "steps": k, "hidden": args.hidden}
+                "steps": k, "hidden": config.hidden}
     with saving(folder / "weights.npz", after_failed_write(folder / "checkpoint.npz")):
         save_weights(folder / "weights.npz", to_canonical(learner.meta_learner, args.framework), metadata)
     result = make_result(
