@@ -13,7 +13,6 @@ A small synthetic text data set keeps the tests fast; the real loaders are teste
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 
@@ -23,7 +22,7 @@ import tensorflow as tf
 import torch
 
 from chapters.applications import encoders_keras, encoders_tf, encoders_torch
-from chapters.applications.train import build_learner, build_model
+from chapters.applications.train import TextLearnerConfig, build_learner, build_model
 from common.data.text import TextDataset, Vocabulary
 from common.episodes import EpisodeSampler, MetaBatches, evaluation_episodes
 from common.weights import from_canonical, gradients_to_canonical, to_canonical
@@ -117,9 +116,9 @@ def test_the_position_embeddings_tell_head_from_tail():
     assert (a - b).abs().max() > 1e-3
 
 
-def script_options(**changes) -> argparse.Namespace:
+def settings(algorithm: str, **changes) -> TextLearnerConfig:
     options = dict(lr=1e-2, decay_every=0, inner_lr=0.5, inner_steps=2, first_order=False, test_inner_steps=2)
-    return argparse.Namespace(**{**options, **changes})
+    return TextLearnerConfig(algorithm=algorithm, **{**options, **changes})
 
 
 def learners(algorithm: str, dataset: TextDataset, example, distance: str = "cosine", **changes) -> dict:
@@ -138,7 +137,7 @@ def learners(algorithm: str, dataset: TextDataset, example, distance: str = "cos
             else:
                 from chapters.metric.protonet_tf import ProtoNet
                 model = ProtoNet(encoder=module.build_encoder("cnn", **encoder_args(dataset), dtype=tf.float64, seed=0))
-        built[framework] = build_learner(algorithm, framework, model, example, script_options(**changes))
+        built[framework] = build_learner(settings(algorithm, **changes), framework, model, example)
     weights = to_canonical(model_of(built["torch"]), "torch")
     for framework, learner in built.items():
         from_canonical(weights, model_of(learner), framework)
@@ -236,9 +235,9 @@ def test_short_training_on_fewrel_reaches_the_same_accuracy_in_every_framework()
     episodes = evaluation_episodes(val_set, 5, 5, 10, count=40)
     with keras_floatx("float32"):
         torch.set_default_dtype(torch.float32)
-        built = {framework: build_learner("protonet", framework,
+        built = {framework: build_learner(settings("protonet", lr=1e-3, decay_every=20), framework,
                                           build_model("protonet", framework, "cnn", 5, encoder_args(train_set), 0),
-                                          sampler.episode(0), script_options(lr=1e-3, decay_every=20))
+                                          sampler.episode(0))
                  for framework in FRAMEWORKS}
         weights = to_canonical(built["torch"].model, "torch")
         accuracy = {}

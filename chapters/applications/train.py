@@ -32,6 +32,7 @@ share a cell of the table with the 6/5/5 split's (``common/data/fewrel.py``).
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ import numpy as np
 from chapters.applications.encoders import ENCODERS, WORD_DIM, encoder_arguments, embedding_size
 from chapters.metric.matching import DISTANCES
 from chapters.optimization.train import as_learner, learner_around
-from common.cli import episode_parser, require_framework, run as run_main
+from common.cli import Config, episode_parser, require_framework, run as run_main
 from common.data import load_dataset
 from common.data.fewrel import SCHEMES as FEWREL_SCHEMES
 from common.devices import use_device
@@ -62,21 +63,68 @@ DATA_NOTES = {
 }
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--algorithm", choices=ALGORITHMS, default="protonet", help="the learner")
-    parser.add_argument("--encoder", choices=ENCODERS, default="cnn",
-                        help="cnn (FewRel's Proto-CNN) or bag (mean of the word embeddings)")
-    parser.add_argument("--distance", choices=DISTANCES, default="cosine",
-                        help="Matching Networks: what the attention compares (the paper's cosine, or a labelled "
-                             "deviation of the metric chapter: squared_euclidean, cosine_times_query_norm)")
-    parser.add_argument("--lr", type=POSITIVE, default=1e-3, help="Adam's learning rate (MAML: the meta-rate β)")
-    parser.add_argument("--decay-every", type=DECAY_EVERY, default=2000,
-                        help="ProtoNet, Matching Networks: halve the learning rate every this many episodes (0: never)")
-    parser.add_argument("--meta-batch", type=COUNT, default=4, help="MAML: tasks per meta-iteration")
+@dataclass
+class TextLearnerConfig(Config):
+    """The settings of a learner on text, in one place: their defaults are the command line's,
+    :func:`build_model` and :func:`build_learner` build with them, and :meth:`options` is what the
+    results and the checkpoint record (each algorithm its own settings)."""
+
+    algorithm: str = "protonet"         # protonet, matching or maml: the run's name, not among its options
+    encoder: str = "cnn"                # cnn (FewRel's Proto-CNN) or bag (mean of the word embeddings)
+    distance: str = "cosine"            # Matching Networks: what the attention compares (Eq. 2: the cosine)
+    lr: float = 1e-3                    # Adam's learning rate (MAML: the meta-rate β)
+    decay_every: int = 2000             # ProtoNet, Matching Networks: halve lr every this many episodes (0: never)
+    meta_batch: int = 4                 # MAML: tasks per meta-iteration
     # α = 5, not the 0.4 of MAML on Omniglot: the encoder's features start small (embeddings N(0, 0.1²)), so
     # a head step of α = 0.1 or 0.5 barely moves the logits (the meta-loss stayed at ln 5 for 200 iterations).
-    parser.add_argument("--inner-lr", type=POSITIVE, default=5.0, help="MAML: α, the inner step size")
-    parser.add_argument("--inner-steps", type=COUNT, default=1, help="MAML: inner steps in meta-training")
+    inner_lr: float = 5.0               # MAML: α, the inner step size
+    inner_steps: int = 1                # MAML: inner steps in meta-training ...
+    test_inner_steps: int | None = None  # ... and on a test task (None: as many as in meta-training)
+    first_order: bool = False           # MAML: first-order (no Hessian term)
+
+    def __post_init__(self):
+        if self.test_inner_steps is None:
+            self.test_inner_steps = self.inner_steps
+
+    @classmethod
+    def from_args(cls, args) -> "TextLearnerConfig":
+        if args.distance != "cosine" and args.algorithm != "matching":
+            raise ConfigError("--distance is Matching Networks' option; drop it, or use --algorithm matching")
+        return super().from_args(args)
+
+    def maml_settings(self) -> dict:
+        """The keyword arguments of MAML's class (``chapters.optimization``)."""
+        return {"inner_lr": self.inner_lr, "inner_steps": self.inner_steps, "first_order": self.first_order,
+                "test_inner_steps": self.test_inner_steps, "meta_lr": self.lr}
+
+    def options(self) -> dict:
+        """The encoder, its output size and the learning rate; Matching Networks' distance where it
+        departs from Eq. 2; the schedule of ProtoNet and Matching Networks, or MAML's settings."""
+        options = {"encoder": self.encoder, "embedding_size": embedding_size(self.encoder), "lr": self.lr}
+        if self.algorithm == "matching" and self.distance != "cosine":  # recorded as a deviation from Eq. 2
+            options["distance"] = self.distance
+        if self.algorithm in EPISODIC:
+            return {**options, "decay_every": self.decay_every}
+        return {**options, "meta_batch": self.meta_batch, "inner_lr": self.inner_lr, "inner_steps": self.inner_steps,
+                "test_inner_steps": self.test_inner_steps, "first_order": self.first_order}
+
+
+def add_arguments(parser, defaults: TextLearnerConfig = TextLearnerConfig()) -> None:
+    """The script's options besides the episodes'; the learner's have the defaults of its settings."""
+    parser.add_argument("--algorithm", choices=ALGORITHMS, default=defaults.algorithm, help="the learner")
+    parser.add_argument("--encoder", choices=ENCODERS, default=defaults.encoder,
+                        help="cnn (FewRel's Proto-CNN) or bag (mean of the word embeddings)")
+    parser.add_argument("--distance", choices=DISTANCES, default=defaults.distance,
+                        help="Matching Networks: what the attention compares (the paper's cosine, or a labelled "
+                             "deviation of the metric chapter: squared_euclidean, cosine_times_query_norm)")
+    parser.add_argument("--lr", type=POSITIVE, default=defaults.lr,
+                        help="Adam's learning rate (MAML: the meta-rate β)")
+    parser.add_argument("--decay-every", type=DECAY_EVERY, default=defaults.decay_every,
+                        help="ProtoNet, Matching Networks: halve the learning rate every this many episodes (0: never)")
+    parser.add_argument("--meta-batch", type=COUNT, default=defaults.meta_batch, help="MAML: tasks per meta-iteration")
+    parser.add_argument("--inner-lr", type=POSITIVE, default=defaults.inner_lr, help="MAML: α, the inner step size")
+    parser.add_argument("--inner-steps", type=COUNT, default=defaults.inner_steps,
+                        help="MAML: inner steps in meta-training")
     parser.add_argument("--test-inner-steps", type=COUNT, default=None,
                         help="MAML: inner steps on a test task (default: --inner-steps)")
     parser.add_argument("--first-order", action="store_true", help="MAML: first-order (no Hessian term)")
@@ -131,14 +179,13 @@ def build_model(algorithm: str, framework: str, encoder: str, way: int, encoder_
     return protonet.ProtoNet(encoder=text_encoder)
 
 
-def build_learner(algorithm: str, framework: str, model, example, args, device: str = "cpu"):
-    """The chapters' learner around ``model`` (``common.learners``): the episodic learner for ProtoNet and
-    Matching Networks, the optimization chapter's MAML (behind its ``Learner`` interface) for MAML."""
-    if algorithm in EPISODIC:
-        return episodic_learner(framework, model, example, args.lr, args.decay_every or None, device)
-    settings = {"inner_lr": args.inner_lr, "inner_steps": args.inner_steps, "first_order": args.first_order,
-                "test_inner_steps": args.test_inner_steps or args.inner_steps, "meta_lr": args.lr}
-    return as_learner(learner_around("maml", framework, model, settings, device), framework)
+def build_learner(config: TextLearnerConfig, framework: str, model, example, device: str = "cpu"):
+    """The chapters' learner of ``config.algorithm`` around ``model`` (``common.learners``): the episodic
+    learner for ProtoNet and Matching Networks, the optimization chapter's MAML (behind its ``Learner``
+    interface) for MAML."""
+    if config.algorithm in EPISODIC:
+        return episodic_learner(framework, model, example, config.lr, config.decay_every or None, device)
+    return as_learner(learner_around("maml", framework, model, config.maml_settings(), device), framework)
 
 
 def load_word_vectors(learner, framework: str, path: str, vocabulary) -> int:
@@ -154,22 +201,26 @@ def load_word_vectors(learner, framework: str, path: str, vocabulary) -> int:
     return found
 
 
-def main(argv=None) -> dict:
+def parse_args(argv=None):
+    """The options, each checked by its rule (``common.options``) while parsing."""
     parser = episode_parser("Few-shot text or relation classification with ProtoNet, Matching Networks or MAML.",
                             dataset="huffpost", way=5, shot=1, query=5, episodes=10_000, test_query=15)
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
     require_framework(args.framework)
+    config = TextLearnerConfig.from_args(args)
     if args.dataset not in TEXT_SETS:
         raise ConfigError(f"--dataset must be one of {', '.join(TEXT_SETS)} (a text data set), got {args.dataset}")
     check_multiple("--episodes", args.episodes, "--eval-every", args.eval_every)
     check_out(args.out)
     test_way, test_shot = args.test_way or args.way, args.test_shot or args.shot
-    if args.algorithm == "maml" and test_way != args.way:
+    if config.algorithm == "maml" and test_way != args.way:
         raise ConfigError(f"MAML's head has --way {args.way} outputs, so it is tested {args.way}-way; drop "
                           f"--test-way {test_way}, or train a {test_way}-way model")
-    if args.distance != "cosine" and args.algorithm != "matching":
-        raise ConfigError("--distance is Matching Networks' option; drop it, or use --algorithm matching")
     if args.word_vectors is not None and not Path(args.word_vectors).is_file():
         raise ConfigError(f"--word-vectors {args.word_vectors}: no such file")
     wide = args.relations == "6-10"
@@ -191,32 +242,25 @@ def main(argv=None) -> dict:
     val_episodes = evaluation_episodes(val_set, val_way, test_shot, args.test_query, count=args.val_episodes)
     test_episodes = evaluation_episodes(test_set, test_way, test_shot, args.test_query, count=args.test_episodes)
 
-    options = {"encoder": args.encoder, "embedding_size": embedding_size(args.encoder), "lr": args.lr,
-               "train_split": args.train_split, "vocabulary": len(train_set.vocabulary), "length": train_set.length}
-    if args.algorithm == "matching" and args.distance != "cosine":  # recorded as a deviation from Eq. 2
-        options["distance"] = args.distance
-    if args.algorithm in EPISODIC:
-        options["decay_every"] = args.decay_every
-    else:
-        options.update(meta_batch=args.meta_batch, inner_lr=args.inner_lr, inner_steps=args.inner_steps,
-                       test_inner_steps=args.test_inner_steps or args.inner_steps, first_order=args.first_order)
-        sampler = MetaBatches(sampler, args.meta_batch)
+    options = {**config.options(), "train_split": args.train_split, "vocabulary": len(train_set.vocabulary),
+               "length": train_set.length}
+    if config.algorithm not in EPISODIC:  # MAML: a meta-batch of tasks per step
+        sampler = MetaBatches(sampler, config.meta_batch)
     if args.word_vectors is not None:
         options["word_vectors"] = Path(args.word_vectors).name
     if val_way != test_way:
         options["val_way"] = val_way
     if dataset in DATA_NOTES:
         options["protocol"] = DATA_NOTES[dataset].format(count=train_set.n_classes)
-    algorithm = "fomaml" if args.algorithm == "maml" and args.first_order else args.algorithm
+    algorithm = "fomaml" if config.algorithm == "maml" and config.first_order else config.algorithm
     run = Run(algorithm=algorithm, framework=args.framework, dataset=dataset, way=args.way, shot=args.shot,
               query=args.query, test_way=test_way, test_shot=test_shot, test_query=args.test_query,
               episodes=args.episodes, seed=args.seed, eval_every=min(args.eval_every, args.episodes),
               val_episodes=args.val_episodes, test_episodes=args.test_episodes, out=args.out, options=options,
               device=device)
-    model = build_model(args.algorithm, args.framework, args.encoder, args.way, encoder_arguments(train_set), args.seed,
-                        args.distance)
-    example = sampler.episode(0)
-    learner = build_learner(args.algorithm, args.framework, model, example, args, device)
+    model = build_model(config.algorithm, args.framework, config.encoder, args.way, encoder_arguments(train_set),
+                        args.seed, config.distance)
+    learner = build_learner(config, args.framework, model, sampler.episode(0), device)
     if args.word_vectors is not None:
         found = load_word_vectors(learner, args.framework, args.word_vectors, train_set.vocabulary)
         print(f"{found:,} of the {len(train_set.vocabulary):,} words start from {args.word_vectors}")
