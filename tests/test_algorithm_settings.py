@@ -5,9 +5,11 @@ the scripts are stopped where they hand their settings to the training."""
 
 import pytest
 
+from chapters.applications import train as text_train
 from chapters.metric import matching, protonet, siamese
 from chapters.metric import train as metric_train
-from chapters.optimization import maml, metasgd, reptile
+from chapters.model_based import mann
+from chapters.optimization import lstm_meta_learner, maml, metasgd, reptile, sinusoid
 from chapters.optimization import train as optimization_train
 from common.errors import ConfigError
 
@@ -66,3 +68,57 @@ def test_settings_that_cannot_work_together_are_refused_where_they_are_built(scr
     chapter = metric_train if script is matching else optimization_train
     with pytest.raises(ConfigError, match=message):
         settings(script, chapter, argv, monkeypatch)
+
+
+# The scripts whose settings are parsed by a function of their own (MANN, the sinusoid learners, the
+# LSTM meta-learner, the text learners): the settings of their parsed defaults, and those expected.
+PARSED = [(mann.MANNConfig, mann.parse_args, mann.MANNConfig()),
+          # Reptile's ε anneals over the run's meta-iterations (--iterations, 70,000 by default).
+          (sinusoid.SinusoidConfig, sinusoid.parse, sinusoid.SinusoidConfig(anneal_steps=70_000)),
+          (lstm_meta_learner.LSTMMetaLearnerConfig, lstm_meta_learner.parse, lstm_meta_learner.LSTMMetaLearnerConfig()),
+          (text_train.TextLearnerConfig, text_train.parse_args, text_train.TextLearnerConfig())]
+
+
+@pytest.mark.parametrize("config_class,parse,expected", PARSED, ids=[c.__name__ for c, _, _ in PARSED])
+def test_the_other_scripts_command_line_defaults_are_their_settings_defaults(config_class, parse, expected):
+    assert config_class.from_args(parse([])) == expected
+
+
+def test_the_other_scripts_recorded_options_keep_their_names_and_values():
+    """As the committed results of MANN, the sinusoid and text learners record them (and as the LSTM
+    meta-learner's runs did): other names would leave those runs' checkpoints unresumable."""
+    network = {"way": 5, "image_size": 20, "controller": 200}
+    memory = {"memory_rows": 128, "memory_width": 40, "read_heads": 4, "gamma": 0.95}
+    training = {"batch": 16, "lr": 1e-4, "shift": 2.0, "angle": 10.0}
+    assert mann.MANNConfig.from_args(mann.parse_args([])).options() == {**network, **memory, **training}
+    lstm = mann.MANNConfig.from_args(mann.parse_args(["--model", "lstm"]))
+    assert lstm.network() == network and lstm.options() == {**network, **training}
+
+    def sinusoid_options(*argv):
+        return sinusoid.SinusoidConfig.from_args(sinusoid.parse(list(argv))).options()
+
+    common = {"meta_batch": 25, "inner_steps": 1, "meta_lr": 1e-3}
+    assert sinusoid_options("--shot", "5") == {**common, "inner_lr": 0.01, "first_order": False}
+    assert sinusoid_options("--algorithm", "fomaml")["first_order"] is True
+    assert sinusoid_options("--algorithm", "metasgd", "--seed", "2") == {**common, "inner_lr_range": (0.005, 0.1),
+                                                                          "seed": 2}
+    assert sinusoid_options("--algorithm", "reptile", "--iterations", "3000", "--meta-lr", "1") == {
+        **common, "meta_lr": 1.0, "inner_lr": 0.01, "anneal_steps": 3000}
+    meta_learner = lstm_meta_learner.LSTMMetaLearnerConfig.from_args(lstm_meta_learner.parse(["--seed", "4"]))
+    assert meta_learner.options() == {"meta_batch": 25, "steps": 5, "hidden": 20, "meta_lr": 1e-3}
+
+    def text_options(*argv):
+        return text_train.TextLearnerConfig.from_args(text_train.parse_args(list(argv))).options()
+
+    assert text_options() == {"encoder": "cnn", "embedding_size": 230, "lr": 1e-3, "decay_every": 2000}
+    assert text_options("--algorithm", "matching", "--distance", "cosine_times_query_norm")["distance"] == \
+        "cosine_times_query_norm"
+    assert "distance" not in text_options("--algorithm", "matching")  # Eq. 2's cosine: no deviation
+    assert text_options("--algorithm", "maml", "--inner-steps", "2") == {
+        "encoder": "cnn", "embedding_size": 230, "lr": 1e-3, "meta_batch": 4, "inner_lr": 5.0, "inner_steps": 2,
+        "test_inner_steps": 2, "first_order": False}
+
+
+def test_a_text_option_of_another_learner_is_refused_where_the_settings_are_built():
+    with pytest.raises(ConfigError, match="Matching Networks' option"):
+        text_train.TextLearnerConfig.from_args(text_train.parse_args(["--distance", "squared_euclidean"]))
