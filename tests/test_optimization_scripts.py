@@ -13,9 +13,7 @@ from chapters.optimization import sinusoid
 from chapters.optimization.train import Learner, build_learner
 from common.episodes import EpisodeSampler, MetaBatches, evaluation_episodes
 from common.errors import ConfigError
-from common.evaluation import evaluate
 from common.training import TrainingDiverged
-from common.weights import from_canonical, to_canonical
 
 SCRIPTS = {"maml": maml_script, "metasgd": metasgd_script, "reptile": reptile_script}
 TINY = ["--episodes", "4", "--eval-every", "2", "--meta-batch", "2", "--val-episodes", "3",
@@ -96,31 +94,51 @@ def test_a_meta_batch_larger_than_the_distinct_tasks_is_refused():
     assert MetaBatches(sampler, 4).episode(0).support_x.shape == (4, 3, 28, 28, 1)
 
 
+MAML_TOLERANCE_POINTS = 3.0  # accuracy spread of the three frameworks: 1.5x the largest over seeds 0-2 (1.92)
+MAML_UPDATE_RATIO = 1.10  # the last meta-steps' size in TensorFlow or Keras over PyTorch's (measured 0.98-1.03)
+MAML_SAME_MODEL_FLIPS = 2  # of the 2,500 labels of PyTorch's trained MAML, adapted in TensorFlow or Keras (measured 0)
+
+
 def test_short_maml_training_reaches_the_same_accuracy_in_every_framework(omniglot_splits):
-    """float32, 60 second-order meta-iterations from the same weights on the same tasks. The exact
-    tests prove one step agrees; over many float32 steps oneDNN's and PyTorch's rounding make the
-    trajectories drift apart, most at the start of MAML's training, where accuracy moves fastest.
-    So the claim is statistical: on 100 fixed validation episodes (2,500 queries) the accuracies
-    agree within 5 points. Measured after 40 meta-iterations on 40 episodes: spreads of 2.4 and
-    5.3 points around 38%; hence the longer run and the larger evaluation here."""
+    """float32, 60 second-order meta-iterations (5-way 1-shot, meta-batch 4, meta rate 1e-3) from the
+    same weights on the same tasks, scored on 100 fixed validation episodes (2,500 queries, adapted
+    with 3 inner steps; ~44%, chance 20%). The exact tests prove one step agrees; over many float32
+    steps oneDNN's and PyTorch's rounding part the trajectories, most at the start of MAML's training,
+    where accuracy moves fastest: after 60 meta-iterations the three models label 46-52% of the
+    queries differently. So three checks (``tests/agreement_helpers.py``), each with a tolerance from
+    the spread of correct runs with seeds 0-2 of the sampler and the initial weights
+    (results/optimization/NOTES.md, "The MAML agreement test's tolerances"):
+
+    * the accuracy spread: measured 1.76 / 1.40 / 1.92 points; tolerance 3 (1.5 times the largest).
+      It sees a framework that learns 3 points less or more in 60 meta-iterations;
+    * the last five meta-steps' size over PyTorch's: measured 0.98-1.03; tolerance 1.10. Adam's steps
+      have the size of the meta learning rate whatever the trajectory: it sees a framework that
+      meta-trains at a rate 10% off or more;
+    * PyTorch's trained MAML, loaded into TensorFlow and Keras and adapted there to each test
+      episode: 0 of the 2,500 labels differ on every seed; tolerance 2. It sees an adaptation or
+      evaluation path (inner rate, test inner steps, BatchNorm mode) that changes a few labels.
+
+    Not measured with planted bugs; what changes none of these (a first-order step in one framework
+    at this budget, say) is for the exact tests (``test_maml.py``, ``test_learner_options.py``)."""
+    from tests.agreement_helpers import train_and_compare
+
     sampler = MetaBatches(EpisodeSampler(omniglot_splits["train"], 5, 1, 1, seed=0), 4)
     episodes = evaluation_episodes(omniglot_splits["val"], 5, 1, 5, count=100)
     settings = dict(inner_lr=0.4, inner_steps=1, test_inner_steps=3, meta_lr=1e-3, transductive=False,
                     first_order=False)
-    learners = {framework: build_learner("maml", framework, 5, (28, 28, 1), 0, settings)
+    learners = {framework: Learner(build_learner("maml", framework, 5, (28, 28, 1), 0, settings))
                 for framework in ("torch", "tf", "keras")}
-    weights = to_canonical(learners["torch"].model, "torch")
+    run = train_and_compare(learners, sampler, episodes, 60)
+    print(run)  # pytest -s shows what was measured
+    assert min(run.accuracy.values()) > 20 + 10, f"MAML did not learn: {run.accuracy}"  # chance: 20
     for framework in ("tf", "keras"):
-        from_canonical(weights, learners[framework].model, framework)
-    accuracy = {}
-    for framework, learner in learners.items():
-        for index in range(60):
-            learner.meta_step(sampler.episode(index))
-        accuracy[framework] = evaluate(Learner(learner).predict, episodes)["accuracy"]
-    print(f"accuracy after 60 meta-iterations: {accuracy}")
-    assert min(accuracy.values()) > 20 + 10, f"MAML did not learn: {accuracy}"  # chance: 20
-    spread = max(accuracy.values()) - min(accuracy.values())
-    assert spread <= 5.0, f"accuracies {accuracy} differ by {spread:.1f} points"
+        assert 1 / MAML_UPDATE_RATIO <= run.update_ratio(framework) <= MAML_UPDATE_RATIO, \
+            f"the last meta-steps' size in {framework} is {run.update_ratio(framework):.3f}x PyTorch's: " \
+            f"another meta learning rate? ({run.last_update})"
+        assert run.flips[framework] <= MAML_SAME_MODEL_FLIPS, \
+            f"PyTorch's trained MAML predicts {run.flips[framework]} of {run.predictions} labels otherwise " \
+            f"in {framework}: another adaptation or evaluation path?"
+    assert run.spread <= MAML_TOLERANCE_POINTS, f"accuracies {run.accuracy} differ by {run.spread:.1f} points"
 
 
 # ---------------------------------------------------------------------------------- sinusoid
