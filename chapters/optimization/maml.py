@@ -41,6 +41,17 @@ def check_inner_steps(inner_steps) -> None:
                           f"nothing is meta-learned")
 
 
+def inner_loop_steps(inner_steps, test_inner_steps=None) -> tuple[int, int]:
+    """(inner steps in meta-training, inner steps on a test task), both checked with
+    :func:`check_inner_steps`: a test task takes ``inner_steps`` unless ``test_inner_steps`` says
+    otherwise (Finn et al. take 1 in training and 3 at test on 5-way Omniglot). The learners of the
+    three frameworks call it before building anything."""
+    check_inner_steps(inner_steps)
+    test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
+    check_inner_steps(test_inner_steps)
+    return inner_steps, test_inner_steps
+
+
 @dataclass
 class MAMLConfig(Config):
     """MAML's settings, in one place: their defaults are the command line's (Finn et al.'s 5-way

@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from chapters.optimization.maml import check_inner_steps
+from chapters.optimization.maml import check_inner_steps, inner_loop_steps
 from common.episodes import Episode, astype_floats
 from common.episodic_tf import load_optimizer_arrays, optimizer_arrays
 from common.weights import canonical_to_keras, keras_to_canonical, model_state, model_weights
@@ -138,9 +138,7 @@ class InnerLoopLearner(keras.Model):
 
     def __init__(self, model, inner_lr, inner_steps: int, transductive: bool, test_inner_steps: int | None,
                  **kwargs):
-        check_inner_steps(inner_steps)
-        test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
-        check_inner_steps(test_inner_steps)
+        inner_steps, test_inner_steps = inner_loop_steps(inner_steps, test_inner_steps)
         super().__init__(**kwargs)
         self.model, self.inner_lr, self.inner_steps = model, inner_lr, inner_steps
         self.transductive, self.test_inner_steps = transductive, test_inner_steps

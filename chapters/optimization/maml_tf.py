@@ -47,7 +47,7 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
-from chapters.optimization.maml import check_inner_steps
+from chapters.optimization.maml import check_inner_steps, inner_loop_steps
 from common.episodes import Episode, astype_floats
 from common.episodic_tf import Adam, load_optimizer_arrays, optimizer_arrays
 from common.weights import canonical_to_tf, model_state, model_weights, tf_to_canonical
@@ -133,9 +133,7 @@ class InnerLoopLearner:
     """
 
     def __init__(self, model, inner_lr, inner_steps: int, transductive: bool, test_inner_steps: int | None):
-        check_inner_steps(inner_steps)
-        test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
-        check_inner_steps(test_inner_steps)
+        inner_steps, test_inner_steps = inner_loop_steps(inner_steps, test_inner_steps)
         self.model, self.inner_lr, self.inner_steps = model, inner_lr, inner_steps
         self.transductive, self.test_inner_steps = transductive, test_inner_steps
         self.optimizer = None  # the outer optimizer: each learner sets (and builds) its own

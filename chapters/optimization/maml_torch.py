@@ -61,7 +61,7 @@ import numpy as np
 import torch
 
 from common.adapters import to_torch
-from chapters.optimization.maml import check_inner_steps
+from chapters.optimization.maml import check_inner_steps, inner_loop_steps
 from common.episodes import Episode
 from common.episodic_torch import load_optimizer_arrays, optimizer_arrays
 from common.weights import canonical_to_torch, model_state, model_weights, torch_to_canonical
@@ -158,9 +158,7 @@ class InnerLoopLearner:
     """
 
     def __init__(self, model, inner_lr, inner_steps: int, transductive: bool, test_inner_steps: int | None):
-        check_inner_steps(inner_steps)
-        test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
-        check_inner_steps(test_inner_steps)
+        inner_steps, test_inner_steps = inner_loop_steps(inner_steps, test_inner_steps)
         self.model, self.inner_lr, self.inner_steps = model, inner_lr, inner_steps
         self.transductive, self.test_inner_steps = transductive, test_inner_steps
         self.optimizer = None  # the outer optimizer: each learner sets its own
