@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from common.adapters import keras_episodes
-from common.episodic_tf import Adam, load_optimizer_arrays, lr_schedule, optimizer_arrays
-from common.weights import canonical_to_keras, keras_to_canonical, model_state, model_weights
+from common.episodic_tf import Adam, lr_schedule
+from common.learners import learner_state, load_learner_state
 
 
 def episode_loss(model, support_x, support_y, query_x, query_y):
@@ -66,13 +66,10 @@ class EpisodicLearner:
         return np.argmax(logits, axis=1)
 
     def state(self) -> dict:
-        arrays = model_state(keras_to_canonical(self.model))
-        arrays.update(optimizer_arrays(self.model.optimizer))
-        return arrays
+        return learner_state("keras", self.model, self.model.optimizer)
 
     def load_state(self, arrays: dict) -> None:
-        canonical_to_keras(model_weights(arrays), self.model)
-        load_optimizer_arrays(self.model.optimizer, arrays)
+        load_learner_state("keras", arrays, self.model, self.model.optimizer)
 
     def fit(self, sampler, start: int, log, progress: bool = True) -> None:
         fit_episodes(self.model, sampler, start, log, progress)

@@ -15,7 +15,7 @@ import numpy as np
 from keras import ops
 import tensorflow as tf
 
-from common.weights import canonical_to_tf, model_state, model_weights, tf_to_canonical
+from common.learners import learner_state, load_learner_state
 
 
 def lr_schedule(base: float, decay_every: int | None, decay: float = 0.5):
@@ -88,13 +88,10 @@ class EpisodicLearner:
         return tf.argmax(self._logits(episode.support_x, episode.support_y, episode.query_x), 1).numpy()
 
     def state(self) -> dict:
-        arrays = model_state(tf_to_canonical(self.model))
-        arrays.update(optimizer_arrays(self.optimizer))
-        return arrays
+        return learner_state("tf", self.model, self.optimizer)
 
     def load_state(self, arrays: dict) -> None:
-        canonical_to_tf(model_weights(arrays), self.model)
-        load_optimizer_arrays(self.optimizer, arrays)
+        load_learner_state("tf", arrays, self.model, self.optimizer)
 
 
 def optimizer_arrays(optimizer) -> dict:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from common.adapters import to_torch
-from common.weights import canonical_to_torch, model_state, model_weights, torch_to_canonical
+from common.learners import learner_state, load_learner_state
 
 
 def lr_schedule(base: float, decay_every: int | None, decay: float = 0.5):
@@ -65,14 +65,10 @@ class EpisodicLearner:
         return self.model(support_x, support_y, query_x).argmax(dim=1).cpu().numpy()
 
     def state(self) -> dict:
-        arrays = model_state(torch_to_canonical(self.model))
-        arrays.update(optimizer_arrays(self.optimizer))
-        arrays["steps"] = np.array(self.steps)
-        return arrays
+        return {**learner_state("torch", self.model, self.optimizer), "steps": np.array(self.steps)}
 
     def load_state(self, arrays: dict) -> None:
-        canonical_to_torch(model_weights(arrays), self.model)
-        load_optimizer_arrays(self.optimizer, arrays)
+        load_learner_state("torch", arrays, self.model, self.optimizer)
         self.steps = int(arrays["steps"])
 
 

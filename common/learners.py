@@ -1,21 +1,26 @@
 """The learner factory: where a chapter's model becomes a learner of ``common.training``, the one
 place that says what differs between the frameworks when a model is created and wrapped.
 
-Two things differ, and nothing else:
+Three things differ, and nothing else:
 
 * how a model's initial weights are drawn from a seed: PyTorch and Keras draw them from a global
   generator (``torch.manual_seed``, ``keras.utils.set_random_seed``), a TensorFlow module from the
   ``seed`` argument it is given (:func:`seeded_model`);
 * what the episodic learner of ``common.episodic_<framework>`` needs besides the model: PyTorch a
-  device, Keras an example episode to build the model's weights on (:func:`episodic_learner`).
+  device, Keras an example episode to build the model's weights on (:func:`episodic_learner`);
+* how an optimizer's state is read and written: a learner's checkpoint holds its model's weights
+  in the canonical format that every framework reads, beside its optimizer's state in that
+  framework's own layout (:func:`learner_state`).
 
-A chapter names its model class; these two functions do the rest, so a new algorithm plugs in
+A chapter names its model class; the first two functions do the rest, so a new algorithm plugs in
 its model and nothing else.
 """
 
 from __future__ import annotations
 
 import importlib
+
+from common.weights import MODEL_PREFIX, from_canonical, model_state, model_weights, to_canonical
 
 
 def seeded_model(framework: str, model_class, *args, seed: int, **kwargs):
@@ -45,3 +50,22 @@ def episodic_learner(framework: str, model, example, learning_rate: float, decay
     if framework == "tf":
         return learners.EpisodicLearner(model, learning_rate, decay_every)
     return learners.EpisodicLearner(model, example, learning_rate, decay_every)
+
+
+def _optimizers(framework: str):
+    """The module that reads and writes ``framework``'s optimizers (``optimizer_arrays``): PyTorch's,
+    or TensorFlow's for the Keras optimizers that TensorFlow and Keras share."""
+    return importlib.import_module("common.episodic_torch" if framework == "torch" else "common.episodic_tf")
+
+
+def learner_state(framework: str, model, optimizer, prefix: str = MODEL_PREFIX) -> dict:
+    """A learner's checkpoint: ``model``'s canonical weights under ``<prefix><name>`` and
+    ``optimizer``'s state under ``optimizer.…``; a learner adds its own counters."""
+    return {**model_state(to_canonical(model, framework), prefix), **_optimizers(framework).optimizer_arrays(optimizer)}
+
+
+def load_learner_state(framework: str, arrays: dict, model, optimizer, prefix: str = MODEL_PREFIX) -> None:
+    """The inverse of :func:`learner_state` (other keys of ``arrays``, such as a learner's counters,
+    are ignored)."""
+    from_canonical(model_weights(arrays, prefix), model, framework)
+    _optimizers(framework).load_optimizer_arrays(optimizer, arrays)

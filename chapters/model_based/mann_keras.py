@@ -18,8 +18,7 @@ from keras import ops
 from chapters.model_based.mann import check_sequence
 from chapters.model_based.mann_tf import rmsprop
 from common.episodic_keras import fit_episodes
-from common.episodic_tf import load_optimizer_arrays, optimizer_arrays
-from common.weights import canonical_to_keras, keras_to_canonical, model_state, model_weights
+from common.learners import learner_state, load_learner_state
 
 MEMORY_INIT = 1e-6  # every memory cell starts at this small constant: a cosine needs a nonzero row
 NORM_EPS = 1e-8     # inside the square roots of the norms: a zeroed row has a finite gradient
@@ -181,13 +180,10 @@ class SequenceLearner:
         return {"logits": ops.convert_to_numpy(logits)[0], **{k: ops.convert_to_numpy(v)[0] for k, v in states.items()}}
 
     def state(self) -> dict:
-        arrays = model_state(keras_to_canonical(self.network))
-        arrays.update(optimizer_arrays(self.network.optimizer))
-        return arrays
+        return learner_state("keras", self.network, self.network.optimizer)
 
     def load_state(self, arrays: dict) -> None:
-        canonical_to_keras(model_weights(arrays), self.network)
-        load_optimizer_arrays(self.network.optimizer, arrays)
+        load_learner_state("keras", arrays, self.network, self.network.optimizer)
 
     def fit(self, sampler, start: int, log, progress: bool = True) -> None:
         """Train batches ``start .. log.run.episodes - 1`` with one ``model.fit`` call (item i is batch

@@ -16,9 +16,8 @@ import tensorflow as tf
 from keras import ops
 
 from chapters.model_based.mann import check_sequence
-from common.episodic_tf import load_optimizer_arrays, optimizer_arrays
+from common.learners import learner_state, load_learner_state
 from common.tf_layers import Dense, LSTMCell
-from common.weights import canonical_to_tf, model_state, model_weights, tf_to_canonical
 
 MEMORY_INIT = 1e-6  # every memory cell starts at this small constant: a cosine needs a nonzero row
 NORM_EPS = 1e-8     # inside the square roots of the norms: a zeroed row has a finite gradient
@@ -216,11 +215,8 @@ class SequenceLearner:
         return {"logits": logits[0].numpy(), **{k: v[0].numpy() for k, v in states.items()}}
 
     def state(self) -> dict:
-        arrays = model_state(tf_to_canonical(self.network))
-        arrays.update(optimizer_arrays(self.optimizer))
-        return arrays
+        return learner_state("tf", self.network, self.optimizer)
 
     def load_state(self, arrays: dict) -> None:
-        canonical_to_tf(model_weights(arrays), self.network)
-        load_optimizer_arrays(self.optimizer, arrays)
+        load_learner_state("tf", arrays, self.network, self.optimizer)
 

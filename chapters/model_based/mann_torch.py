@@ -28,8 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from chapters.model_based.mann import check_sequence, previous_labels
-from common.episodic_torch import load_optimizer_arrays, optimizer_arrays
-from common.weights import canonical_to_torch, model_state, model_weights, torch_to_canonical
+from common.learners import learner_state, load_learner_state
 
 MEMORY_INIT = 1e-6  # every memory cell starts at this small constant: a cosine needs a nonzero row
 NORM_EPS = 1e-8     # inside the square roots of the norms: a zeroed row has a finite gradient
@@ -200,10 +199,7 @@ class SequenceLearner:
         return {"logits": logits[0].cpu().numpy(), **{k: v[0].cpu().numpy() for k, v in states.items()}}
 
     def state(self) -> dict:
-        arrays = model_state(torch_to_canonical(self.network))
-        arrays.update(optimizer_arrays(self.optimizer))
-        return arrays
+        return learner_state("torch", self.network, self.optimizer)
 
     def load_state(self, arrays: dict) -> None:
-        canonical_to_torch(model_weights(arrays), self.network)
-        load_optimizer_arrays(self.optimizer, arrays)
+        load_learner_state("torch", arrays, self.network, self.optimizer)

@@ -36,8 +36,7 @@ from keras import ops
 from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps, updates
 from chapters.optimization.lstm_meta_learner_tf import loss_and_gradient  # the backend's inner tape
 from common.episodes import Episode, astype_floats
-from common.episodic_tf import load_optimizer_arrays, optimizer_arrays
-from common.weights import canonical_to_keras, keras_to_canonical, model_state, model_weights
+from common.learners import learner_state, load_learner_state
 
 def preprocess(x, p: float = PREPROCESS_P):
     """(log|x| / p, sign(x)) if |x| ≥ e^−p, else (−1, e^p · x): shape (...) -> (..., 2)
@@ -245,13 +244,10 @@ class LSTMMetaLearner(keras.Model):
     def state(self) -> dict:
         """The meta-learner under ``meta_learner.<canonical name>``, the optimizer's variables
         (step count, moments) under ``optimizer.<i>``, the meta-update counter under ``meta_steps``."""
-        arrays = model_state(keras_to_canonical(self.meta_learner), prefix="meta_learner.")
-        arrays.update(optimizer_arrays(self.optimizer))
-        arrays["meta_steps"] = np.array(self.meta_steps)
-        return arrays
+        return {**learner_state("keras", self.meta_learner, self.optimizer, prefix="meta_learner."),
+                "meta_steps": np.array(self.meta_steps)}
 
     def load_state(self, arrays: dict) -> None:
         """The inverse of :meth:`state` (after ``compile``): meta-training then continues exactly."""
-        canonical_to_keras(model_weights(arrays, prefix="meta_learner."), self.meta_learner)
-        load_optimizer_arrays(self.optimizer, arrays)
+        load_learner_state("keras", arrays, self.meta_learner, self.optimizer, prefix="meta_learner.")
         self.meta_steps = int(arrays["meta_steps"])

@@ -31,9 +31,10 @@ import tensorflow as tf
 
 from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps, updates
 from common.episodes import Episode, astype_floats
-from common.episodic_tf import Adam, load_optimizer_arrays, optimizer_arrays
+from common.episodic_tf import Adam
+from common.learners import learner_state, load_learner_state
 from common.tf_layers import lstm_cell
-from common.weights import canonical_to_tf, model_state, model_weights, tf_to_canonical
+
 
 def preprocess(x, p: float = PREPROCESS_P):
     """(log|x| / p, sign(x)) if |x| ≥ e^−p, else (−1, e^p · x): shape (...) -> (..., 2)
@@ -220,13 +221,10 @@ class LSTMMetaLearner:
     def state(self) -> dict[str, np.ndarray]:
         """The meta-learner under ``meta_learner.<canonical name>``, Adam's variables under
         ``optimizer.<i>``, the meta-update counter under ``meta_steps``."""
-        arrays = model_state(tf_to_canonical(self.meta_learner), prefix="meta_learner.")
-        arrays.update(optimizer_arrays(self.optimizer))
-        arrays["meta_steps"] = np.array(self.meta_steps)
-        return arrays
+        return {**learner_state("tf", self.meta_learner, self.optimizer, prefix="meta_learner."),
+                "meta_steps": np.array(self.meta_steps)}
 
     def load_state(self, arrays: dict) -> None:
         """The inverse of :meth:`state`: the next meta_step is the one the saved run would have taken."""
-        canonical_to_tf(model_weights(arrays, prefix="meta_learner."), self.meta_learner)
-        load_optimizer_arrays(self.optimizer, arrays)
+        load_learner_state("tf", arrays, self.meta_learner, self.optimizer, prefix="meta_learner.")
         self.meta_steps = int(arrays["meta_steps"])

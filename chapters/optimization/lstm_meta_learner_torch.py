@@ -52,8 +52,7 @@ from torch import nn
 from common.adapters import to_torch
 from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps, updates
 from common.episodes import Episode
-from common.episodic_torch import load_optimizer_arrays, optimizer_arrays
-from common.weights import canonical_to_torch, model_state, model_weights, torch_to_canonical
+from common.learners import learner_state, load_learner_state
 
 def preprocess(x: torch.Tensor, p: float = PREPROCESS_P) -> torch.Tensor:
     """Andrychowicz et al.'s preprocessing of gradients and losses (Ravi & Larochelle Sec. 3.3):
@@ -249,13 +248,10 @@ class LSTMMetaLearner:
     def state(self) -> dict[str, np.ndarray]:
         """Everything a checkpoint needs: the meta-learner (``meta_learner.<canonical name>``),
         Adam's moments (``optimizer.<index>.<slot>``) and the meta-update counter (``meta_steps``)."""
-        arrays = model_state(torch_to_canonical(self.meta_learner), prefix="meta_learner.")
-        arrays.update(optimizer_arrays(self.optimizer))
-        arrays["meta_steps"] = np.array(self.meta_steps)
-        return arrays
+        return {**learner_state("torch", self.meta_learner, self.optimizer, prefix="meta_learner."),
+                "meta_steps": np.array(self.meta_steps)}
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """The inverse of :meth:`state`: meta-training then continues exactly where it was."""
-        canonical_to_torch(model_weights(arrays, prefix="meta_learner."), self.meta_learner)
-        load_optimizer_arrays(self.optimizer, arrays)
+        load_learner_state("torch", arrays, self.meta_learner, self.optimizer, prefix="meta_learner.")
         self.meta_steps = int(arrays["meta_steps"])

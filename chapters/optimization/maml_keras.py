@@ -42,8 +42,9 @@ from keras import ops
 
 from chapters.optimization.maml import check_inner_steps, inner_loop_steps
 from common.episodes import Episode, astype_floats
-from common.episodic_tf import load_optimizer_arrays, optimizer_arrays
-from common.weights import canonical_to_keras, keras_to_canonical, model_state, model_weights
+from common.episodic_tf import load_optimizer_arrays
+from common.learners import learner_state
+from common.weights import canonical_to_keras, model_weights
 
 
 def adapt(model, params: dict, support_x, support_y, inner_lr, inner_steps: int,
@@ -179,9 +180,7 @@ class InnerLoopLearner(keras.Model):
         """Everything a checkpoint needs: θ as ``model.<canonical name>``, the optimizer's
         variables (its step count, the meta-steps taken, and slots such as Adam's moments) as
         ``optimizer.<i>``."""
-        arrays = model_state(keras_to_canonical(self.model))
-        arrays.update(optimizer_arrays(self.optimizer))
-        return arrays
+        return learner_state("keras", self.model, self.optimizer)
 
     def load_model(self, arrays: dict) -> None:
         """θ (and a Meta-SGD learner's α) from a checkpoint's arrays, written by any framework:

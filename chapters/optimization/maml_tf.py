@@ -49,8 +49,9 @@ import tensorflow as tf
 
 from chapters.optimization.maml import check_inner_steps, inner_loop_steps
 from common.episodes import Episode, astype_floats
-from common.episodic_tf import Adam, load_optimizer_arrays, optimizer_arrays
-from common.weights import canonical_to_tf, model_state, model_weights, tf_to_canonical
+from common.episodic_tf import Adam, load_optimizer_arrays
+from common.learners import learner_state
+from common.weights import canonical_to_tf, model_weights
 
 
 def adapt(model, params: dict, support_x, support_y, inner_lr, inner_steps: int,
@@ -166,9 +167,7 @@ class InnerLoopLearner:
     def state(self) -> dict[str, np.ndarray]:
         """θ under ``model.<canonical name>``; the outer optimizer's step count (the meta-steps
         taken) and slots (Adam's moments) under ``optimizer.<i>``."""
-        arrays = model_state(tf_to_canonical(self.model))
-        arrays.update(optimizer_arrays(self.optimizer))
-        return arrays
+        return learner_state("tf", self.model, self.optimizer)
 
     def load_model(self, arrays: dict) -> None:
         """θ (and a Meta-SGD learner's α) from a checkpoint's arrays, written by any framework:

@@ -63,8 +63,9 @@ import torch
 from common.adapters import to_torch
 from chapters.optimization.maml import check_inner_steps, inner_loop_steps
 from common.episodes import Episode
-from common.episodic_torch import load_optimizer_arrays, optimizer_arrays
-from common.weights import canonical_to_torch, model_state, model_weights, torch_to_canonical
+from common.episodic_torch import load_optimizer_arrays
+from common.learners import learner_state
+from common.weights import canonical_to_torch, model_weights
 
 # Images times inner steps run through the network together in one meta-step (see MAML.meta_step):
 # Omniglot 5-way 1-shot, meta-batch 32, one step (320) all at once, peak memory about 1 GB (max-pool).
@@ -189,10 +190,7 @@ class InnerLoopLearner:
     def state(self) -> dict[str, np.ndarray]:
         """Everything a checkpoint needs: θ (``model.<canonical name>``), the outer optimizer's
         slots (``optimizer.<index>.<slot>``, e.g. Adam's moments) and the meta-step counter (``steps``)."""
-        arrays = model_state(torch_to_canonical(self.model))
-        arrays.update(optimizer_arrays(self.optimizer))
-        arrays["steps"] = np.array(self.steps)
-        return arrays
+        return {**learner_state("torch", self.model, self.optimizer), "steps": np.array(self.steps)}
 
     def load_model(self, arrays: dict[str, np.ndarray]) -> None:
         """θ (and a Meta-SGD learner's α) from a checkpoint's arrays, written by any framework:
