@@ -28,9 +28,20 @@ updating it). Add ``--framework tf`` or ``keras``.
 from dataclasses import dataclass
 
 from chapters.optimization import train
-from chapters.optimization.minibatches import INNER_OPTIMIZERS
+from chapters.optimization.minibatches import INNER_OPTIMIZERS, check_inner_batch, check_inner_optimizer
 from common.cli import Config, run
+from common.errors import ConfigError
 from common.options import COUNT
+
+
+def check_settings(inner_batch: int | None, inner_optimizer: str, anneal_steps: int | None) -> None:
+    """Reptile's own settings, checked by the learners of the three frameworks before anything is
+    built: the inner mini-batch, the inner optimizer (``minibatches.py``) and the length of ε's
+    annealing."""
+    check_inner_batch(inner_batch)
+    check_inner_optimizer(inner_optimizer)
+    if anneal_steps is not None and anneal_steps < 1:
+        raise ConfigError(f"anneal_steps must be at least 1 (or None: no annealing), got {anneal_steps!r}")
 
 
 @dataclass

@@ -31,7 +31,8 @@ import tensorflow as tf
 from keras import ops
 
 from chapters.optimization.maml_keras import InnerLoopLearner, adapt, cast_floats, query_outputs
-from chapters.optimization.minibatches import adapt_task, check_inner_batch, check_inner_optimizer
+from chapters.optimization.minibatches import adapt_task
+from chapters.optimization.reptile import check_settings
 from common.episodes import Episode
 
 
@@ -61,8 +62,7 @@ class Reptile(InnerLoopLearner):
                  test_inner_steps: int | None = None, inner_batch: int | None = None,
                  inner_optimizer: str = "sgd", **kwargs):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps, **kwargs)
-        check_inner_batch(inner_batch)
-        check_inner_optimizer(inner_optimizer)
+        check_settings(inner_batch, inner_optimizer, anneal_steps)
         self.inner_batch, self.inner_optimizer = inner_batch, inner_optimizer
         # The inner Adam's state (v per parameter, step count t in θ's dtype), across tasks and meta-steps.
         params = model.params()

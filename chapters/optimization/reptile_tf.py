@@ -32,9 +32,9 @@ import numpy as np
 import tensorflow as tf
 
 from chapters.optimization.maml_tf import InnerLoopLearner, adapt, query_outputs
-from chapters.optimization.minibatches import adapt_task, check_inner_batch, check_inner_optimizer
+from chapters.optimization.minibatches import adapt_task
+from chapters.optimization.reptile import check_settings
 from common.episodes import Episode
-from common.errors import ConfigError
 
 
 def support_gradients(model, params: dict, support_x, support_y) -> dict:
@@ -53,16 +53,13 @@ class Reptile(InnerLoopLearner):
                  test_inner_steps: int | None = None, inner_batch: int | None = None,
                  inner_optimizer: str = "sgd"):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps)
-        check_inner_batch(inner_batch)
-        check_inner_optimizer(inner_optimizer)
+        check_settings(inner_batch, inner_optimizer, anneal_steps)
         self.inner_batch, self.inner_optimizer = inner_batch, inner_optimizer
         # The inner Adam's state (v per parameter, step count t), kept across tasks and meta-steps;
         # t in θ's dtype, as Keras' Adam computes β2^t.
         params = model.params()
         self.adam_moments = {name: tf.Variable(tf.zeros_like(p), trainable=False) for name, p in params.items()}
         self.adam_step = tf.Variable(tf.zeros([], next(iter(params.values())).dtype), trainable=False)
-        if anneal_steps is not None and anneal_steps < 1:
-            raise ConfigError(f"anneal_steps must be at least 1 (or None: no annealing), got {anneal_steps!r}")
         # ε_i = meta_lr (1 − i / anneal_steps), held at 0 afterwards; i is the optimizer's step count.
         epsilon = meta_lr if anneal_steps is None else keras.optimizers.schedules.PolynomialDecay(
             meta_lr, anneal_steps, end_learning_rate=0.0, power=1.0)

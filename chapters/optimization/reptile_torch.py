@@ -42,7 +42,8 @@ import numpy as np
 import torch
 
 from chapters.optimization.maml_torch import InnerLoopLearner, adapt, query_outputs
-from chapters.optimization.minibatches import adapt_task, check_inner_batch, check_inner_optimizer
+from chapters.optimization.minibatches import adapt_task
+from chapters.optimization.reptile import check_settings
 from common.episodes import Episode
 
 
@@ -60,8 +61,7 @@ class Reptile(InnerLoopLearner):
                  test_inner_steps: int | None = None, inner_batch: int | None = None,
                  inner_optimizer: str = "sgd"):
         super().__init__(model, inner_lr, inner_steps, transductive, test_inner_steps)
-        check_inner_batch(inner_batch)
-        check_inner_optimizer(inner_optimizer)
+        check_settings(inner_batch, inner_optimizer, anneal_steps)
         self.meta_lr, self.anneal_steps, self.inner_batch = meta_lr, anneal_steps, inner_batch
         self.inner_optimizer = inner_optimizer
         self.optimizer = torch.optim.SGD(model.parameters(), lr=meta_lr)  # steps counts for the annealing
