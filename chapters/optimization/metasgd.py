@@ -16,10 +16,24 @@ Add ``--framework tf`` or ``keras`` for the other frameworks.
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from chapters.optimization import train
 from common.cli import Config, run
 from common.errors import ConfigError
 from common.options import POSITIVE
+
+INNER_LR_PREFIX = "inner_lr."  # α in a checkpoint: inner_lr.<θ's canonical name>, beside model.<name>
+
+
+def initial_inner_lrs(params: dict, inner_lr_range: tuple[float, float], seed: int) -> dict[str, np.ndarray]:
+    """α's initial values, an array of each parameter's shape under its name (float64; each framework
+    casts): uniform in ``inner_lr_range`` (Li et al. Sec. 4.1), drawn with NumPy in the order of
+    ``params`` (the network's ``params()``, of any framework: only their shapes are read), so that
+    the three frameworks start from the same α for one seed."""
+    rng = np.random.default_rng(seed)
+    low, high = inner_lr_range
+    return {name: rng.uniform(low, high, size=tuple(p.shape)) for name, p in params.items()}
 
 
 @dataclass

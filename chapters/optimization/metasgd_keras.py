@@ -16,8 +16,8 @@ Everything else is MAML's: :class:`MetaSGD` is ``maml_keras.MAML`` whose ``inner
 learned rates, so ``maml_keras.adapt`` / ``maml_keras.meta_loss`` apply α ∘ ∇, and ``train_step``,
 which differentiates with respect to all ``trainable_variables``, updates θ and α with the compiled
 optimizer (Adam, rate β). The rates are ``keras.Variable``\\ s made with ``add_weight`` on the model.
-With the same seed, α starts from the same numbers in PyTorch, TensorFlow and Keras: one NumPy
-``rng.uniform`` per parameter, in ``params()`` order.
+With the same seed, α starts from the same numbers in PyTorch, TensorFlow and Keras
+(``metasgd.initial_inner_lrs``, drawn with NumPy).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import numpy as np
 from keras import ops
 
 from chapters.optimization.maml_keras import MAML
+from chapters.optimization.metasgd import INNER_LR_PREFIX, initial_inner_lrs
+from common.weights import model_state
 
 
 class MetaSGD(MAML):
@@ -39,12 +41,10 @@ class MetaSGD(MAML):
     def __init__(self, model, inner_lr_range=(0.005, 0.1), inner_steps: int = 1, first_order: bool = False,
                  transductive: bool = False, test_inner_steps: int | None = None, seed: int = 0, **kwargs):
         super().__init__(model, None, inner_steps, first_order, transductive, test_inner_steps, **kwargs)
-        low, high = inner_lr_range
-        rng = np.random.default_rng(seed)
         self.inner_lrs = {}  # α: one learned rate per entry of θ, same names and shapes
-        for name, p in model.params().items():
-            alpha = self.add_weight(shape=tuple(p.shape), initializer="zeros", name=f"inner_lr.{name}")
-            alpha.assign(rng.uniform(low, high, size=tuple(p.shape)))
+        for name, initial in initial_inner_lrs(model.params(), inner_lr_range, seed).items():
+            alpha = self.add_weight(shape=initial.shape, initializer="zeros", name=f"inner_lr.{name}")
+            alpha.assign(initial)
             self.inner_lrs[name] = alpha
         self.inner_lr = self.inner_lrs  # every MAML method now adapts with θ − α ∘ ∇L_S(θ)
 
@@ -54,12 +54,10 @@ class MetaSGD(MAML):
 
     def state(self) -> dict:
         """MAML's state (θ, optimizer) and α as ``inner_lr.<name>``."""
-        arrays = super().state()
-        arrays.update({f"inner_lr.{name}": value for name, value in self.learned_inner_lrs().items()})
-        return arrays
+        return {**super().state(), **model_state(self.learned_inner_lrs(), INNER_LR_PREFIX)}
 
     def load_model(self, arrays: dict) -> None:
         """θ and α (``load_state`` calls this, then restores the optimizer)."""
         super().load_model(arrays)
         for name, alpha in self.inner_lrs.items():
-            alpha.assign(arrays[f"inner_lr.{name}"])
+            alpha.assign(arrays[INNER_LR_PREFIX + name])

@@ -24,6 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from chapters.optimization.maml_tf import MAML
+from chapters.optimization.metasgd import INNER_LR_PREFIX, initial_inner_lrs
+from common.weights import model_state
 
 
 class MetaSGD(MAML):
@@ -32,12 +34,9 @@ class MetaSGD(MAML):
     def __init__(self, model, inner_lr_range: tuple[float, float] = (0.005, 0.1), inner_steps: int = 1,
                  first_order: bool = False, meta_lr: float = 1e-3, transductive: bool = False,
                  test_inner_steps: int | None = None, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        low, high = inner_lr_range
-        # One draw per parameter in params() order: the same α in every framework for one seed.
-        self.inner_lrs = {name: tf.Variable(rng.uniform(low, high, size=p.shape).astype(p.dtype.as_numpy_dtype),
-                                            name=f"inner_lr.{name}")
-                          for name, p in model.params().items()}
+        params = model.params()
+        self.inner_lrs = {name: tf.Variable(alpha.astype(params[name].dtype.as_numpy_dtype), name=f"inner_lr.{name}")
+                          for name, alpha in initial_inner_lrs(params, inner_lr_range, seed).items()}
         # MAML's functions take α as a dict as readily as a number; MAML builds Adam on
         # _meta_parameters(), θ and α here.
         super().__init__(model, inner_lr=self.inner_lrs, inner_steps=inner_steps, first_order=first_order,
@@ -53,12 +52,10 @@ class MetaSGD(MAML):
 
     def state(self) -> dict[str, np.ndarray]:
         """MAML's state (θ, Adam's moments of θ and α) and α under ``inner_lr.<name>``."""
-        arrays = super().state()
-        arrays.update({f"inner_lr.{name}": alpha for name, alpha in self.learned_inner_lrs().items()})
-        return arrays
+        return {**super().state(), **model_state(self.learned_inner_lrs(), INNER_LR_PREFIX)}
 
     def load_model(self, arrays: dict) -> None:
         """θ and α (``load_state`` calls this, then restores the optimizer)."""
         super().load_model(arrays)
         for name, alpha in self.inner_lrs.items():
-            alpha.assign(np.asarray(arrays[f"inner_lr.{name}"], alpha.dtype.as_numpy_dtype))
+            alpha.assign(np.asarray(arrays[INNER_LR_PREFIX + name], alpha.dtype.as_numpy_dtype))

@@ -14,8 +14,8 @@ Everything else is MAML's (``maml_torch.py``): the same :func:`~maml_torch.adapt
 initialise α uniformly in [0.005, 0.1]; with one inner step, as they train, α is the whole
 "learning algorithm" the method learns.
 
-α is drawn with ``np.random.default_rng(seed)``, one ``uniform(low, high, size=shape)`` per
-parameter in ``params()`` order, so the three frameworks start from the same α for a seed.
+α starts from ``metasgd.initial_inner_lrs``, drawn with NumPy, so the three frameworks start
+from the same α for a seed.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import torch
 from torch import nn
 
 from chapters.optimization.maml_torch import MAML
+from chapters.optimization.metasgd import INNER_LR_PREFIX, initial_inner_lrs
+from common.weights import model_state
 
 
 class MetaSGD(MAML):
@@ -33,13 +35,11 @@ class MetaSGD(MAML):
     def __init__(self, model, inner_lr_range: tuple[float, float] = (0.005, 0.1), inner_steps: int = 1,
                  first_order: bool = False, meta_lr: float = 1e-3, transductive: bool = False,
                  test_inner_steps: int | None = None, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        low, high = inner_lr_range
         # α: one trainable tensor per parameter, same name, shape, dtype and device (a plain dict,
         # not registered on the model: the network's canonical weights stay θ alone).
-        self.inner_lrs = {name: nn.Parameter(torch.from_numpy(rng.uniform(low, high, size=tuple(p.shape)))
-                                             .to(p.device, p.dtype))
-                          for name, p in model.params().items()}
+        params = model.params()
+        self.inner_lrs = {name: nn.Parameter(torch.from_numpy(alpha).to(params[name].device, params[name].dtype))
+                          for name, alpha in initial_inner_lrs(params, inner_lr_range, seed).items()}
         super().__init__(model, self.inner_lrs, inner_steps, first_order, meta_lr, transductive,
                          test_inner_steps)
         # The meta-optimizer updates θ and α together: indices 0..n-1 are θ, n..2n-1 are α.
@@ -51,13 +51,11 @@ class MetaSGD(MAML):
 
     def state(self) -> dict[str, np.ndarray]:
         """MAML's state plus α, as ``inner_lr.<name>``."""
-        arrays = super().state()
-        arrays.update({f"inner_lr.{name}": value for name, value in self.learned_inner_lrs().items()})
-        return arrays
+        return {**super().state(), **model_state(self.learned_inner_lrs(), INNER_LR_PREFIX)}
 
     def load_model(self, arrays: dict[str, np.ndarray]) -> None:
         """θ and α (``load_state`` calls this, then restores the optimizer)."""
         super().load_model(arrays)
         with torch.no_grad():
             for name, alpha in self.inner_lrs.items():
-                alpha.copy_(torch.from_numpy(np.array(arrays[f"inner_lr.{name}"])))
+                alpha.copy_(torch.from_numpy(np.array(arrays[INNER_LR_PREFIX + name])))
