@@ -138,6 +138,34 @@ MUTATIONS = [
              "network.compile(optimizer=rmsprop(1e-4), jit_compile=jit_compile)",
              ("tests/test_mann_agreement.py",),
              "Keras' MANN and LSTM train at the paper's rate 1e-4 whatever --lr says"),
+    # --- Meta Networks: tests/test_metanet_agreement.py trains each framework on real Omniglot and moves
+    # PyTorch's trained MetaNet to the other two; bugs in the forward pass are also planted against the
+    # exact tests (test_metanet.py), which are the ones meant to see them
+    *[Mutation(f"{framework}-ignores-decay-metanet-statistical", f"common/episodic_{framework}.py", old,
+               old.replace("lr_schedule(learning_rate, decay_every, decay)", "lr_schedule(learning_rate, None, decay)"),
+               ("tests/test_metanet_agreement.py",), f"{name} trains its MetaNet at a constant rate whatever --decay-every says")
+      for framework, name, old in (
+          ("tf", "TensorFlow", "        self.optimizer = Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8)"),
+          ("keras", "Keras", "        model.compile(optimizer=Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8))"))],
+    Mutation("keras-metanet-evaluates-without-fast-weights-statistical", "chapters/model_based/metanet_keras.py",
+             "        return self.base(query_x, fast), attention, task_fast, memory  # Eq. 8",
+             "        return self.base(query_x, fast if training else None), attention, task_fast, memory  # Eq. 8",
+             ("tests/test_metanet_agreement.py",),
+             "Keras' MetaNet evaluates with its slow weights alone (fast weights only in training mode)"),
+    *[Mutation(f"{name}-{kind}", path, old, new, tests, bug)
+      for name, path, old, new, bug in (
+          ("tf-metanet-negated-fast-weights", "chapters/model_based/metanet_tf.py",
+           "else tf.tensordot(attention, kernels, 1)", "else -tf.tensordot(attention, kernels, 1)",
+           "TensorFlow's query reads W* = -a^T M (a sign that a MetaNet trained in TensorFlow learns around)"),
+          ("torch-metanet-unscaled-gradient-sign", "chapters/model_based/metanet_torch.py",
+           "torch.clamp(gradient * torch.exp(torch.tensor(k, dtype=gradient.dtype)), -1.0, 1.0)",
+           "torch.clamp(gradient, -1.0, 1.0)",
+           "PyTorch's meta information without the e^k of the sign feature: m sees ~0 for the sign of a small gradient"),
+          ("tf-metanet-meta-information-not-stopped", "chapters/model_based/metanet_tf.py",
+           "{i: tf.stop_gradient(gradient) for i", "{i: gradient for i",
+           "TensorFlow's meta-gradient flows back through the meta information (second order)"))
+      for kind, tests in (("exact", ("tests/test_metanet.py", "-k", "agree")),
+                          ("statistical", ("tests/test_metanet_agreement.py",)))],
     # --- shared code: sampler and adapters (issue: invisible to cross-framework tests)
     Mutation("shuffled-support-labels-left-behind", "common/episodes.py",
              "support_y=batch.support_y[rows, order])", "support_y=batch.support_y)",
