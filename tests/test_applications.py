@@ -268,18 +268,9 @@ def test_short_training_on_fewrel_reaches_the_same_accuracy_in_every_framework()
         run = train_and_compare(built, sampler, episodes, 60)
     print(run)  # pytest -s shows what was measured
     assert min(run.accuracy.values()) > 100 / 5 + 10, f"ProtoNet on FewRel did not learn: {run.accuracy}"
-    for framework in ("tf", "keras"):
-        unlike = sum(int((a != b).sum()) for a, b in zip(run.labels[framework], run.labels["torch"]))
-        assert unlike <= FEWREL_UNLIKE_LABELS, \
-            f"{framework}'s trained ProtoNet labels {unlike} of {run.predictions} queries unlike PyTorch's " \
-            f"({run.accuracy}): another rate, schedule or loss?"
-        assert 1 / FEWREL_UPDATE_RATIO <= run.update_ratio(framework) <= FEWREL_UPDATE_RATIO, \
-            f"the last steps' size in {framework} is {run.update_ratio(framework):.3f}x PyTorch's: " \
-            f"another learning rate at the end of the schedule? ({run.last_update})"
-        assert run.flips[framework] <= FEWREL_SAME_MODEL_FLIPS, \
-            f"PyTorch's trained ProtoNet predicts {run.flips[framework]} of {run.predictions} labels " \
-            f"otherwise in {framework}"
-    assert run.spread <= FEWREL_TOLERANCE_POINTS, f"accuracies {run.accuracy} differ by {run.spread:.2f} points"
+    run.check("ProtoNet on FewRel", update_ratio=FEWREL_UPDATE_RATIO, flips=FEWREL_SAME_MODEL_FLIPS,
+              spread=FEWREL_TOLERANCE_POINTS, unlike=FEWREL_UNLIKE_LABELS,
+              why_steps="another learning rate at the end of the schedule?")
 
     torch.set_default_dtype(torch.float64)  # the trained encoder in float64 (this module's fixture: Keras too)
     moved = learners("protonet", train_set, sampler.episode(0))

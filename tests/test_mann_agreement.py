@@ -82,18 +82,9 @@ def test_short_training_ends_in_the_same_model_in_every_framework(model, omniglo
                                        for labels, episode in zip(run.labels[framework], episodes)])
              for framework in FRAMEWORKS}
     assert min(first.values()) > chance + 5, f"{model}: no label exclusion at the first presentation: {first}"
-    for framework in ("tf", "keras"):
-        unlike = sum(int((a != b).sum()) for a, b in zip(run.labels[framework], run.labels["torch"]))
-        assert unlike <= UNLIKE_LABELS, \
-            f"{model}: {framework}'s trained model labels {unlike} of {run.predictions} queries unlike PyTorch's: " \
-            f"another rate, optimizer or loss? ({run.accuracy})"
-        assert 1 / UPDATE_RATIO <= run.update_ratio(framework) <= UPDATE_RATIO, \
-            f"{model}: the last updates' size in {framework} is {run.update_ratio(framework):.3f}x PyTorch's: " \
-            f"another learning rate or momentum? ({run.last_update})"
-        assert run.flips[framework] <= SAME_MODEL_FLIPS, \
-            f"{model}: PyTorch's trained network predicts {run.flips[framework]} of {run.predictions} labels " \
-            f"otherwise in {framework}"
-    assert run.spread <= TOLERANCE_POINTS, f"{model}: accuracies {run.accuracy} differ by {run.spread:.2f} points"
+    run.check(model, update_ratio=UPDATE_RATIO, flips=SAME_MODEL_FLIPS, spread=TOLERANCE_POINTS,
+              unlike=UNLIKE_LABELS, why_unlike="another rate, optimizer or loss?",
+              why_steps="another learning rate or momentum?")
 
     # The trained network in float64: the same labels, and logits equal to rounding, in every framework.
     trained = to_canonical(learners["torch"].network, "torch")

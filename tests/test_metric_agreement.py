@@ -53,11 +53,5 @@ def test_short_training_reaches_the_same_accuracy_in_every_framework(algorithm, 
     print(run)  # pytest -s shows what was measured
     chance = 100 / 5
     assert min(run.accuracy.values()) > chance + 20, f"{algorithm} did not learn: {run.accuracy}"
-    for framework in ("tf", "keras"):
-        assert 1 / UPDATE_RATIO <= run.update_ratio(framework) <= UPDATE_RATIO, \
-            f"{algorithm}: the last steps' size in {framework} is {run.update_ratio(framework):.2f}x PyTorch's: " \
-            f"another learning rate at the end of the schedule? ({run.last_update})"
-        assert run.flips[framework] <= SAME_MODEL_FLIPS, \
-            f"{algorithm}: PyTorch's trained model predicts {run.flips[framework]} of {run.predictions} labels " \
-            f"otherwise in {framework}: another evaluation mode?"
-    assert run.spread <= TOLERANCE_POINTS, f"{algorithm}: accuracies {run.accuracy} differ by {run.spread:.1f} points"
+    run.check(algorithm, update_ratio=UPDATE_RATIO, flips=SAME_MODEL_FLIPS, spread=TOLERANCE_POINTS,
+              why_steps="another learning rate at the end of the schedule?", why_flips="another evaluation mode?")

@@ -131,14 +131,8 @@ def test_short_maml_training_reaches_the_same_accuracy_in_every_framework(omnigl
     run = train_and_compare(learners, sampler, episodes, 60)
     print(run)  # pytest -s shows what was measured
     assert min(run.accuracy.values()) > 20 + 10, f"MAML did not learn: {run.accuracy}"  # chance: 20
-    for framework in ("tf", "keras"):
-        assert 1 / MAML_UPDATE_RATIO <= run.update_ratio(framework) <= MAML_UPDATE_RATIO, \
-            f"the last meta-steps' size in {framework} is {run.update_ratio(framework):.3f}x PyTorch's: " \
-            f"another meta learning rate? ({run.last_update})"
-        assert run.flips[framework] <= MAML_SAME_MODEL_FLIPS, \
-            f"PyTorch's trained MAML predicts {run.flips[framework]} of {run.predictions} labels otherwise " \
-            f"in {framework}: another adaptation or evaluation path?"
-    assert run.spread <= MAML_TOLERANCE_POINTS, f"accuracies {run.accuracy} differ by {run.spread:.1f} points"
+    run.check("MAML", update_ratio=MAML_UPDATE_RATIO, flips=MAML_SAME_MODEL_FLIPS, spread=MAML_TOLERANCE_POINTS,
+              why_steps="another meta learning rate?", why_flips="another adaptation or evaluation path?")
 
 
 # ---------------------------------------------------------------------------------- sinusoid
