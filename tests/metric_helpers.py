@@ -29,6 +29,22 @@ def keras_floatx(dtype):
         keras.config.set_dtype_policy(old_policy)
 
 
+def evaluation_logits(framework: str, learner, episode) -> np.ndarray:
+    """The query logits an episodic learner's ``predict`` takes its argmax of: the same call on the
+    same model (PyTorch in evaluation mode, TensorFlow's ``_logits``, Keras' ``predict_on_batch``)."""
+    if framework == "torch":
+        import torch
+
+        from common.adapters import to_torch
+        learner.model.eval()
+        with torch.no_grad():
+            support_x, support_y, query_x, _ = to_torch(episode, learner.device)
+            return learner.model(support_x, support_y, query_x).numpy()
+    if framework == "tf":
+        return learner._logits(episode.support_x, episode.support_y, episode.query_x).numpy()
+    return np.asarray(learner.model.predict_on_batch((episode.support_x, episode.support_y, episode.query_x)))
+
+
 def cast_episode(episode, dtype):
     return type(episode)(episode.support_x.astype(dtype), episode.support_y,
                          episode.query_x.astype(dtype), episode.query_y)

@@ -41,15 +41,13 @@ import contextlib
 
 import numpy as np
 import pytest
-import torch
 
 from chapters.model_based import metanet
-from common.adapters import to_torch
 from common.episodes import EpisodeSampler, FixedEpisodes, astype_floats, evaluation_episodes
 from common.learners import episodic_learner
 from common.weights import to_canonical
 from tests.agreement_helpers import FRAMEWORKS, moved_model_flips, train_and_compare
-from tests.metric_helpers import assert_close, keras_floatx
+from tests.metric_helpers import assert_close, evaluation_logits, keras_floatx
 
 WAY, SHOT, QUERY = 2, 1, 5
 FAST_LAYERS = 2  # b's two dense layers and u's key layer: the measured runs' model, 20x cheaper than all seven
@@ -104,18 +102,6 @@ def float64_learners(example) -> dict:
             model = metanet.build_model(framework, (28, 28, 1), WAY, 0, FAST_LAYERS, dtype="float64")
             learners[framework] = episodic_learner(framework, model, example, 1e-3)
     return learners
-
-
-def evaluation_logits(framework: str, learner, episode) -> np.ndarray:
-    """The query logits that ``learner.predict`` takes its argmax of: the same call on the same model."""
-    if framework == "torch":
-        learner.model.eval()
-        with torch.no_grad():
-            support_x, support_y, query_x, _ = to_torch(episode, learner.device)
-            return learner.model(support_x, support_y, query_x).numpy()
-    if framework == "tf":
-        return learner._logits(episode.support_x, episode.support_y, episode.query_x).numpy()
-    return np.asarray(learner.model.predict_on_batch((episode.support_x, episode.support_y, episode.query_x)))
 
 
 def test_pytorchs_trained_metanet_gives_the_same_predictions_in_every_framework_float64(trained):

@@ -33,7 +33,7 @@ from common.data.base import FewShotDataset
 from common.episodes import EpisodeSampler, astype_floats, evaluation_episodes
 from common.training import write_checkpoint
 from common.weights import from_canonical, load_weights, model_weights, to_canonical
-from tests.metric_helpers import TOLERANCE, assert_close, keras_floatx
+from tests.metric_helpers import TOLERANCE, assert_close, evaluation_logits, keras_floatx
 
 FRAMEWORKS = ("torch", "tf", "keras")
 ALGORITHMS = ("protonet", "siamese", "matching")
@@ -83,18 +83,6 @@ def learners(algorithm: str, dtype: str = "float64", learning_rate: float = 1e-3
     for framework, learner in built.items():
         from_canonical(weights, learner.model, framework)
     return built
-
-
-def evaluation_logits(framework: str, learner, data) -> np.ndarray:
-    """The query logits ``learner.predict`` takes its argmax of: the same call on the same model."""
-    if framework == "torch":
-        learner.model.eval()
-        with torch.no_grad():
-            support_x, support_y, query_x, _ = to_torch(data, learner.device)
-            return learner.model(support_x, support_y, query_x).numpy()
-    if framework == "tf":
-        return learner._logits(data.support_x, data.support_y, data.query_x).numpy()
-    return np.asarray(learner.model.predict_on_batch((data.support_x, data.support_y, data.query_x)))
 
 
 def batch_statistics_logits(framework: str, learner, data) -> np.ndarray:
