@@ -50,6 +50,11 @@ def test_the_recorded_options_keep_their_names_and_values(monkeypatch):
     assert config.options() == {"meta_batch": 5, "backbone": "maxpool", "inner_steps": 5, "test_inner_steps": 50,
                                 "meta_lr": 1.0, "transductive": False, "inner_lr": 0.1, "anneal_steps": None,
                                 "inner_batch": 10, "inner_optimizer": "sgd"}
+    # A short run can follow a longer run's ε schedule (frameworks compared at equal iterations).
+    _, config = settings(reptile, optimization_train, ["--episodes", "5000", "--anneal-over", "100000"], monkeypatch)
+    assert config.anneal_steps == 100_000
+    with pytest.raises(ConfigError, match="contradict"):
+        settings(reptile, optimization_train, ["--no-anneal", "--anneal-over", "100000"], monkeypatch)
     _, config = settings(matching, metric_train, ["--cosine-scale", "10"], monkeypatch)
     assert (config.lr, config.decay_every) == (1e-3, 2000)
     assert config.model_options((28, 28, 1)) == {"fce": False, "cosine_scale": 10.0}

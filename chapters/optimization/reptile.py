@@ -3,7 +3,8 @@
 
 Reptile adapts to each task of a meta-batch with k plain gradient steps, then moves the
 initialisation toward the adapted weights: θ ← θ + ε (mean θ' − θ) (Algorithm 2), ε annealed
-linearly to 0 over the run (``--no-anneal`` keeps it constant). Nichol et al.'s Omniglot protocol
+linearly to 0 over the run (``--no-anneal`` keeps it constant; ``--anneal-over N`` anneals over N
+meta-iterations, so that a shorter run follows a longer run's schedule step for step). Nichol et al.'s Omniglot protocol
 (Appendix A) trains on 10 shots per class whatever the test shot, 5 inner steps on mini-batches of
 10 examples (one pass through the 50 support examples of a 5-way task) with Adam (rate 0.001,
 β1 = 0, its state kept across tasks), meta-batches of 5 tasks, ε = 1, 100,000 meta-iterations,
@@ -63,7 +64,10 @@ class ReptileConfig(Config):
 
     @classmethod
     def from_args(cls, args) -> "ReptileConfig":
-        return super().from_args(args, anneal_steps=None if args.no_anneal else args.episodes)
+        if args.no_anneal and args.anneal_over is not None:
+            raise ConfigError("--no-anneal and --anneal-over contradict each other: give one of them")
+        anneal_steps = None if args.no_anneal else args.anneal_over or args.episodes
+        return super().from_args(args, anneal_steps=anneal_steps)
 
 
 def main(argv=None) -> dict:
@@ -73,6 +77,9 @@ def main(argv=None) -> dict:
     # test_shot=1: trained on 10 shots, the model is tested 1-shot unless --test-shot says otherwise.
     parser = train.parser("reptile", defaults, way=5, shot=10, query=1, test_shot=1, episodes=100_000)
     parser.add_argument("--no-anneal", action="store_true", help="keep ε constant instead of annealing it to 0")
+    parser.add_argument("--anneal-over", type=COUNT, default=None, metavar="N",
+                        help="anneal ε to 0 over N meta-iterations (default: --episodes); a shorter run "
+                             "with a longer run's N follows that run's schedule step for step")
     parser.add_argument("--inner-batch", type=COUNT, default=defaults.inner_batch,
                         help="support examples per inner step, stepping through the (shuffled) support set "
                              "(default: all of them at every step)")
