@@ -16,7 +16,9 @@ its command, and every run folder resumable with the same command.
 
 Commands of other programs (baselines, benchmarks) build no ``Run`` and are left out; a command
 that asked for a GPU (``--device cuda``) is rebuilt on the CPU, since the device is not part of a
-run's identity. Exit status 1 when a rebuilt run differs from its file.
+run's identity. An option that a script began to record after some results were committed
+(``ADDED_LATER``) is compared, in a file dated before it, with the value every run had until then,
+and the line says so. Exit status 1 when a rebuilt run differs from its file.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import runpy
 import shlex
 import sys
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 from common.results import RESULTS_DIR
@@ -42,6 +45,13 @@ SCRIPTS = ("chapters.metric.protonet", "chapters.metric.matching", "chapters.met
            "chapters.optimization.sinusoid", "chapters.optimization.lstm_meta_learner",
            "chapters.model_based.mann", "chapters.model_based.snail", "chapters.model_based.metanet",
            "chapters.applications.train")
+# Options that a script began to record after results had been committed: name -> (the value every
+# run had before the option existed, when it began to be recorded). A file dated earlier records
+# nothing for it; a later file without it differs from its rebuilt run, as any other missing option.
+ADDED_LATER = {
+    # MAML, first-order MAML, Meta-SGD, Reptile: Conv-4 had max-pooling only, until --backbone strided.
+    "backbone": ("maxpool", "2026-12-05T11:14:55+00:00"),
+}
 
 
 class Built(Exception):
@@ -90,11 +100,21 @@ def recorded(run) -> dict:
     return json.loads(json.dumps({name: fields[field] for name, field in RECORDED.items()}))
 
 
+def unrecorded(result: dict, options: dict) -> dict:
+    """The options of ``ADDED_LATER`` that a rebuilt run has (``options``) and its file, written
+    before they existed, does not record: {name: the value that file's run had}."""
+    written = datetime.fromisoformat(result["date"]) if "date" in result else None
+    return {name: value for name, (value, since) in ADDED_LATER.items()
+            if name in options and name not in result.get("options", {})
+            and written is not None and written < datetime.fromisoformat(since)}
+
+
 def differences(result: dict, run) -> list[str]:
     built = recorded(run)
     lines = [f"{name}: {result.get(name)!r} in the file, {built[name]!r} rebuilt"
              for name in RECORDED if name != "options" and name in result and result[name] != built[name]]
-    theirs, ours = result.get("options", {}), built["options"]
+    ours = built["options"]
+    theirs = {**unrecorded(result, ours), **result.get("options", {})}
     lines += [f"options.{key}: {theirs.get(key, '(none)')!r} in the file, {ours.get(key, '(none)')!r} rebuilt"
               for key in sorted(set(theirs) | set(ours)) if theirs.get(key) != ours.get(key)]
     return lines
@@ -122,7 +142,10 @@ def main(argv=None) -> int:
         runs[command] = {"run": json.loads(json.dumps(asdict(run))), "folder": str(run.folder)}
         found = differences(result, run)
         failed += bool(found)
-        print(f"{'DIFFERS' if found else 'same':<12} {path}" + "".join(f"\n    {line}" for line in found), flush=True)
+        notes = [f"options.{name}: not recorded (the file predates the option), {value!r} as every run then"
+                 for name, value in unrecorded(result, recorded(run)["options"]).items()]
+        print(f"{'DIFFERS' if found else 'same':<12} {path}" + "".join(f"\n    {line}" for line in found + notes),
+              flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(runs, indent=1) + "\n")
     print(f"{len(results)} results files, {len(rebuilt)} commands: {failed} differ from their rebuilt run")
