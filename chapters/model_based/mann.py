@@ -137,6 +137,15 @@ def previous_labels(labels: np.ndarray, way: int) -> np.ndarray:
     return shifted
 
 
+# ----------------------------------------------------------------------- the memory
+
+def write_weights(previous_read, least, gate):
+    """Write weights (LRUA, Section 3 of Santoro et al.): w^w = σ(α) w^r_{t-1} + (1 - σ(α)) w^lu_{t-1};
+    (B, R, N), (B, N), (B, R) -> (B, R, N). Broadcasting arithmetic alone, the same for a PyTorch,
+    TensorFlow or Keras tensor (and a NumPy array): written once, for the ``step`` of every framework."""
+    return gate[..., None] * previous_read + (1 - gate[..., None]) * least[:, None, :]
+
+
 # ----------------------------------------------------------------------- accuracy per presentation
 
 def presentation_numbers(labels: np.ndarray) -> np.ndarray:

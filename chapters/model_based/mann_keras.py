@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from chapters.model_based.mann import check_sequence
+from chapters.model_based.mann import check_sequence, write_weights
 from chapters.model_based.mann_tf import rmsprop
 from common.episodic_keras import fit_episodes
 from common.learners import learner_state, load_learner_state
@@ -33,11 +33,6 @@ def least_used(usage, n):
     tied_before = ops.logical_and(ops.equal(usage[:, None, :], usage[:, :, None]), lower)
     rank = ops.sum(ops.cast(ops.logical_or(smaller, tied_before), "int32"), -1)
     return ops.cast(rank < n, usage.dtype), ops.cast(rank == 0, usage.dtype)
-
-
-def write_weights(previous_read, least, gate):
-    """Write weights (LRUA): w^w = σ(α) w^r_{t-1} + (1 - σ(α)) w^lu_{t-1}; (B, R, N), (B, N), (B, R) -> (B, R, N)."""
-    return gate[..., None] * previous_read + (1 - gate[..., None]) * least[:, None, :]
 
 
 def cosine_similarity(keys, memory):

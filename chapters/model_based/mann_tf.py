@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from chapters.model_based.mann import check_sequence
+from chapters.model_based.mann import check_sequence, write_weights
 from common.learners import learner_state, load_learner_state
 from common.tf_layers import Dense, LSTMCell
 
@@ -32,11 +32,6 @@ def least_used(usage, n):
     tied_before = tf.equal(usage[:, None, :], usage[:, :, None]) & lower
     rank = tf.reduce_sum(tf.cast(smaller | tied_before, tf.int32), -1)
     return tf.cast(rank < n, usage.dtype), tf.cast(rank == 0, usage.dtype)
-
-
-def write_weights(previous_read, least, gate):
-    """Write weights (LRUA): w^w = σ(α) w^r_{t-1} + (1 - σ(α)) w^lu_{t-1}; (B, R, N), (B, N), (B, R) -> (B, R, N)."""
-    return gate[..., None] * previous_read + (1 - gate[..., None]) * least[:, None, :]
 
 
 def cosine_similarity(keys, memory):

@@ -17,7 +17,8 @@ read last (to update a memory it has just used) or to the least-used rows (to st
 new); the gate σ(α) learns which. The output is a softmax over the ``way`` labels of the
 controller's output and the R read vectors. ``LSTMBaseline`` is the controller alone.
 
-Same names and structure in ``mann_tf.py`` and ``mann_keras.py``.
+Same names and structure in ``mann_tf.py`` and ``mann_keras.py``; ``write_weights``, plain
+arithmetic, is written once in ``mann.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chapters.model_based.mann import check_sequence, previous_labels
+from chapters.model_based.mann import check_sequence, previous_labels, write_weights
 from common.learners import learner_state, load_learner_state
 
 MEMORY_INIT = 1e-6  # every memory cell starts at this small constant: a cosine needs a nonzero row
@@ -45,11 +46,6 @@ def least_used(usage: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]
         usage.shape[1], usage.shape[1], dtype=torch.bool, device=usage.device).tril(-1)  # u_j == u_i, j < i
     rank = (smaller | tied_before).sum(-1)                           # 0 for the least-used row
     return (rank < n).to(usage.dtype), (rank == 0).to(usage.dtype)
-
-
-def write_weights(previous_read: torch.Tensor, least: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-    """Write weights (LRUA): w^w = σ(α) w^r_{t-1} + (1 - σ(α)) w^lu_{t-1}; (B, R, N), (B, N), (B, R) -> (B, R, N)."""
-    return gate[..., None] * previous_read + (1 - gate[..., None]) * least[:, None, :]
 
 
 def cosine_similarity(keys: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
