@@ -68,6 +68,19 @@ def channels(way: int, shot: int, embedding_size: int = 64) -> int:
     return block_inputs(way, shot, embedding_size)[-1]
 
 
+def through_blocks(model, support, query):
+    """The support rows (S, C) and the query rows (Q, C) through ``model``'s five blocks, in the
+    order of the Appendix: attention 1, TC 1, attention 2, TC 2, attention 3. Returns (support (S,
+    C'), query (Q, C'), the three attention blocks' query weights, each (Q, S + 1)). It only calls
+    the blocks, whose arithmetic is the framework's: written once for the three ``SNAIL.read``."""
+    support, query, attention1 = model.attention1(support, query)
+    support, query = model.tc1(support, query)
+    support, query, attention2 = model.attention2(support, query)
+    support, query = model.tc2(support, query)
+    support, query, attention3 = model.attention3(support, query)
+    return support, query, [attention1, attention2, attention3]
+
+
 # ---------------------------------------------------------------------------- bad input
 
 def too_long(n_support: int, way: int, shot: int) -> str:

@@ -146,12 +146,8 @@ class SNAIL(EpisodicModel):
         n_support = ops.shape(support_x)[0]
         support = ops.concatenate([embeddings[:n_support], ops.one_hot(support_y, self.way, dtype=embeddings.dtype)], 1)
         query = ops.pad(embeddings[n_support:], [[0, 0], [0, self.way]])  # the query's label is unknown: zeros
-        support, query, attention1 = self.attention1(support, query)
-        support, query = self.tc1(support, query)
-        support, query, attention2 = self.attention2(support, query)
-        support, query = self.tc2(support, query)
-        support, query, attention3 = self.attention3(support, query)
-        return self.classifier(query), [attention1, attention2, attention3], support
+        support, query, attention = snail.through_blocks(self, support, query)
+        return self.classifier(query), attention, support
 
     def call(self, inputs, training=False):
         return self.read(*inputs, training=training)[0]

@@ -148,12 +148,8 @@ class SNAIL(tf.Module):
         n_support = tf.shape(support_x)[0]
         support = tf.concat([embeddings[:n_support], tf.one_hot(support_y, self.way, dtype=embeddings.dtype)], 1)
         query = tf.pad(embeddings[n_support:], [[0, 0], [0, self.way]])  # the query's label is unknown: zeros
-        support, query, attention1 = self.attention1(support, query)
-        support, query = self.tc1(support, query)
-        support, query, attention2 = self.attention2(support, query)
-        support, query = self.tc2(support, query)
-        support, query, attention3 = self.attention3(support, query)
-        return self.classifier(query), [attention1, attention2, attention3], support
+        support, query, attention = snail.through_blocks(self, support, query)
+        return self.classifier(query), attention, support
 
     def __call__(self, support_x, support_y, query_x, training: bool = False):
         return self.read(support_x, support_y, query_x, training)[0]

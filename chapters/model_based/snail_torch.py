@@ -17,7 +17,8 @@ sees another. The support part of those sequences is the same and, the layers be
 not depend on the query: it is computed once, and each query is one more step after it, reading
 the support positions' activations, as a language model decodes with cached keys and values.
 ``SNAIL.forward`` therefore takes the support rows (S, C) and the query rows (Q, C) through every
-block side by side. Same names in ``snail_tf.py`` and ``snail_keras.py``; sizes in ``snail.py``.
+block side by side. Same names in ``snail_tf.py`` and ``snail_keras.py``; the sizes, and the
+order in which ``read`` calls the blocks (``snail.through_blocks``), in ``snail.py``.
 """
 
 from __future__ import annotations
@@ -159,12 +160,8 @@ class SNAIL(nn.Module):
         n_support = len(support_x)
         support = torch.cat([embeddings[:n_support], F.one_hot(support_y, self.way).to(embeddings.dtype)], 1)
         query = F.pad(embeddings[n_support:], (0, self.way))  # the query's label is unknown: zeros
-        support, query, attention1 = self.attention1(support, query)
-        support, query = self.tc1(support, query)
-        support, query, attention2 = self.attention2(support, query)
-        support, query = self.tc2(support, query)
-        support, query, attention3 = self.attention3(support, query)
-        return self.classifier(query), [attention1, attention2, attention3], support
+        support, query, attention = snail.through_blocks(self, support, query)
+        return self.classifier(query), attention, support
 
     def forward(self, support_x, support_y, query_x) -> torch.Tensor:
         return self.read(support_x, support_y, query_x)[0]
