@@ -10,6 +10,7 @@ Sizes are the paper's blocks on a small 3-way 2-shot episode (T = 7, three dense
 block), so the whole file runs in seconds.
 """
 
+import copy
 import functools
 import math
 
@@ -108,7 +109,7 @@ def reference_logits(model, support_x, support_y, query_x):
     """One full sequence (support pairs, then the query) per query, through the blocks as the paper
     writes them: ``conv1d`` with kernel 2, dilation R and R zeros of left padding; attention with a
     (T, T) causal mask. The logits of each sequence's last position."""
-    embeddings = model.encoder(torch.cat([support_x, query_x]))
+    embeddings = snail_torch.embed(model.encoder, support_x, query_x, model.training)
     n_support, n_query = len(support_x), len(query_x)
     support = torch.cat([embeddings[:n_support], F.one_hot(support_y, model.way).double()], 1)
     query = F.pad(embeddings[n_support:], (0, model.way))
@@ -147,9 +148,11 @@ def test_causal_no_step_reads_a_later_one_and_no_query_reads_another():
     support_x, support_y, query_x = torch_inputs(episode_of("float64"))
     with torch.no_grad():
         logits, _, support = model.read(support_x, support_y, query_x)
-        changed_support = support_x.clone()
-        changed_support[-1] = torch.rand_like(changed_support[-1])  # the last support step
-        _, _, support_after = model.read(changed_support, support_y, query_x)
+        # The last support step's label: its image would move every embedding through the support
+        # set's BatchNorm statistics, which precede the sequence (snail_torch.embed).
+        changed_labels = support_y.clone()
+        changed_labels[-1] = (changed_labels[-1] + 1) % WAY
+        _, _, support_after = model.read(support_x, changed_labels, query_x)
         changed_query = query_x.clone()
         changed_query[0] = torch.rand_like(changed_query[0])
         logits_after = model(support_x, support_y, changed_query)
@@ -157,6 +160,30 @@ def test_causal_no_step_reads_a_later_one_and_no_query_reads_another():
     assert not np.allclose(support[-1].numpy(), support_after[-1].numpy())
     np.testing.assert_array_equal(logits[1:].numpy(), logits_after[1:].numpy())
     assert not np.allclose(logits[0].numpy(), logits_after[0].numpy())
+
+
+def test_prediction_normalises_with_the_support_set_alone_in_every_framework():
+    """At test time BatchNorm takes the support set's statistics, not the running averages
+    (``snail_torch.embed``): the support rows are what the Conv-4 makes of the support set alone as
+    a training batch, and the three frameworks give the same query logits."""
+    episode = episode_of("float64")
+    torch_model, tf_model, keras_model = three_models("float64")
+    support_x, support_y, query_x = torch_inputs(episode)
+    torch_model.eval()
+    with torch.no_grad():
+        embeddings = snail_torch.embed(torch_model.encoder, support_x, query_x, training=False)
+        support_alone = copy.deepcopy(torch_model.encoder).train()(support_x)
+        running = torch_model.encoder(torch.cat([support_x, query_x]))
+        logits = torch_model(support_x, support_y, query_x).numpy()
+    assert_close(support_alone.numpy(), embeddings[:len(support_x)].numpy(), 1e-12, "support rows")
+    assert not np.allclose(running.numpy(), embeddings.numpy())  # not the running statistics
+    tolerance = TOLERANCE["float64"]["forward"]
+    assert_close(logits, tf_model(episode.support_x, episode.support_y, episode.query_x, training=False), tolerance,
+                 "tf prediction logits")
+    assert_close(logits, tf.function(tf_model.__call__)(episode.support_x, episode.support_y, episode.query_x),
+                 tolerance, "tf compiled prediction logits")
+    assert_close(logits, keras_model((episode.support_x, episode.support_y, episode.query_x), training=False), tolerance,
+                 "keras prediction logits")
 
 
 def test_sizes_follow_the_paper():

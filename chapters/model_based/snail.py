@@ -15,7 +15,10 @@ Protocol (our reading of the paper's Appendix, which gives the architecture but 
 setting): Conv-4 embedding (64 features; see ``common.backbones``), the blocks below, Adam 1e-3,
 training episodes of the test's N and K. The support pairs of every sequence come in a random
 order, fixed per episode (:class:`ShuffledSupport`): the sampler lists them class by class, and
-that order would tell the model each label without looking at it.
+that order would tell the model each label without looking at it. BatchNorm normalises with the
+episode's own statistics: the whole training episode's in training, the support set's at test time
+(``snail_torch.embed``), not the running averages, whose global mean leaves a test episode's
+features off the centre SNAIL learned on.
 
 A run writes into ``--out``/snail_<framework>_omniglot_<way>w<shot>s/: the checkpoint (the same
 command resumes it exactly), ``curve.png`` and the results JSON.

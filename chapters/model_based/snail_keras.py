@@ -115,6 +115,26 @@ class AttentionBlock(keras.layers.Layer):
         return ops.concatenate([support, read_support], 1), ops.concatenate([query, read_query], 1), attention
 
 
+def embed(encoder: Conv4, support_x, query_x, training: bool):
+    """The episode's images, support then queries, through the Conv-4: (S + Q, 64). BatchNorm takes
+    the episode's statistics: the whole batch's in training, the support set's alone at test time,
+    never the running averages (see ``snail_torch.embed``)."""
+    images = ops.concatenate([support_x, query_x], axis=0)
+    if training:
+        return encoder(images, training=True)
+    x, n_support = images, ops.shape(support_x)[0]
+    for block in encoder.blocks:  # common.backbones' ConvBlock, with the support rows' statistics
+        x = block.conv(x)
+        if not block.bn.built:  # a model's first call may be a prediction: create γ and β
+            block.bn.build(x.shape)
+        reference = x[:n_support]
+        mean = ops.mean(reference, axis=(0, 1, 2))
+        variance = ops.mean(ops.square(reference - mean), axis=(0, 1, 2))
+        x = (x - mean) * ops.rsqrt(variance + block.bn.epsilon) * block.bn.gamma + block.bn.beta
+        x = block.pool(ops.relu(x))
+    return ops.reshape(x, (ops.shape(x)[0], -1))
+
+
 class SNAIL(EpisodicModel):
     """The Omniglot architecture of Mishra et al. (Appendix), for ``way``-way ``shot``-shot episodes:
 
@@ -142,7 +162,7 @@ class SNAIL(EpisodicModel):
         """(query logits (Q, way), the three attention blocks' query weights, each (Q, S + 1), and the
         support sequence's features after the last block, (S, C): what every step of it carries)."""
         with tf.control_dependencies(check_episode(support_y, query_x, self.way, self.shot)):
-            embeddings = self.encoder(ops.concatenate([support_x, query_x], axis=0), training=training)
+            embeddings = embed(self.encoder, support_x, query_x, training)
         n_support = ops.shape(support_x)[0]
         support = ops.concatenate([embeddings[:n_support], ops.one_hot(support_y, self.way, dtype=embeddings.dtype)], 1)
         query = ops.pad(embeddings[n_support:], [[0, 0], [0, self.way]])  # the query's label is unknown: zeros

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from chapters.model_based import snail
 from common.backbones.conv4_tf import Conv4
-from common.tf_layers import Dense, _generator, _uniform
+from common.tf_layers import Dense, _generator, _uniform, batch_norm, moments
 
 
 def shift(support, dilation):
@@ -116,6 +116,22 @@ def check_episode(support_y, query_x, way: int, shot: int) -> list:
             tf.debugging.assert_less(support_y, tf.cast(way, support_y.dtype), message=snail.labels_outside([], way))]
 
 
+def embed(encoder: Conv4, support_x, query_x, training: bool):
+    """The episode's images, support then queries, through the Conv-4: (S + Q, 64). BatchNorm takes
+    the episode's statistics: the whole batch's in training, the support set's alone at test time,
+    never the running averages (see ``snail_torch.embed``)."""
+    images = tf.concat([support_x, query_x], 0)
+    if training:
+        return encoder(images, training=True)
+    x, n_support = images, tf.shape(support_x)[0]
+    for block in encoder.blocks:  # common.backbones' ConvBlock, with the support rows' statistics
+        x = block.conv(x)
+        mean, variance = moments(x[:n_support])
+        x = batch_norm(x, block.bn.gamma, block.bn.beta, mean, variance, block.bn.eps)
+        x = tf.nn.max_pool2d(tf.nn.relu(x), 2, 2, "VALID")
+    return tf.reshape(x, (tf.shape(x)[0], -1))
+
+
 class SNAIL(tf.Module):
     """The Omniglot architecture of Mishra et al. (Appendix), for ``way``-way ``shot``-shot episodes:
 
@@ -144,7 +160,7 @@ class SNAIL(tf.Module):
         """(query logits (Q, way), the three attention blocks' query weights, each (Q, S + 1), and the
         support sequence's features after the last block, (S, C): what every step of it carries)."""
         with tf.control_dependencies(check_episode(support_y, query_x, self.way, self.shot)):
-            embeddings = self.encoder(tf.concat([support_x, query_x], 0), training=training)
+            embeddings = embed(self.encoder, support_x, query_x, training)
         n_support = tf.shape(support_x)[0]
         support = tf.concat([embeddings[:n_support], tf.one_hot(support_y, self.way, dtype=embeddings.dtype)], 1)
         query = tf.pad(embeddings[n_support:], [[0, 0], [0, self.way]])  # the query's label is unknown: zeros

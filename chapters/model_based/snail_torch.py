@@ -126,6 +126,30 @@ class AttentionBlock(nn.Module):
         return torch.cat([support, read_support], 1), torch.cat([query, read_query], 1), attention
 
 
+def embed(encoder: Conv4, support_x, query_x, training: bool) -> torch.Tensor:
+    """The episode's images, support then queries, through the Conv-4: (S + Q, 64).
+
+    BatchNorm normalises with the episode's own statistics: in training those of the whole batch
+    (support and queries, as the other chapters' learners do), at test time those of the support
+    set alone, never the running averages. SNAIL learns on features centred on each episode's
+    mean; the running mean is the mean over all episodes, and a test episode normalised with it
+    sits off-centre by the difference, a shift that attention logits and the output layer do not
+    cancel (distances to prototypes nearly do). The support set's statistics keep each query's
+    prediction a function of the support set and that query alone (non-transductive).
+    """
+    images = torch.cat([support_x, query_x])
+    if training:
+        return encoder(images)
+    x, n_support = images, len(support_x)
+    for block in encoder.blocks:  # common.backbones' ConvBlock, with the support rows' statistics
+        x = block.conv(x)
+        reference = x[:n_support]
+        mean, variance = reference.mean((0, 2, 3)), reference.var((0, 2, 3), unbiased=False)
+        x = F.batch_norm(x, mean, variance, block.bn.weight, block.bn.bias, training=False, eps=block.bn.eps)
+        x = F.max_pool2d(torch.relu(x), 2)
+    return x.movedim(1, -1).flatten(1)  # channels-last, as Conv4.forward
+
+
 class SNAIL(nn.Module):
     """The Omniglot architecture of Mishra et al. (Appendix), for ``way``-way ``shot``-shot episodes:
 
@@ -155,8 +179,7 @@ class SNAIL(nn.Module):
         """(query logits (Q, way), the three attention blocks' query weights, each (Q, S + 1), and the
         support sequence's features after the last block, (S, C): what every step of it carries)."""
         check_episode(support_y, query_x, self.way, self.shot)
-        # Support and query through the encoder as one batch (BatchNorm: as the other chapters).
-        embeddings = self.encoder(torch.cat([support_x, query_x]))
+        embeddings = embed(self.encoder, support_x, query_x, self.training)
         n_support = len(support_x)
         support = torch.cat([embeddings[:n_support], F.one_hot(support_y, self.way).to(embeddings.dtype)], 1)
         query = F.pad(embeddings[n_support:], (0, self.way))  # the query's label is unknown: zeros
