@@ -220,13 +220,18 @@ def scratch_copy() -> Path:
     return folder
 
 
-def run_tests(folder: Path, tests: tuple[str, ...]) -> tuple[int, float, str]:
-    """(pytest's exit code, seconds, its last lines) for ``tests`` run in ``folder``."""
+def run_tests(folder: Path, tests: tuple[str, ...], log: Path | None = None) -> tuple[int, float, str]:
+    """(pytest's exit code, seconds, its last lines) for ``tests`` run in ``folder``; with ``log``, pytest's
+    whole output goes there, passed tests' printed measurements included (``-rA``)."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")  # no stale .pyc when a file is restored
     env.setdefault("METALEARN_DATA", str(ROOT.parent / "shared" / "data"))
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+    report = ("-rA",) if log else ()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *report, *tests],
                           cwd=folder, env=env, capture_output=True, text=True)
+    if log:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(done.stdout + done.stderr)
     lines = (done.stdout + done.stderr).strip().splitlines()
     return done.returncode, time.perf_counter() - start, "\n".join(lines[-3:])
 
@@ -236,6 +241,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run these mutations only")
     parser.add_argument("--list", action="store_true", help="list the mutations and their tests")
     parser.add_argument("--no-baseline", action="store_true", help="skip the run of the unmutated tests")
+    parser.add_argument("--log", type=Path, metavar="FOLDER",
+                        help="write each run's whole pytest output (what the tests measured) to FOLDER/<mutation>.txt")
     args = parser.parse_args(argv)
     names = {m.name for m in MUTATIONS}
     unknown = sorted(set(args.only or ()) - names)
@@ -252,7 +259,8 @@ def main(argv=None) -> int:
     try:
         if not args.no_baseline:
             for tests in dict.fromkeys(m.tests for m in chosen):
-                code, seconds, tail = run_tests(folder, tests)
+                log = args.log and args.log / f"baseline-{len(list(args.log.glob('baseline-*')))}.txt"
+                code, seconds, tail = run_tests(folder, tests, log)
                 if code != 0:
                     print(f"baseline FAILS ({seconds:.0f} s): pytest {' '.join(tests)}\n{tail}")
                     return 1
@@ -270,7 +278,7 @@ def main(argv=None) -> int:
                 mutated = mutated.replace(old, new)
             path.write_text(mutated)
             try:
-                code, seconds, tail = run_tests(folder, m.tests)
+                code, seconds, tail = run_tests(folder, m.tests, args.log and args.log / f"{m.name}.txt")
             finally:
                 path.write_text(original)
             verdict = "caught" if code == 1 else "survived" if code == 0 else f"error {code}"
