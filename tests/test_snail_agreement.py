@@ -10,10 +10,11 @@ PyTorch, 72% after 200 episodes and 80% after 600, from 50% at chance.
 
 Two checks (``tests/agreement_helpers.py``):
 
-* PyTorch's trained SNAIL, loaded with its running statistics into TensorFlow and Keras, gives the
-  same labels to the 800 fixed queries: measured 0 flips with seeds 0-3 (a flip needs two logits
-  within ~1e-6), against 105-176 for Keras evaluating with batch statistics. Tolerance 1. This sees
-  a framework that evaluates otherwise, whatever the trajectories did.
+* PyTorch's trained SNAIL, loaded into TensorFlow and Keras, gives the same labels to the 800 fixed
+  queries: measured 0 flips with seeds 0-3 (a flip needs two logits within ~1e-6), against 105-176
+  for Keras evaluating with batch statistics (both measured when prediction used BatchNorm's
+  running averages; with the support set's statistics, seed 0: 0 flips). Tolerance 1. This sees a
+  framework that evaluates otherwise, whatever the trajectories did.
 * the three accuracies are within 16 points. From the same start the float32 trajectories part
   within a few steps, so these are three models trained alike, each with its own 95% CI of about 3
   points: correct runs spread 9.5 / 10.1 / 2.9 / 10.9 points with seeds 0 / 1 / 2 / 3 (sampler and
