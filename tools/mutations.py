@@ -166,6 +166,25 @@ MUTATIONS = [
            "TensorFlow's meta-gradient flows back through the meta information (second order)"))
       for kind, tests in (("exact", ("tests/test_metanet.py", "-k", "agree")),
                           ("statistical", ("tests/test_metanet_agreement.py",)))],
+    # --- MAML: the agreement test of test_optimization_scripts.py meta-trains each framework on real Omniglot
+    # (second order, support-set statistics, a constant meta rate: MAML has no schedule) and adapts
+    # PyTorch's trained MAML in the other two. A learner that ignores --first-order or --transductive
+    # there runs what the test runs (and a meta rate ignored falls back to Adam's 1e-3, the test's): those
+    # are for test_learner_options.py above; here the bugs that change what the test runs.
+    *[Mutation(f"{name}-maml-statistical", path, old, new,
+               ("tests/test_optimization_scripts.py", "-k", "short_maml_training"), bug)
+      for name, path, old, new, bug in (
+          ("keras-predicts-with-training-inner-steps", "chapters/optimization/maml_keras.py",
+           "                        self.test_inner_steps, first_order=True)",
+           "                        self.inner_steps, first_order=True)",
+           "Keras adapts a test task with the training's inner steps (1), not --test-inner-steps (3)"),
+          ("tf-always-transductive", "chapters/optimization/maml_tf.py",
+           "self.transductive, self.test_inner_steps = transductive, test_inner_steps",
+           "self.transductive, self.test_inner_steps = True, test_inner_steps",
+           "TensorFlow normalises every query set as one batch (Finn et al.'s code) whatever --transductive says"),
+          ("tf-always-first-order", "chapters/optimization/maml_tf.py",
+           "        self.first_order = first_order\n", "        self.first_order = True\n",
+           "TensorFlow meta-trains first-order MAML whatever --first-order says"))],
     # --- shared code: sampler and adapters (issue: invisible to cross-framework tests)
     Mutation("shuffled-support-labels-left-behind", "common/episodes.py",
              "support_y=batch.support_y[rows, order])", "support_y=batch.support_y)",
