@@ -119,8 +119,9 @@ def test_short_maml_training_reaches_the_same_accuracy_in_every_framework(omnigl
       evaluation path (inner rate, test inner steps, BatchNorm mode) that changes a few labels.
 
     Planted (``python -m tools.mutations``): Keras adapting a test task with one inner step instead
-    of three changed 904 moved-model labels; TensorFlow meta-training first order took steps 1.86
-    times PyTorch's and ended 5 points ahead. A learner that ignores ``first_order`` or
+    of three changed 904 moved-model labels, TensorFlow always transductive 129; TensorFlow
+    meta-training first order took steps 1.86 times PyTorch's and ended 5 points ahead. A learner
+    that ignores ``first_order`` or
     ``transductive`` runs this test's own settings (second order, support-set statistics), and an
     ignored meta rate falls back to Adam's 1e-3, this test's: those are for the exact tests
     (``test_maml.py``, ``test_learner_options.py``)."""
