@@ -120,19 +120,7 @@ def embed(encoder: Conv4, support_x, query_x, training: bool):
     the episode's statistics: the whole batch's in training, the support set's alone at test time,
     never the running averages (see ``snail_torch.embed``)."""
     images = ops.concatenate([support_x, query_x], axis=0)
-    if training:
-        return encoder(images, training=True)
-    x, n_support = images, ops.shape(support_x)[0]
-    for block in encoder.blocks:  # common.backbones' ConvBlock, with the support rows' statistics
-        x = block.conv(x)
-        if not block.bn.built:  # a model's first call may be a prediction: create γ and β
-            block.bn.build(x.shape)
-        reference = x[:n_support]
-        mean = ops.mean(reference, axis=(0, 1, 2))
-        variance = ops.mean(ops.square(reference - mean), axis=(0, 1, 2))
-        x = (x - mean) * ops.rsqrt(variance + block.bn.epsilon) * block.bn.gamma + block.bn.beta
-        x = block.pool(ops.relu(x))
-    return ops.reshape(x, (ops.shape(x)[0], -1))
+    return encoder(images, training=True) if training else encoder(images, reference_rows=ops.shape(support_x)[0])
 
 
 class SNAIL(EpisodicModel):

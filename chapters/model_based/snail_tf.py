@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from chapters.model_based import snail
 from common.backbones.conv4_tf import Conv4
-from common.tf_layers import Dense, _generator, _uniform, batch_norm, moments
+from common.tf_layers import Dense, _generator, _uniform
 
 
 def shift(support, dilation):
@@ -121,15 +121,7 @@ def embed(encoder: Conv4, support_x, query_x, training: bool):
     the episode's statistics: the whole batch's in training, the support set's alone at test time,
     never the running averages (see ``snail_torch.embed``)."""
     images = tf.concat([support_x, query_x], 0)
-    if training:
-        return encoder(images, training=True)
-    x, n_support = images, tf.shape(support_x)[0]
-    for block in encoder.blocks:  # common.backbones' ConvBlock, with the support rows' statistics
-        x = block.conv(x)
-        mean, variance = moments(x[:n_support])
-        x = batch_norm(x, block.bn.gamma, block.bn.beta, mean, variance, block.bn.eps)
-        x = tf.nn.max_pool2d(tf.nn.relu(x), 2, 2, "VALID")
-    return tf.reshape(x, (tf.shape(x)[0], -1))
+    return encoder(images, training=True) if training else encoder(images, reference_rows=tf.shape(support_x)[0])
 
 
 class SNAIL(tf.Module):

@@ -138,16 +138,7 @@ def embed(encoder: Conv4, support_x, query_x, training: bool) -> torch.Tensor:
     prediction a function of the support set and that query alone (non-transductive).
     """
     images = torch.cat([support_x, query_x])
-    if training:
-        return encoder(images)
-    x, n_support = images, len(support_x)
-    for block in encoder.blocks:  # common.backbones' ConvBlock, with the support rows' statistics
-        x = block.conv(x)
-        reference = x[:n_support]
-        mean, variance = reference.mean((0, 2, 3)), reference.var((0, 2, 3), unbiased=False)
-        x = F.batch_norm(x, mean, variance, block.bn.weight, block.bn.bias, training=False, eps=block.bn.eps)
-        x = F.max_pool2d(torch.relu(x), 2)
-    return x.movedim(1, -1).flatten(1)  # channels-last, as Conv4.forward
+    return encoder(images) if training else encoder(images, reference_rows=len(support_x))
 
 
 class SNAIL(nn.Module):

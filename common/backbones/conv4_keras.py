@@ -42,7 +42,7 @@ class BatchNorm(keras.layers.BatchNormalization):
 
 
 class ConvBlock(keras.layers.Layer):
-    """conv 3x3 -> BatchNorm -> ReLU -> max-pool 2x2."""
+    """conv 3x3 -> BatchNorm -> ReLU -> max-pool 2x2; ``reference_rows``: see ``conv4_torch.ConvBlock``."""
 
     def __init__(self, out_channels: int, **kwargs):
         super().__init__(**kwargs)
@@ -50,8 +50,18 @@ class ConvBlock(keras.layers.Layer):
         self.bn = BatchNorm(momentum=0.9, epsilon=1e-5)
         self.pool = keras.layers.MaxPooling2D(2)
 
-    def call(self, x, training=False):
-        return self.pool(keras.ops.relu(self.bn(self.conv(x), training=training)))
+    def call(self, x, training=False, reference_rows=None):
+        x = self.conv(x)
+        if reference_rows is None:
+            x = self.bn(x, training=training)
+        else:
+            if not self.bn.built:  # a model's first call may be this one: create γ and β
+                self.bn.build(x.shape)
+            reference = x[:reference_rows]
+            mean = keras.ops.mean(reference, axis=(0, 1, 2))
+            variance = keras.ops.mean(keras.ops.square(reference - mean), axis=(0, 1, 2))
+            x = (x - mean) * keras.ops.rsqrt(variance + self.bn.epsilon) * self.bn.gamma + self.bn.beta
+        return self.pool(keras.ops.relu(x))
 
 
 class Conv4(keras.layers.Layer):
@@ -61,7 +71,7 @@ class Conv4(keras.layers.Layer):
         super().__init__(**kwargs)
         self.blocks = [ConvBlock(hidden) for _ in range(depth)]
 
-    def call(self, x, training=False):
+    def call(self, x, training=False, reference_rows=None):
         for block in self.blocks:
-            x = block(x, training=training)
+            x = block(x, training=training, reference_rows=reference_rows)
         return keras.ops.reshape(x, (keras.ops.shape(x)[0], -1))
