@@ -8,8 +8,9 @@ meta-iterations, so that a shorter run follows a longer run's schedule step for 
 al.'s Omniglot protocol (Appendix A) trains on 10 shots per class whatever the test shot, 5 inner
 steps on mini-batches of 10 examples (one pass through the 50 support examples of a 5-way task)
 with Adam (rate 0.001, β1 = 0, its state kept across tasks), meta-batches of 5 tasks, ε = 1,
-100,000 meta-iterations, and adapts with 50 inner steps at test; 20-way, 10 inner steps on mini-batches of 20. Their released
-code's network is the stride-2 Conv-4 of Finn et al.'s released code (``--backbone strided``):
+100,000 meta-iterations, and adapts with 50 inner steps at test; 20-way, 10 inner steps on
+mini-batches of 20. Their released code's network is the stride-2 Conv-4 of Finn et al.'s released
+code (``--backbone strided``):
 
     python -m chapters.optimization.reptile --way 5 --shot 10 --inner-batch 10 --inner-optimizer adam --inner-lr 0.001 --backbone strided --test-shot 1 --episodes 100000
     python -m chapters.optimization.reptile --way 5 --shot 10 --inner-batch 10 --inner-optimizer adam --inner-lr 0.001 --backbone strided --test-shot 5 --episodes 100000
