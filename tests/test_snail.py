@@ -186,6 +186,26 @@ def test_prediction_normalises_with_the_support_set_alone_in_every_framework():
                  "keras prediction logits")
 
 
+def test_where_queries_look_is_read_off_the_prediction_path_in_every_framework():
+    """``figures.snail_inspect`` (the chapter's "label by elimination" numbers) scores the same
+    attention in the three frameworks, with the accuracy of the prediction logits."""
+    from chapters.model_based.figures import snail_inspect
+
+    episode = episode_of("float64")
+    models = three_models("float64")
+    summaries = [snail_inspect(model, [episode], framework) for model, framework in zip(models, ("torch", "tf", "keras"))]
+    with torch.no_grad():
+        logits = models[0](*torch_inputs(episode)).numpy()
+    torch_summary = summaries[0]
+    assert torch_summary["accuracy"] == np.mean(logits.argmax(1) == episode.query_y)
+    assert torch_summary["even"] == 1 / (WAY * SHOT + 1) and torch_summary["queries"] == WAY * QUERY
+    for own, itself in zip(torch_summary["own_class"], torch_summary["itself"]):
+        assert 0 < own < 1 - itself  # the other classes' steps hold the rest
+    for summary in summaries[1:]:
+        for key in ("accuracy", "own_class", "itself", "own_class_largest"):
+            assert_close(np.asarray(summary[key]), np.asarray(torch_summary[key]), 1e-12, key)
+
+
 def test_sizes_follow_the_paper():
     assert snail.sequence_length(5, 1) == 6 and snail.sequence_length(20, 5) == 101
     assert snail.dilations(6) == [2, 4, 8] and snail.dilations(101) == [2, 4, 8, 16, 32, 64, 128]

@@ -14,6 +14,9 @@ From a small deterministic PyTorch run (one thread, seed 0):
   dense layers): the size of each layer's slow weights beside the fast weights a query reads,
   and every query's attention over the support memory, for one fixed test episode.
 
+``snail_checkpoint_inspect`` gives the numbers, not a figure, of where a trained SNAIL's queries
+look (the chapter's "label by elimination"): the attention on the support step of their own class.
+
 The notebook draws its own runs with the same ``draw_presentations``, ``draw_memory`` and
 ``draw_metanet``.
 """
@@ -108,6 +111,55 @@ def draw_memory(data: dict):
                     f"updates", fontsize=10)
     figure.tight_layout()
     return figure
+
+
+# ----------------------------------------------------------------------------- SNAIL
+
+def snail_inspect(model, episodes, framework: str) -> dict:
+    """Where a trained SNAIL's queries look, over ``episodes`` (in inference mode: BatchNorm with
+    the support set's statistics, as at test time). For each of the three attention blocks: the
+    mean weight a query puts on the support step of its own class, the mean weight on its own
+    step, and the fraction of queries whose largest support weight is on their own class's step;
+    an even spread over S support steps and the query itself is 1 / (S + 1). Also the accuracy."""
+    own, itself, picked, correct = [[], [], []], [[], [], []], [[], [], []], []
+    for episode in episodes:
+        if framework == "torch":
+            import torch
+            from common.adapters import to_torch
+            model.eval()
+            support_x, support_y, query_x, _ = to_torch(episode, next(model.parameters()).device)
+            with torch.no_grad():
+                logits, attentions, _ = model.read(support_x, support_y, query_x)
+        else:
+            logits, attentions, _ = model.read(episode.support_x, episode.support_y, episode.query_x,
+                                               training=False)
+        same_class = np.asarray(episode.support_y)[None, :] == np.asarray(episode.query_y)[:, None]  # (Q, S)
+        correct.append(np.argmax(np.asarray(logits), 1) == np.asarray(episode.query_y))
+        for block, attention in enumerate(attentions):
+            attention = np.asarray(attention, dtype=np.float64)  # (Q, S + 1): support steps, then itself
+            support = attention[:, :-1]
+            own[block].append((support * same_class).sum(1))
+            itself[block].append(attention[:, -1])
+            picked[block].append(same_class[np.arange(len(support)), support.argmax(1)])
+    mean = lambda values: [float(np.concatenate(v).mean()) for v in values]  # noqa: E731
+    return {"queries": int(sum(len(c) for c in correct)), "accuracy": float(np.concatenate(correct).mean()),
+            "even": 1 / (len(episodes[0].support_y) + 1), "own_class": mean(own), "itself": mean(itself),
+            "own_class_largest": mean(picked)}
+
+
+def snail_checkpoint_inspect(checkpoint, way: int = 5, shot: int = 1, episodes: int = 50) -> dict:
+    """``snail_inspect`` of a PyTorch SNAIL training run's checkpoint (``checkpoint.npz`` in its run
+    folder) on the first ``episodes`` fixed test episodes, support shuffled as in training."""
+    from chapters.model_based.snail import ShuffledSupport
+    from chapters.model_based.snail_torch import SNAIL
+    from common.data import load_dataset
+    from common.episodes import FixedEpisodes, evaluation_episodes
+    from common.weights import canonical_to_torch, load_weights, model_weights
+
+    model = SNAIL(1, way, shot)
+    canonical_to_torch(model_weights(load_weights(checkpoint)[0]), model)
+    source = ShuffledSupport(evaluation_episodes(load_dataset("omniglot", "test"), way, shot, 15).source)
+    return snail_inspect(model, FixedEpisodes(source, episodes), "torch")
 
 
 # ----------------------------------------------------------------------------- Meta Networks
