@@ -9,9 +9,9 @@ The meta-gradient goes through the inner update:
     ∇_θ L_Q(θ') = (I − α ∇²L_S(θ)) ∇_θ' L_Q(θ')      (k steps: one factor I − α ∇²L_S(θ_j) per step)
 
 The arithmetic is ``keras.ops``; the derivatives come from the backend, TensorFlow, whose nested
-``GradientTape``\\ s give the Hessian-vector products (second-order MAML) exactly as in
-``maml_tf.py``. First-order MAML (Sec. 5.2) stops the gradient of the inner gradients
-(``ops.stop_gradient``): ∂θ'/∂θ = I, the meta-gradient is ∇_θ' L_Q(θ'), the Hessian term is dropped.
+``GradientTape``\\ s give the Hessian-vector products (second-order MAML): the inner loop is
+``maml_tf.adapt`` itself. First-order MAML (Sec. 5.2) stops the gradient of the inner gradients:
+∂θ'/∂θ = I, the meta-gradient is ∇_θ' L_Q(θ'), the Hessian term is dropped.
 
 Every function takes the network first (``networks_keras.SinusoidMLP`` or ``Conv4Classifier``):
 it supplies ``forward(params, x, reference)``, ``loss`` and ``metric``, and θ is the ``dict`` of
@@ -33,14 +33,13 @@ See ``maml_torch.py`` for the full commentary; the names and structure here are 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from chapters.optimization.maml import check_inner_steps, inner_loop_steps
+from chapters.optimization import maml_tf
+from chapters.optimization.maml import inner_loop_steps
 from common.episodes import Episode, astype_floats
 from common.episodic_tf import load_optimizer_arrays
 from common.learners import learner_state
@@ -55,24 +54,14 @@ def adapt(model, params: dict, support_x, support_y, inner_lr, inner_steps: int,
     (Meta-SGD's learned rates, applied elementwise: θ ← θ − α ∘ ∇L_S(θ)). The support set is
     normalised with its own statistics (``reference=None``).
 
-    Second order (default): called under an outer tape, which records this inner gradient
-    computation and later differentiates through it. First order: ``ops.stop_gradient`` makes
-    the inner gradients constants for the outer tape.
+    The inner gradient is the backend's: the book's Keras runs on TensorFlow, so the loop is
+    ``maml_tf.adapt``'s, on the same tape (second order under an outer tape; first order with the
+    inner gradients stopped).
     """
-    check_inner_steps(inner_steps)
     # A tape watches tensors: read Keras variables into their values (the outer tape, which
     # watches the variables, still traces these reads back to them).
     params = {name: tf.convert_to_tensor(p) for name, p in params.items()}
-    rates = inner_lr if isinstance(inner_lr, Mapping) else dict.fromkeys(params, inner_lr)
-    for _ in range(inner_steps):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(list(params.values()))
-            support_loss = model.loss(model.forward(params, support_x), support_y)
-        gradients = tape.gradient(support_loss, list(params.values()))
-        if first_order:
-            gradients = [ops.stop_gradient(g) for g in gradients]
-        params = {name: p - rates[name] * g for (name, p), g in zip(params.items(), gradients)}
-    return params
+    return maml_tf.adapt(model, params, support_x, support_y, inner_lr, inner_steps, first_order)
 
 
 def query_outputs(model, params: dict, support_x, query_x, transductive: bool = False):

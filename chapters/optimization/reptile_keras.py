@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from chapters.optimization import reptile_tf
 from chapters.optimization.maml_keras import InnerLoopLearner, adapt, cast_floats, query_outputs
 from chapters.optimization.minibatches import adapt_task
 from chapters.optimization.reptile import check_settings
@@ -37,12 +38,10 @@ from common.episodes import Episode
 
 
 def support_gradients(model, params: dict, support_x, support_y) -> dict:
-    """∇_θ L_S(θ) at ``params``, as plain numbers (Reptile never differentiates through it)."""
+    """∇_θ L_S(θ) at ``params``, as plain numbers (Reptile never differentiates through it): the
+    backend's tape, ``reptile_tf.support_gradients``, on the values of Keras' variables."""
     params = {name: tf.convert_to_tensor(p) for name, p in params.items()}  # a tape watches tensors
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(list(params.values()))
-        support_loss = model.loss(model.forward(params, support_x), support_y)
-    return dict(zip(params, tape.gradient(support_loss, list(params.values()))))
+    return reptile_tf.support_gradients(model, params, support_x, support_y)
 
 
 class Reptile(InnerLoopLearner):
