@@ -109,15 +109,19 @@ def unrecorded(result: dict, options: dict) -> dict:
             and written is not None and written < datetime.fromisoformat(since)}
 
 
-def differences(result: dict, run) -> list[str]:
+def differences(result: dict, run) -> tuple[list[str], list[str]]:
+    """(what differs between the file and its rebuilt run, notes on the options the file predates)."""
     built = recorded(run)
     lines = [f"{name}: {result.get(name)!r} in the file, {built[name]!r} rebuilt"
              for name in RECORDED if name != "options" and name in result and result[name] != built[name]]
     ours = built["options"]
-    theirs = {**unrecorded(result, ours), **result.get("options", {})}
+    older = unrecorded(result, ours)
+    theirs = {**older, **result.get("options", {})}
     lines += [f"options.{key}: {theirs.get(key, '(none)')!r} in the file, {ours.get(key, '(none)')!r} rebuilt"
               for key in sorted(set(theirs) | set(ours)) if theirs.get(key) != ours.get(key)]
-    return lines
+    notes = [f"options.{name}: not recorded (the file predates the option), {value!r} as every run then"
+             for name, value in older.items()]
+    return lines, notes
 
 
 def main(argv=None) -> int:
@@ -140,10 +144,8 @@ def main(argv=None) -> int:
             print(f"not rebuilt  {path}: {run}")
             continue
         runs[command] = {"run": json.loads(json.dumps(asdict(run))), "folder": str(run.folder)}
-        found = differences(result, run)
+        found, notes = differences(result, run)
         failed += bool(found)
-        notes = [f"options.{name}: not recorded (the file predates the option), {value!r} as every run then"
-                 for name, value in unrecorded(result, recorded(run)["options"]).items()]
         print(f"{'DIFFERS' if found else 'same':<12} {path}" + "".join(f"\n    {line}" for line in found + notes),
               flush=True)
     if args.json:
