@@ -109,6 +109,12 @@ def keras_episodes(source: EpisodeSource, count: int, start: int = 0,
     import keras
 
     class _KerasEpisodes(keras.utils.PyDataset):
+        def __init__(self):
+            # Two worker threads fill Keras' own ordered queue (item i stays episode start + i).
+            # With one worker Keras prefetches through tf.data's autotuned pipeline instead, whose
+            # iterator, when the garbage collector frees it, blocks the process for 10-60 seconds.
+            super().__init__(workers=2)
+
         def __len__(self):
             return count
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.data import mini_imagenet
 from common.data.mini_imagenet import IMAGES_PER_CLASS, image_sources, load_mini_imagenet
 from common.data.store import data_root
 from common.errors import CorruptDataError, DataNotFoundError
@@ -44,6 +45,11 @@ def real_test_split(tmp_path_factory):
         start = time.perf_counter()
         first = load_mini_imagenet("test")
         decoded = time.perf_counter()
+
+        def decode_again(*args):
+            raise AssertionError("the second load decoded the JPEGs again instead of reading the cache")
+
+        mp.setattr(mini_imagenet, "_decode_images", decode_again)
         second = load_mini_imagenet("test")
         cached = time.perf_counter()
     print(f"\nmini-ImageNet test split: decoded in {decoded - start:.1f} s, cached load {cached - decoded:.2f} s")
@@ -71,9 +77,8 @@ def test_real_test_split_shape_and_classes(real_test_split):
     assert not np.array_equal(dataset.images[0, 0], dataset.images[1, 0])
 
 
-def test_real_second_load_is_cached_and_fast(real_test_split):
-    first, second, _, cached_seconds = real_test_split
-    assert cached_seconds < 2.0
+def test_real_second_load_reads_the_cache(real_test_split):
+    first, second, _, _ = real_test_split  # the fixture's second load fails if it decodes anything
     assert second.class_names == first.class_names
     np.testing.assert_array_equal(second.images[:, :5], first.images[:, :5])
 
