@@ -112,7 +112,7 @@ def keras_episodes(source: EpisodeSource, count: int, start: int = 0,
         def __init__(self):
             # Two worker threads fill Keras' own ordered queue (item i stays episode start + i).
             # With one worker Keras prefetches through tf.data's autotuned pipeline instead, whose
-            # iterator, when the garbage collector frees it, blocks the process for 10-60 seconds.
+            # iterator, when the garbage collector frees it, can block the process for a minute or more.
             super().__init__(workers=2)
 
         def __len__(self):

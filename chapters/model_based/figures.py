@@ -119,7 +119,7 @@ def snail_inspect(model, episodes, framework: str) -> dict:
     """Where a trained SNAIL's queries look, over ``episodes`` (in inference mode: BatchNorm with
     the support set's statistics, as at test time). For each of the three attention blocks: the
     mean weight a query puts on the support step of its own class, the mean weight on its own
-    step, and the fraction of queries whose largest support weight is on their own class's step;
+    step, and the fraction of queries whose largest support weight is on a step of their own class;
     an even spread over S support steps and the query itself is 1 / (S + 1). Also the accuracy."""
     own, itself, picked, correct = [[], [], []], [[], [], []], [[], [], []], []
     for episode in episodes:
