@@ -79,7 +79,7 @@ FRAMEWORK_NAMES = {
         "conv2d": "PyTorch's convolution of a canonical kernel with TensorFlow's 'SAME' padding; TensorFlow "
                   "and Keras convolve canonical kernels with their own conv2d / ops.conv",
         "batch_norm": "TensorFlow's is common.tf_layers.batch_norm (with its moments), shared with the "
-                      "metric chapter's TensorFlow layers",
+                      "metric chapter's TensorFlow layers; Keras' is common.backbones.conv4_keras.batch_norm",
         "Norm.params": "a tf.Module names its variables for Conv4Classifier.params; PyTorch and Keras "
                        "read them from the layer's attributes",
         "conv3x3": "Keras builds its layers eagerly, initialised as PyTorch's",
@@ -99,6 +99,9 @@ FRAMEWORK_NAMES = {
         "BatchNorm": "Keras' own BatchNormalization has no fused training kernel for this model; "
                      "PyTorch's and common.tf_layers' do",
         "torch_like_init": "Keras' default initialisers are replaced by PyTorch's",
+        "batch_norm": "Keras' BatchNorm arithmetic with the statistics of chosen rows, shared with "
+                      "chapters/optimization/networks_keras; PyTorch's ConvBlock calls F.batch_norm, "
+                      "TensorFlow's common.tf_layers.batch_norm",
     },
     "common/episodic": {
         "Adam": "TensorFlow's and Keras' Adam with PyTorch's update formula (Keras uses TensorFlow's)",

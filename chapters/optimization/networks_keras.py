@@ -44,6 +44,7 @@ import keras
 from keras import ops
 
 from common.backbones import BACKBONES, conv4_embedding_size
+from common.backbones.conv4_keras import batch_norm
 from common.errors import ConfigError
 
 EPSILON = 1e-5  # BatchNorm's ε, as PyTorch's and Finn et al.'s
@@ -95,17 +96,6 @@ class Block(keras.layers.Layer):
         self.conv = conv3x3(in_channels, out_channels)
         self.norm = Norm(out_channels)
         self.built = True
-
-
-def batch_norm(x, gamma, beta, reference_rows=None):
-    """(x − mean) / sqrt(var + ε) · γ + β per channel, statistics over (N, H, W) of x's first
-    ``reference_rows`` rows (all rows when None), the variance biased, no stop_gradient anywhere.
-    Computed as x · scale + shift per channel, as in ``networks_torch.batch_norm``."""
-    statistics = x if reference_rows is None else x[:reference_rows]
-    mean = ops.mean(statistics, axis=(0, 1, 2))
-    var = ops.mean(ops.square(statistics - mean), axis=(0, 1, 2))
-    scale = gamma * ops.rsqrt(var + EPSILON)
-    return x * scale + (beta - mean * scale)
 
 
 class SinusoidMLP(keras.layers.Layer):
@@ -197,7 +187,7 @@ class Conv4Classifier(keras.layers.Layer):
         for i in range(len(self.blocks)):
             x = ops.conv(x, params[f"blocks.{i}.conv.kernel"], strides=2 if strided else 1, padding="same",
                          data_format="channels_last") + params[f"blocks.{i}.conv.bias"]
-            x = ops.relu(batch_norm(x, params[f"blocks.{i}.norm.gamma"], params[f"blocks.{i}.norm.beta"], rows))
+            x = ops.relu(batch_norm(x, params[f"blocks.{i}.norm.gamma"], params[f"blocks.{i}.norm.beta"], rows, EPSILON))
             if not strided:
                 x = ops.max_pool(x, pool_size=2, strides=2, padding="valid", data_format="channels_last")
         if strided:

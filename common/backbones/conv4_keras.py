@@ -41,6 +41,19 @@ class BatchNorm(keras.layers.BatchNormalization):
         return y
 
 
+def batch_norm(x, gamma, beta, reference_rows=None, epsilon=1e-5):
+    """(x − mean) / sqrt(var + ε) · γ + β per channel (the last axis), statistics over the other axes
+    of x's first ``reference_rows`` rows (all rows when None), the variance biased, no stop_gradient
+    anywhere (second-order MAML differentiates through it). Computed as x · scale + shift per channel:
+    two operations on the whole feature map instead of four, in its derivatives too."""
+    statistics = x if reference_rows is None else x[:reference_rows]
+    axes = tuple(range(len(x.shape) - 1))
+    mean = keras.ops.mean(statistics, axis=axes)
+    var = keras.ops.mean(keras.ops.square(statistics - mean), axis=axes)
+    scale = gamma * keras.ops.rsqrt(var + epsilon)
+    return x * scale + (beta - mean * scale)
+
+
 class ConvBlock(keras.layers.Layer):
     """conv 3x3 -> BatchNorm -> ReLU -> max-pool 2x2; ``reference_rows``: see ``conv4_torch.ConvBlock``."""
 
@@ -57,10 +70,7 @@ class ConvBlock(keras.layers.Layer):
         else:
             if not self.bn.built:  # a model's first call may be this one: create γ and β
                 self.bn.build(x.shape)
-            reference = x[:reference_rows]
-            mean = keras.ops.mean(reference, axis=(0, 1, 2))
-            variance = keras.ops.mean(keras.ops.square(reference - mean), axis=(0, 1, 2))
-            x = (x - mean) * keras.ops.rsqrt(variance + self.bn.epsilon) * self.bn.gamma + self.bn.beta
+            x = batch_norm(x, self.bn.gamma, self.bn.beta, reference_rows, self.bn.epsilon)
         return self.pool(keras.ops.relu(x))
 
 
