@@ -152,6 +152,20 @@ def test_each_query_reads_its_own_fast_weights_from_the_memory():
             assert_close(one[0], logits[q], 1e-12, f"logits of query {q}")
 
 
+def test_the_figure_reads_the_same_norms_and_attention_in_every_framework():
+    """``figures.metanet_inspect`` (what the chapter's fast-weights figure draws) gives the same slow
+    and fast norms and the same attention from the same weights in the three frameworks."""
+    from chapters.model_based.figures import metanet_inspect
+
+    episode = omniglot_like_episode("float64", WAY, SHOT, QUERY)
+    torch_data, *others = [metanet_inspect(model, episode, framework)
+                           for model, framework in zip(three_models(), ("torch", "tf", "keras"))]
+    assert np.all(np.asarray(torch_data["fast_norms"]) > 0) and len(torch_data["slow_norms"]) == 7
+    for framework, data in zip(("tf", "keras"), others):
+        for key in ("slow_norms", "fast_norms", "attention"):
+            assert_close(np.asarray(torch_data[key]), np.asarray(data[key]), FORWARD, f"{framework} {key}")
+
+
 def test_meta_information_is_each_support_examples_gradient_preprocessed():
     """Eq. 4 for support example i: m applied to the preprocessed gradient of its own loss alone."""
     model = metanet.build_model("torch", (28, 28, 1), WAY, 0, dtype="float64")

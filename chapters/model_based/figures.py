@@ -32,6 +32,27 @@ PRESENTATIONS = (1, 2, 3, 4, 5, 10)
 NAMES = {"mann": "MANN (LSTM + LRUA memory)", "lstm": "LSTM baseline"}
 
 
+def numpy(tensor) -> np.ndarray:
+    """A tensor of any framework as a NumPy array (a PyTorch one detached from its graph first)."""
+    return np.asarray(tensor.detach().cpu() if hasattr(tensor, "detach") else tensor)
+
+
+def read_episode(model, episode, framework: str):
+    """``model.read(support_x, support_y, query_x)`` on one episode in inference mode, whatever the
+    framework: PyTorch gets tensors on the model's device, in ``eval()`` mode and without a graph;
+    TensorFlow and Keras get the episode's arrays with ``training=False``. Each model's ``read``
+    returns its logits first, then what the figures look at."""
+    if framework == "torch":
+        import torch
+
+        from common.adapters import to_torch
+        model.eval()
+        support_x, support_y, query_x, _ = to_torch(episode, next(model.parameters()).device)
+        with torch.no_grad():
+            return model.read(support_x, support_y, query_x)
+    return model.read(episode.support_x, episode.support_y, episode.query_x, training=False)
+
+
 # -------------------------------------------------------------------- accuracy per presentation
 
 def presentations_data() -> dict:
@@ -123,16 +144,7 @@ def snail_inspect(model, episodes, framework: str) -> dict:
     an even spread over S support steps and the query itself is 1 / (S + 1). Also the accuracy."""
     own, itself, picked, correct = [[], [], []], [[], [], []], [[], [], []], []
     for episode in episodes:
-        if framework == "torch":
-            import torch
-            from common.adapters import to_torch
-            model.eval()
-            support_x, support_y, query_x, _ = to_torch(episode, next(model.parameters()).device)
-            with torch.no_grad():
-                logits, attentions, _ = model.read(support_x, support_y, query_x)
-        else:
-            logits, attentions, _ = model.read(episode.support_x, episode.support_y, episode.query_x,
-                                               training=False)
+        logits, attentions, _ = read_episode(model, episode, framework)
         same_class = np.asarray(episode.support_y)[None, :] == np.asarray(episode.query_y)[:, None]  # (Q, S)
         correct.append(np.argmax(np.asarray(logits), 1) == np.asarray(episode.query_y))
         for block, attention in enumerate(attentions):
@@ -171,16 +183,8 @@ def metanet_inspect(model, episode, framework: str) -> dict:
     """What ``draw_metanet`` draws, from a MetaNet of any framework on one episode: each layer's
     slow-weight norm ||W||, the mean norm of the fast weights the queries read ||W*|| (0 for a
     layer without), and the queries' attention over the support examples."""
-    if framework == "torch":
-        import torch
-        from common.adapters import to_torch
-        support_x, support_y, query_x, _ = to_torch(episode, next(model.parameters()).device)
-        with torch.no_grad():
-            _, attention, _, memory = model.read(support_x, support_y, query_x)
-        slow = [kernel.detach() for kernel in model.base.kernels]
-    else:
-        _, attention, _, memory = model.read(episode.support_x, episode.support_y, episode.query_x)
-        slow = list(model.base.kernels)
+    _, attention, _, memory = read_episode(model, episode, framework)
+    slow = [numpy(kernel) for kernel in model.base.kernels]
     attention = np.asarray(attention, dtype=np.float64)
     fast_norms = []
     for kernels in memory:  # a query's fast weights are sum_i a_i M_i: their norm, averaged over the queries
