@@ -166,6 +166,25 @@ def test_the_figure_reads_the_same_norms_and_attention_in_every_framework():
             assert_close(np.asarray(torch_data[key]), np.asarray(data[key]), FORWARD, f"{framework} {key}")
 
 
+def test_a_checkpoint_is_inspected_as_the_model_that_wrote_it(tmp_path, omniglot_splits):
+    """``figures.metanet_checkpoint_inspect`` (the chapter's numbers of a trained run) reads a run's
+    checkpoint into the model it was trained as and averages ``metanet_inspect`` over test episodes."""
+    from chapters.model_based.figures import metanet_checkpoint_inspect, metanet_inspect
+    from common.episodes import FixedEpisodes, evaluation_episodes
+    from common.weights import model_state, save_weights
+
+    model = metanet.build_model("torch", (28, 28, 1), 5, 3, fast_layers=metanet.ALL_LAYERS)
+    save_weights(tmp_path / "checkpoint.npz", model_state(to_canonical(model, "torch")))
+    summary = metanet_checkpoint_inspect(tmp_path / "checkpoint.npz", 5, episodes=2)
+    episodes = FixedEpisodes(evaluation_episodes(omniglot_splits["test"], 5, 1, 15).source, 2)
+    direct = [metanet_inspect(model, episode, "torch") for episode in episodes]
+    assert summary["slow_norms"] == direct[0]["slow_norms"]
+    assert summary["fast_norms"] == pytest.approx(np.mean([d["fast_norms"] for d in direct], axis=0), rel=1e-6)
+    own = [d["attention"][np.arange(len(d["query_y"])), [list(d["support_y"]).index(y) for y in d["query_y"]]]
+           for d in direct]  # at 1 shot, the one support example of each query's class
+    assert summary["own_class"] == pytest.approx(float(np.concatenate(own).mean()), rel=1e-6)
+
+
 def test_meta_information_is_each_support_examples_gradient_preprocessed():
     """Eq. 4 for support example i: m applied to the preprocessed gradient of its own loss alone."""
     model = metanet.build_model("torch", (28, 28, 1), WAY, 0, dtype="float64")

@@ -15,7 +15,9 @@ From a small deterministic PyTorch run (one thread, seed 0):
   and every query's attention over the support memory, for one fixed test episode.
 
 ``snail_checkpoint_inspect`` gives the numbers, not a figure, of where a trained SNAIL's queries
-look (the chapter's "label by elimination"): the attention on the support step of their own class.
+look (the chapter's "label by elimination"): the attention on the support step of their own class;
+``metanet_checkpoint_inspect`` those of a trained MetaNet: its slow and fast weights' sizes per
+layer and its queries' attention over the support memory.
 
 The notebook draws its own runs with the same ``draw_presentations``, ``draw_memory`` and
 ``draw_metanet``.
@@ -196,6 +198,33 @@ def metanet_inspect(model, episode, framework: str) -> dict:
     return {"slow_norms": [float(np.linalg.norm(np.asarray(w, dtype=np.float64))) for w in slow],
             "fast_norms": fast_norms, "attention": attention, "support_y": np.asarray(episode.support_y),
             "query_y": np.asarray(episode.query_y)}
+
+
+def metanet_checkpoint_inspect(checkpoint, way: int = 5, episodes: int = 50,
+                               fast_layers: int = 7) -> dict:
+    """``metanet_inspect`` of a PyTorch MetaNet training run's checkpoint (``checkpoint.npz`` in its
+    run folder; ``fast_layers`` as the run was trained) over the first ``episodes`` fixed ``way``-way
+    1-shot test episodes: the layers' slow norms, the queries' mean fast-weight norms per layer, the
+    mean attention on the support example of the query's own class and how often that example has
+    the largest weight (an even spread is 1 / way)."""
+    from chapters.model_based import metanet
+    from common.data import load_dataset
+    from common.episodes import FixedEpisodes, evaluation_episodes
+    from common.weights import canonical_to_torch, load_weights, model_weights
+
+    model = metanet.build_model("torch", (28, 28, 1), way, 0, fast_layers)
+    canonical_to_torch(model_weights(load_weights(checkpoint)[0]), model)
+    test = FixedEpisodes(evaluation_episodes(load_dataset("omniglot", "test"), way, 1, 15).source, episodes)
+    own, largest, fast_norms = [], [], []
+    for episode in test:
+        data = metanet_inspect(model, episode, "torch")
+        same_class = data["support_y"][None, :] == data["query_y"][:, None]  # (Q, S): one True per row at 1 shot
+        own.append((data["attention"] * same_class).sum(1))
+        largest.append(same_class[np.arange(len(same_class)), data["attention"].argmax(1)])
+        fast_norms.append(data["fast_norms"])
+    return {"episodes": episodes, "even": 1 / way, "own_class": float(np.concatenate(own).mean()),
+            "own_class_largest": float(np.concatenate(largest).mean()), "slow_norms": data["slow_norms"],
+            "fast_norms": [float(norm) for norm in np.mean(fast_norms, axis=0)]}
 
 
 def metanet_data(episodes: int = 1000) -> dict:

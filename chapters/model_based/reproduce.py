@@ -43,20 +43,22 @@ def snail(way: int, shot: int) -> Protocol:
                     {("snail", "omniglot", way, shot): ()})
 
 
-def metanet(way: int, episodes: int) -> Protocol:
-    """Meta Networks (Munkhdalai & Yu 2017) on Omniglot, N-way 1-shot, with fast weights in b's two
-    dense layers and u's key layer (``--fast-layers 2``, a labelled deviation: with every layer fast,
-    the paper's model, an episode costs about 20 times more CPU); 5 queries per class, Adam 1e-3,
+def metanet(way: int, episodes: int, fast_layers: int | None = 2) -> Protocol:
+    """Meta Networks (Munkhdalai & Yu 2017) on Omniglot, N-way 1-shot, 5 queries per class, Adam 1e-3,
     ``episodes`` episodes (our budget, what one core does in about an hour at 5-way and two at
-    20-way: the paper gives none); tested on the book's 600 fixed episodes, 15 queries per class."""
-    return Protocol(f"metanet-{way}w1s", "chapters.model_based.metanet",
-                    ("--way", str(way), "--shot", "1", "--query", "5", "--fast-layers", "2", "--episodes", str(episodes),
+    20-way with two fast layers: the paper gives none); tested on the book's 600 fixed episodes, 15
+    queries per class. With ``fast_layers`` 2 (a labelled deviation), fast weights in b's two dense
+    layers and u's key layer only; with None, every layer fast as in the paper, whose episode costs
+    about 20 times more CPU (protocol ``metanet-full-...``)."""
+    name, layers = (f"metanet-{way}w1s", ("--fast-layers", str(fast_layers))) if fast_layers else (f"metanet-full-{way}w1s", ())
+    return Protocol(name, "chapters.model_based.metanet",
+                    ("--way", str(way), "--shot", "1", "--query", "5", *layers, "--episodes", str(episodes),
                      "--eval-every", "1000", "--quiet"),
-                    {("metanet", "omniglot", way, 1): ()}, options={"fast_layers": 2})
+                    {("metanet", "omniglot", way, 1): ()}, options={"fast_layers": fast_layers} if fast_layers else {})
 
 
 PROTOCOLS = [mann("mann"), mann("lstm"), *(snail(way, shot) for way in (5, 20) for shot in (1, 5)),
-             metanet(5, 30000), metanet(20, 20000)]
+             metanet(5, 30000), metanet(20, 20000), metanet(5, 30000, None), metanet(20, 20000, None)]
 
 
 def main(argv=None) -> None:
