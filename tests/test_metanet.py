@@ -162,7 +162,7 @@ def test_the_figure_reads_the_same_norms_and_attention_in_every_framework():
                            for model, framework in zip(three_models(), ("torch", "tf", "keras"))]
     assert np.all(np.asarray(torch_data["fast_norms"]) > 0) and len(torch_data["slow_norms"]) == 7
     for framework, data in zip(("tf", "keras"), others):
-        for key in ("slow_norms", "fast_norms", "attention"):
+        for key in ("slow_norms", "fast_norms", "example_norms", "attention"):
             assert_close(np.asarray(torch_data[key]), np.asarray(data[key]), FORWARD, f"{framework} {key}")
 
 
@@ -179,7 +179,8 @@ def test_a_checkpoint_is_inspected_as_the_model_that_wrote_it(tmp_path, omniglot
     episodes = FixedEpisodes(evaluation_episodes(omniglot_splits["test"], 5, 1, 15).source, 2)
     direct = [metanet_inspect(model, episode, "torch") for episode in episodes]
     assert summary["slow_norms"] == direct[0]["slow_norms"]
-    assert summary["fast_norms"] == pytest.approx(np.mean([d["fast_norms"] for d in direct], axis=0), rel=1e-6)
+    for key in ("fast_norms", "example_norms"):
+        assert summary[key] == pytest.approx(np.mean([d[key] for d in direct], axis=0), rel=1e-6)
     own = [d["attention"][np.arange(len(d["query_y"])), [list(d["support_y"]).index(y) for y in d["query_y"]]]
            for d in direct]  # at 1 shot, the one support example of each query's class
     assert summary["own_class"] == pytest.approx(float(np.concatenate(own).mean()), rel=1e-6)

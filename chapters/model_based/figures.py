@@ -184,20 +184,24 @@ LAYERS = ("conv 1", "conv 2", "conv 3", "conv 4", "conv 5", "dense 64", "output"
 def metanet_inspect(model, episode, framework: str) -> dict:
     """What ``draw_metanet`` draws, from a MetaNet of any framework on one episode: each layer's
     slow-weight norm ||W||, the mean norm of the fast weights the queries read ||W*|| (0 for a
-    layer without), and the queries' attention over the support examples."""
+    layer without), and the queries' attention over the support examples. Also, per layer, how
+    much of the memory is the support examples' own: the mean norm of an example's fast weights
+    minus the episode's mean fast weights, ||M_i - mean_j M_j|| (0 where all examples wrote the same)."""
     _, attention, _, memory = read_episode(model, episode, framework)
     slow = [numpy(kernel) for kernel in model.base.kernels]
     attention = np.asarray(attention, dtype=np.float64)
-    fast_norms = []
+    fast_norms, example_norms = [], []
     for kernels in memory:  # a query's fast weights are sum_i a_i M_i: their norm, averaged over the queries
         if kernels is None:
             fast_norms.append(0.0)
+            example_norms.append(0.0)
             continue
         memory_rows = np.asarray(kernels, dtype=np.float64).reshape(len(episode.support_y), -1)
         fast_norms.append(float(np.linalg.norm(attention @ memory_rows, axis=1).mean()))
+        example_norms.append(float(np.linalg.norm(memory_rows - memory_rows.mean(0), axis=1).mean()))
     return {"slow_norms": [float(np.linalg.norm(np.asarray(w, dtype=np.float64))) for w in slow],
-            "fast_norms": fast_norms, "attention": attention, "support_y": np.asarray(episode.support_y),
-            "query_y": np.asarray(episode.query_y)}
+            "fast_norms": fast_norms, "example_norms": example_norms, "attention": attention,
+            "support_y": np.asarray(episode.support_y), "query_y": np.asarray(episode.query_y)}
 
 
 def metanet_checkpoint_inspect(checkpoint, way: int = 5, episodes: int = 50,
@@ -206,7 +210,8 @@ def metanet_checkpoint_inspect(checkpoint, way: int = 5, episodes: int = 50,
     run folder; ``fast_layers`` as the run was trained) over the first ``episodes`` fixed ``way``-way
     1-shot test episodes: the layers' slow norms, the queries' mean fast-weight norms per layer, the
     mean attention on the support example of the query's own class and how often that example has
-    the largest weight (an even spread is 1 / way)."""
+    the largest weight (an even spread is 1 / way), and the layers' example norms (what of the
+    memory differs from one support example to another)."""
     from chapters.model_based import metanet
     from common.data import load_dataset
     from common.episodes import FixedEpisodes, evaluation_episodes
@@ -215,16 +220,18 @@ def metanet_checkpoint_inspect(checkpoint, way: int = 5, episodes: int = 50,
     model = metanet.build_model("torch", (28, 28, 1), way, 0, fast_layers)
     canonical_to_torch(model_weights(load_weights(checkpoint)[0]), model)
     test = FixedEpisodes(evaluation_episodes(load_dataset("omniglot", "test"), way, 1, 15).source, episodes)
-    own, largest, fast_norms = [], [], []
+    own, largest, fast_norms, example_norms = [], [], [], []
     for episode in test:
         data = metanet_inspect(model, episode, "torch")
         same_class = data["support_y"][None, :] == data["query_y"][:, None]  # (Q, S): one True per row at 1 shot
         own.append((data["attention"] * same_class).sum(1))
         largest.append(same_class[np.arange(len(same_class)), data["attention"].argmax(1)])
         fast_norms.append(data["fast_norms"])
+        example_norms.append(data["example_norms"])
     return {"episodes": episodes, "even": 1 / way, "own_class": float(np.concatenate(own).mean()),
             "own_class_largest": float(np.concatenate(largest).mean()), "slow_norms": data["slow_norms"],
-            "fast_norms": [float(norm) for norm in np.mean(fast_norms, axis=0)]}
+            "fast_norms": [float(norm) for norm in np.mean(fast_norms, axis=0)],
+            "example_norms": [float(norm) for norm in np.mean(example_norms, axis=0)]}
 
 
 def metanet_data(episodes: int = 1000) -> dict:
