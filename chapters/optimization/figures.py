@@ -256,7 +256,8 @@ def omniglot_curves_data() -> dict:
 
 def draw_omniglot_curves(data: dict):
     panels = data["panels"]
-    figure, axes = new_figure(1, len(panels), height=4.4, sharex=False)
+    # One panel a row, its legend to its right: the legends are too wide to sit below side by side.
+    figure, axes = new_figure(len(panels), 1, height=3.0 * len(panels), sharex=False)
     for ax, (setting, panel) in zip(np.atleast_1d(axes), panels.items()):
         colours = ALGORITHM_COLOURS
         for run in panel["runs"]:
@@ -280,7 +281,7 @@ def draw_omniglot_curves(data: dict):
                     fontsize=7, va="bottom" if value == highest else "top", ha="left" if index % 2 else "right")
         ax.set(xlabel="meta-iteration (log scale)", ylabel="validation accuracy (%)", title=f"Omniglot {setting}")
         ax.set_ylim(max(ax.get_ylim()[0], 78), 100)  # Reptile starts near 80 %
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7)
+        ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7)
     figure.suptitle("Validation accuracy during meta-training (100 fixed episodes, 95% bands; "
                     "thin lines: the papers' test accuracy)", fontsize=9)
     figure.tight_layout()
