@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from chapters.model_based.metanet import ALL_LAYERS
 from common.plotting import FRAMEWORK_COLOURS, FRAMEWORK_NAMES, NEUTRAL, PAPER_COLOUR, Figure, new_figure
 
 FRAMEWORKS = ("torch", "tf", "keras")
@@ -53,6 +54,13 @@ def read_episode(model, episode, framework: str):
         with torch.no_grad():
             return model.read(support_x, support_y, query_x)
     return model.read(episode.support_x, episode.support_y, episode.query_x, training=False)
+
+
+def own_class_attention(attention: np.ndarray, support_y, query_y) -> tuple[np.ndarray, np.ndarray]:
+    """For each query (a row of ``attention`` over the support examples, (Q, S)): the weight it puts
+    on the support examples of its own class, and whether its largest weight falls on one of them."""
+    same_class = np.asarray(support_y)[None, :] == np.asarray(query_y)[:, None]  # (Q, S)
+    return (attention * same_class).sum(1), same_class[np.arange(len(same_class)), attention.argmax(1)]
 
 
 # -------------------------------------------------------------------- accuracy per presentation
@@ -147,14 +155,13 @@ def snail_inspect(model, episodes, framework: str) -> dict:
     own, itself, picked, correct = [[], [], []], [[], [], []], [[], [], []], []
     for episode in episodes:
         logits, attentions, _ = read_episode(model, episode, framework)
-        same_class = np.asarray(episode.support_y)[None, :] == np.asarray(episode.query_y)[:, None]  # (Q, S)
         correct.append(np.argmax(np.asarray(logits), 1) == np.asarray(episode.query_y))
         for block, attention in enumerate(attentions):
             attention = np.asarray(attention, dtype=np.float64)  # (Q, S + 1): support steps, then itself
-            support = attention[:, :-1]
-            own[block].append((support * same_class).sum(1))
+            weight, largest = own_class_attention(attention[:, :-1], episode.support_y, episode.query_y)
+            own[block].append(weight)
             itself[block].append(attention[:, -1])
-            picked[block].append(same_class[np.arange(len(support)), support.argmax(1)])
+            picked[block].append(largest)
     mean = lambda values: [float(np.concatenate(v).mean()) for v in values]  # noqa: E731
     return {"queries": int(sum(len(c) for c in correct)), "accuracy": float(np.concatenate(correct).mean()),
             "even": 1 / (len(episodes[0].support_y) + 1), "own_class": mean(own), "itself": mean(itself),
@@ -205,7 +212,7 @@ def metanet_inspect(model, episode, framework: str) -> dict:
 
 
 def metanet_checkpoint_inspect(checkpoint, way: int = 5, episodes: int = 50,
-                               fast_layers: int = 7) -> dict:
+                               fast_layers: int = ALL_LAYERS) -> dict:
     """``metanet_inspect`` of a PyTorch MetaNet training run's checkpoint (``checkpoint.npz`` in its
     run folder; ``fast_layers`` as the run was trained) over the first ``episodes`` fixed ``way``-way
     1-shot test episodes: the layers' slow norms, the queries' mean fast-weight norms per layer, the
@@ -223,9 +230,9 @@ def metanet_checkpoint_inspect(checkpoint, way: int = 5, episodes: int = 50,
     own, largest, fast_norms, example_norms = [], [], [], []
     for episode in test:
         data = metanet_inspect(model, episode, "torch")
-        same_class = data["support_y"][None, :] == data["query_y"][:, None]  # (Q, S): one True per row at 1 shot
-        own.append((data["attention"] * same_class).sum(1))
-        largest.append(same_class[np.arange(len(same_class)), data["attention"].argmax(1)])
+        weight, on_own_class = own_class_attention(data["attention"], data["support_y"], data["query_y"])
+        own.append(weight)
+        largest.append(on_own_class)
         fast_norms.append(data["fast_norms"])
         example_norms.append(data["example_norms"])
     return {"episodes": episodes, "even": 1 / way, "own_class": float(np.concatenate(own).mean()),
