@@ -344,10 +344,13 @@ def results_table(results: list[dict]) -> str:
                                  f"row beside the paper's number but not the paper's method{explained}."
                                  if shown else "") + " Paper columns:"
              ] + [f"- {source}" for source in sources]
-    if any(cell[1].endswith("-lake") for cell, _ in rows):  # common/schemes.py
+    if any("-lake" in cell[1] for cell, _ in rows):  # common/schemes.py
         notes += ["", "`omniglot-lake` rows: Lake et al.'s challenge, trained on background alphabets only, tested "
                   "20-way within one evaluation alphabet, support and query by different drawers (`--scheme lake`). "
                   f"For reference: {LAKE_REFERENCES}."]
+    if any(cell[1].endswith("px") for cell, _ in rows):
+        notes += ["", "`-<side>px` rows: Omniglot's drawings resized to that side instead of the papers' 28 "
+                  "(`--image-size`), a data set of their own."]
     return "\n".join(lines + notes) + "\n"
 
 

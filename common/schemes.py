@@ -20,7 +20,10 @@ other than the default, and within-alphabet training, are labelled variants (``[
 
 Under either scheme, ``--augment affine`` distorts every training drawing as Koch et al. did
 (``common.augment``); evaluation episodes stay as they are. It is a labelled variant too
-(``[augment affine]``).
+(``[augment affine]``). ``--image-size`` resizes Omniglot's 105x105 drawings to another side than
+the papers' 28 (Koch et al. used them whole): a run at 56 pixels is named ``omniglot-56px`` or
+``omniglot-lake-56px``, a data set of its own in the results, since every number it gives is on
+other inputs.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from dataclasses import dataclass
 
 from common.augment import AUGMENTATIONS
 from common.errors import ConfigError
+from common.options import Number
 
 SCHEMES = ("vinyals", "lake")
 ROTATION_SPLITS = ("train", "val", "test")
 DEFAULT_ROTATIONS = ("train",)  # Lake scheme: the training characters turned are more classes; tests are upright
+PAPERS_IMAGE_SIZE = 28  # Omniglot's side in Vinyals et al. and after (the drawings are 105x105)
 
 
 def rotation_splits(text: str) -> tuple[str, ...]:
@@ -64,6 +69,9 @@ def add_scheme_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --dataset omniglot: 'affine' distorts every training drawing by a small random "
                              "rotation, shear, scale and translation (Koch et al. 2015), the same in every framework; "
                              "evaluation episodes are left as they are (labelled [augment affine]) (default: none)")
+    parser.add_argument("--image-size", type=Number(int, 8, 105), default=None,
+                        help="with --dataset omniglot: the side the 105x105 drawings are resized to; other than 28 "
+                             "the run is named omniglot-<side>px (omniglot-lake-<side>px) (default: 28)")
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,7 @@ class Scheme:
     rotations: tuple[str, ...] = DEFAULT_ROTATIONS  # Lake scheme only: the splits with rotated classes
     train_within_alphabet: bool = False  # Lake scheme only: training episodes within one alphabet too
     augment: str | None = None  # either scheme: "affine" distorts the training drawings (common.augment)
+    image_size: int | None = None  # either scheme: the side of Omniglot's images when not the papers' 28
 
     @classmethod
     def from_args(cls, args) -> "Scheme":
@@ -82,6 +91,11 @@ class Scheme:
         if augment is not None and args.dataset != "omniglot":
             raise ConfigError(f"--augment {augment} distorts Omniglot's drawings (Koch et al.); it must go with "
                               f"--dataset omniglot, got --dataset {args.dataset}")
+        image_size = getattr(args, "image_size", None)
+        if image_size is not None and args.dataset != "omniglot":
+            raise ConfigError(f"--image-size resizes Omniglot's drawings; it must go with --dataset omniglot, got "
+                              f"--dataset {args.dataset} (drop --image-size)")
+        image_size = None if image_size == PAPERS_IMAGE_SIZE else image_size
         if args.scheme == "vinyals":
             if args.rotations is not None:
                 raise ConfigError(f"--rotations applies to --scheme lake; the Vinyals split files fix the rotations "
@@ -89,25 +103,29 @@ class Scheme:
             if args.train_within_alphabet:
                 raise ConfigError("--train-within-alphabet applies to --scheme lake, whose tests are within one "
                                   "alphabet; add --scheme lake, or drop it")
-            return cls(augment=augment)
+            return cls(augment=augment, image_size=image_size)
         if args.dataset != "omniglot":
             raise ConfigError(f"--scheme lake must go with --dataset omniglot (Lake et al.'s alphabets), got "
                               f"--dataset {args.dataset}")
         if getattr(args, "pipeline_check", False):
             raise ConfigError("--scheme lake has its own train, val and test alphabets; drop --pipeline-check")
         return cls("lake", DEFAULT_ROTATIONS if args.rotations is None else args.rotations, args.train_within_alphabet,
-                   augment)
+                   augment, image_size)
 
     def dataset_label(self, dataset: str) -> str:
-        """The data set's name in results and run folders: ``omniglot`` or ``omniglot-lake``."""
-        return dataset if self.name == "vinyals" else f"{dataset}-{self.name}"
+        """The data set's name in results and run folders: ``omniglot`` or ``omniglot-lake``, and
+        ``-<side>px`` after it for images of another side than 28."""
+        label = dataset if self.name == "vinyals" else f"{dataset}-{self.name}"
+        return label if self.image_size is None else f"{label}-{self.image_size}px"
 
     def dataset_options(self, split: str) -> dict:
-        """The loader's options for one split: none for the Vinyals split (the loaders' default), the
-        scheme and the split's rotations for Lake's (``trainval`` has rotations when ``train`` has)."""
+        """The loader's options for one split: none for the Vinyals split at 28 pixels (the loaders'
+        default), the scheme and the split's rotations for Lake's (``trainval`` has rotations when
+        ``train`` has), the images' side when it is another."""
+        size = {} if self.image_size is None else {"image_size": self.image_size}
         if self.name == "vinyals":
-            return {}
-        return {"scheme": self.name, "rotations": ("train" if split == "trainval" else split) in self.rotations}
+            return size
+        return {"scheme": self.name, "rotations": ("train" if split == "trainval" else split) in self.rotations, **size}
 
     def load(self, dataset: str, split: str, data_dir=None):
         """One split of ``dataset`` under this scheme."""
@@ -139,7 +157,7 @@ class Scheme:
 
     def options(self) -> dict:
         """What a run records of its scheme in its results (nothing for the Vinyals split, as before),
-        and its augmentation when there is one."""
+        and its augmentation when there is one. (The images' side is in the data set's name.)"""
         augment = {"augment": self.augment} if self.augment else {}
         if self.name == "vinyals":
             return augment

@@ -125,6 +125,8 @@ LAKE_BAD = [
     (["--train-within-alphabet"], "--train-within-alphabet applies to --scheme lake"),
     (["--augment", "affine", "--dataset", "mini-imagenet"], "--augment affine distorts Omniglot's drawings"),
     (["--augment", "elastic"], "--augment must be one of affine, got 'elastic'"),
+    (["--image-size", "200"], "--image-size must be a whole number between 8 and 105, got 200"),
+    (["--image-size", "56", "--dataset", "mini-imagenet"], "--image-size resizes Omniglot's drawings"),
 ]
 
 
@@ -164,6 +166,36 @@ def test_lake_runs_are_named_and_labelled_apart_from_the_vinyals_split(lake, tmp
     # A Lake-scheme run that claims the Vinyals split's name can never be a cell of that row.
     with pytest.raises(ConfigError, match="Vinyals split's rows"):
         check_result(dict(result, dataset="omniglot"))
+
+
+def test_another_image_size_is_a_data_set_of_its_own(lake, tmp_path, capsys):
+    """``--image-size 56``: the loader is asked for 56x56 images, and the run is named
+    ``omniglot-lake-56px`` (``omniglot-56px`` on the Vinyals split), never a cell of the 28-pixel rows."""
+    import argparse
+
+    from common.options import recorded_problems
+    from common.schemes import Scheme, add_scheme_arguments
+
+    def scheme(*argv):
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--dataset", default="omniglot")
+        add_scheme_arguments(parser)
+        return Scheme.from_args(parser.parse_args(list(argv)))
+
+    lake56 = scheme("--scheme", "lake", "--image-size", "56")
+    assert lake56.dataset_label("omniglot") == "omniglot-lake-56px"
+    assert lake56.dataset_options("val") == {"scheme": "lake", "rotations": False, "image_size": 56}
+    assert scheme("--image-size", "56").dataset_label("omniglot") == "omniglot-56px"
+    assert scheme("--image-size", "28") == scheme() and scheme().dataset_options("train") == {}
+    result = protonet.main(["--scheme", "lake", "--way", "5", "--query", "1", "--test-way", "5", "--test-query", "1",
+                            "--episodes", "1", "--eval-every", "1", "--val-episodes", "1", "--test-episodes", "1",
+                            "--quiet", "--out", str(tmp_path)])
+    resized = dict(result, dataset=lake56.dataset_label("omniglot"))
+    assert not recorded_problems(resized) and recorded_problems(dict(result, dataset="omniglot-56px"))
+    rows = [line for line in results_table([result, resized]).splitlines() if line.startswith("| protonet")]
+    assert len(rows) == 2 and any("| omniglot-lake-56px | 5 | 1 |" in row for row in rows)
+    code, err = run_script("snail", ["--image-size", "56", *paths_argv("snail", tmp_path)], capsys)
+    assert code == 2 and "SNAIL's blocks are sized for" in err
 
 
 def test_an_optimization_script_runs_the_lake_scheme(lake, tmp_path):

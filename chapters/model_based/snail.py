@@ -184,6 +184,9 @@ def main(argv=None) -> dict:
     check_multiple("--episodes", args.episodes, "--eval-every", args.eval_every)
     check_out(args.out)
     scheme = Scheme.from_args(args)  # Omniglot's classes: the Vinyals split or Lake et al.'s alphabets
+    if scheme.image_size is not None:
+        raise ConfigError(f"SNAIL's blocks are sized for the Conv-4's 64 features of a 28x28 image (Mishra et al.); "
+                          f"drop --image-size {scheme.image_size}")
     test_way, test_shot = args.test_way or args.way, args.test_shot or args.shot
     check_setting(args.way, args.shot, test_way, test_shot)
     if args.query < 1 or args.test_query < 1:
