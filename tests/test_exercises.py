@@ -44,10 +44,12 @@ def test_the_book_has_exercises():
 
 @pytest.mark.parametrize("folder", EXERCISES, ids=lambda folder: f"{folder.parent.parent.name}/{folder.name}")
 def test_solution_passes_every_check(folder):
+    """...and checking leaves no bytecode behind in the reader's folder."""
     outcomes = check_exercise(folder, solution=True)
     assert outcomes, f"{folder}/checks.py defines no check_* functions"
     bad = [str(outcome) for outcome in outcomes if outcome.status not in (PASS, SKIP)]
     assert not bad, "\n".join(bad)
+    assert not (folder / "__pycache__").exists(), f"{folder} got a __pycache__ folder"
     skip_unless_all_ran(outcomes)
 
 
@@ -62,12 +64,6 @@ def test_untouched_starter_is_not_written_yet(folder):
         assert (folder / folder_file).is_file()
     statement = (folder / "README.md").read_text()
     assert f"python -m common.exercises check {folder.relative_to(ROOT).as_posix()}" in statement
-
-
-def test_checking_leaves_no_bytecode_behind():
-    for folder in EXERCISES:
-        check_exercise(folder, solution=True)
-        assert not (folder / "__pycache__").exists(), f"{folder} got a __pycache__ folder"
 
 
 # --------------------------------------------------------------------------------------------
