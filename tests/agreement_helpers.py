@@ -54,19 +54,20 @@ class Agreement:
         """Queries that ``framework``'s own trained model labels otherwise than PyTorch's."""
         return sum(int((a != b).sum()) for a, b in zip(self.labels[framework], self.labels["torch"]))
 
-    def check(self, what: str, *, update_ratio: float, flips: int, spread: float, unlike: int | None = None,
+    def check(self, what: str, *, update_ratio: float | None, flips: int, spread: float, unlike: int | None = None,
               why_unlike: str = "another rate, schedule or loss?", why_steps: str = "another learning rate?",
               why_flips: str = "another evaluation path?") -> None:
         """The checks every statistical agreement test makes, with its tolerances: TensorFlow's and
-        Keras' last steps within ``update_ratio`` times PyTorch's size, PyTorch's trained model moved
-        there flipping at most ``flips`` labels, the accuracies within ``spread`` points, and (where
-        given) at most ``unlike`` of their own trained models' labels unlike PyTorch's."""
+        Keras' last steps within ``update_ratio`` times PyTorch's size (None: a model whose correct
+        runs' steps differ too much to compare, as SNAIL's), PyTorch's trained model moved there
+        flipping at most ``flips`` labels, the accuracies within ``spread`` points, and (where given)
+        at most ``unlike`` of their own trained models' labels unlike PyTorch's."""
         for framework in FRAMEWORKS[1:]:
             if unlike is not None:
                 assert self.unlike_labels(framework) <= unlike, \
                     f"{what}: {framework}'s trained model labels {self.unlike_labels(framework)} of " \
                     f"{self.predictions} queries unlike PyTorch's: {why_unlike} ({self.accuracy})"
-            assert 1 / update_ratio <= self.update_ratio(framework) <= update_ratio, \
+            assert update_ratio is None or 1 / update_ratio <= self.update_ratio(framework) <= update_ratio, \
                 f"{what}: the last steps' size in {framework} is {self.update_ratio(framework):.3f}x " \
                 f"PyTorch's: {why_steps} ({self.last_update})"
             assert self.flips[framework] <= flips, \
