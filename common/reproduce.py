@@ -44,7 +44,8 @@ class Protocol:
     method, in the same cell, is not counted as this protocol. A run that makes a labelled
     deviation (``common.results.DEVIATIONS``) the protocol does not ask for is not counted either,
     just as the results table gives it a row of its own: with no options, a protocol is the
-    paper's method itself.
+    paper's method itself. ``unpublished`` says why a protocol's cells have no published number
+    (a setting the papers did not run, measured beside one they did); empty for a paper protocol.
     """
 
     name: str
@@ -52,6 +53,7 @@ class Protocol:
     train: tuple[str, ...]
     tests: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+    unpublished: str = ""
 
     def training_episodes(self) -> int:
         """The protocol's training episodes (meta-iterations), as its command gives them."""

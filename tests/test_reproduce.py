@@ -23,8 +23,10 @@ def test_every_protocol_cell_has_a_published_number_and_a_script(chapter):
     for protocol in protocols:
         assert protocol.tests, protocol.name
         for cell in protocol.tests:
-            # Sequence learners (model-based chapter) are published per presentation of a class.
-            assert cell in PUBLISHED or cell in PUBLISHED_PRESENTATIONS, f"{protocol.name}: no published number for {cell}"
+            # Sequence learners (model-based chapter) are published per presentation of a class; a
+            # setting no paper ran says why it is measured.
+            assert cell in PUBLISHED or cell in PUBLISHED_PRESENTATIONS or protocol.unpublished, \
+                f"{protocol.name}: no published number for {cell}, and no reason given (Protocol.unpublished)"
         assert importlib.util.find_spec(protocol.module) is not None, protocol.module
         assert protocol.training_episodes() > 0
 
