@@ -349,8 +349,12 @@ def results_table(results: list[dict]) -> str:
                   "20-way within one evaluation alphabet, support and query by different drawers (`--scheme lake`). "
                   f"For reference: {LAKE_REFERENCES}."]
     if any(cell[1].endswith("px") for cell, _ in rows):
-        notes += ["", "`-<side>px` rows: Omniglot's drawings resized to that side instead of the papers' 28 "
-                  "(`--image-size`), a data set of their own."]
+        resized = ("`-<side>px` rows: Omniglot's drawings resized to that side instead of the papers' 28 "
+                   "(`--image-size`), a data set of their own.")
+        if notes[-1].startswith("`omniglot-lake`"):  # one paragraph with the Lake rows' note
+            notes[-1] += " " + resized
+        else:
+            notes += ["", resized]
     return "\n".join(lines + notes) + "\n"
 
 
