@@ -59,6 +59,14 @@ def without_temporary_folders(text: str) -> str:
     return re.sub(re.escape(tempfile.gettempdir().rstrip("/")) + r"/[^/\s'\"]+", "<temporary folder>", text)
 
 
+def absolute_data_paths() -> dict[str, str]:
+    """``METALEARN_DATA`` and ``METALEARN_CACHE`` (those set) as absolute paths, for the environment a
+    notebook's kernel inherits: the kernel runs in the notebook's own folder, where a relative path
+    given on the command line (``METALEARN_DATA=../shared/data``) would point elsewhere."""
+    return {name: str(Path(os.environ[name]).expanduser().resolve())
+            for name in ("METALEARN_DATA", "METALEARN_CACHE") if os.environ.get(name)}
+
+
 def run(path: Path, timeout: int = 900) -> int:
     """Execute ``path`` and store it with its outputs; returns the stored size in bytes."""
     import nbformat
@@ -94,6 +102,7 @@ def main(argv=None) -> None:
     parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: every chapter's)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.update(absolute_data_paths())
     for path in notebooks(args.notebooks):
         print(f"running {path.relative_to(ROOT)} ...", flush=True)
         size = run(path)

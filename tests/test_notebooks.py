@@ -56,12 +56,16 @@ def test_notebook_is_stored_with_its_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: str(path.relative_to(ROOT / "chapters")))
-def test_notebook_runs(path):
+def test_notebook_runs(path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    from common.notebooks import absolute_data_paths
+
     require_data("omniglot/images_background.zip")  # the notebooks use real data
+    for name, value in absolute_data_paths().items():  # the kernel runs in the notebook's folder
+        monkeypatch.setenv(name, value)
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=TIMEOUT, startup_timeout=STARTUP_TIMEOUT, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
