@@ -45,6 +45,22 @@ class Mutation:
         return ((self.old, self.new), *self.more)
 
 
+# The line where each TensorFlow / Keras episodic learner builds Adam on its step-decay schedule:
+# the "ignores decay" bugs of the statistical tests replace decay_every there by None.
+SCHEDULED_ADAM = {
+    "tf": "        self.optimizer = Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8)",
+    "keras": "        model.compile(optimizer=Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8))"}
+FRAMEWORK_NAMES = {"tf": "TensorFlow", "keras": "Keras"}
+
+
+def ignores_decay(framework: str, name: str, tests: tuple[str, ...], what: str) -> Mutation:
+    """``framework``'s episodic learner at a constant rate whatever --decay-every says."""
+    old = SCHEDULED_ADAM[framework]
+    return Mutation(name, f"common/episodic_{framework}.py", old,
+                    old.replace("lr_schedule(learning_rate, decay_every, decay)", "lr_schedule(learning_rate, None, decay)"),
+                    tests, f"{FRAMEWORK_NAMES[framework]} trains {what} at a constant rate whatever --decay-every says")
+
+
 MUTATIONS = [
     # --- learner options (issue: first order only tested through meta_loss/adapt)
     Mutation("keras-maml-ignores-first-order", "chapters/optimization/maml_keras.py",
@@ -108,27 +124,17 @@ MUTATIONS = [
     # --- the statistical tests (issue: 4-10 point tolerances let through bugs that still learn): the same
     # bugs, seen by float32 trainings on real Omniglot rather than by the exact tests above. (SNAIL's
     # test does not claim to see a schedule: see its docstring.)
-    *[Mutation(f"{framework}-ignores-decay-metric-statistical", f"common/episodic_{framework}.py", old,
-               old.replace("lr_schedule(learning_rate, decay_every, decay)", "lr_schedule(learning_rate, None, decay)"),
-               ("tests/test_metric_agreement.py",), f"{name} trains at a constant rate whatever --decay-every says")
-      for framework, name, old in (
-          ("tf", "TensorFlow", "        self.optimizer = Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8)"),
-          ("keras", "Keras", "        model.compile(optimizer=Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8))"))],
+    *[ignores_decay(framework, f"{framework}-ignores-decay-metric-statistical", ("tests/test_metric_agreement.py",),
+                    "the metric learners") for framework in ("tf", "keras")],
     *[Mutation(f"keras-evaluates-with-batch-statistics-{chapter}-statistical", "common/episodic_keras.py",
                "logits = self.model.predict_on_batch((episode.support_x, episode.support_y, episode.query_x))",
                "logits = self.model((episode.support_x, episode.support_y, episode.query_x), training=True)",
                (test,), f"Keras' predict normalises with the episode's statistics ({chapter})")
       for chapter, test in (("metric", "tests/test_metric_agreement.py"), ("snail", "tests/test_snail_agreement.py"))],
-    Mutation("keras-ignores-decay-applications-statistical", "common/episodic_keras.py",
-             "        model.compile(optimizer=Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8))",
-             "        model.compile(optimizer=Adam(lr_schedule(learning_rate, None, decay), epsilon=1e-8))",
-             ("tests/test_applications.py", "-k", "fewrel"),
-             "Keras trains the text encoders at a constant rate whatever --decay-every says"),
-    Mutation("tf-ignores-decay-matching-text-statistical", "common/episodic_tf.py",
-             "        self.optimizer = Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8)",
-             "        self.optimizer = Adam(lr_schedule(learning_rate, None, decay), epsilon=1e-8)",
-             ("tests/test_applications.py", "-k", "fewrel and matching"),
-             "TensorFlow trains Matching Networks on text at a constant rate whatever --decay-every says"),
+    ignores_decay("keras", "keras-ignores-decay-applications-statistical", ("tests/test_applications.py", "-k", "fewrel"),
+                  "the text encoders"),
+    ignores_decay("tf", "tf-ignores-decay-matching-text-statistical",
+                  ("tests/test_applications.py", "-k", "fewrel and matching"), "Matching Networks on text"),
     Mutation("tf-maml-always-first-order-text-statistical", "chapters/optimization/maml_tf.py",
              "        self.first_order = first_order\n", "        self.first_order = True\n",
              ("tests/test_applications.py", "-k", "fewrel and maml"),
@@ -150,12 +156,8 @@ MUTATIONS = [
     # --- Meta Networks: tests/test_metanet_agreement.py trains each framework on real Omniglot and moves
     # PyTorch's trained MetaNet to the other two; bugs in the forward pass are also planted against the
     # exact tests (test_metanet.py), which are the ones meant to see them
-    *[Mutation(f"{framework}-ignores-decay-metanet-statistical", f"common/episodic_{framework}.py", old,
-               old.replace("lr_schedule(learning_rate, decay_every, decay)", "lr_schedule(learning_rate, None, decay)"),
-               ("tests/test_metanet_agreement.py",), f"{name} trains its MetaNet at a constant rate whatever --decay-every says")
-      for framework, name, old in (
-          ("tf", "TensorFlow", "        self.optimizer = Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8)"),
-          ("keras", "Keras", "        model.compile(optimizer=Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8))"))],
+    *[ignores_decay(framework, f"{framework}-ignores-decay-metanet-statistical", ("tests/test_metanet_agreement.py",),
+                    "its MetaNet") for framework in ("tf", "keras")],
     Mutation("keras-metanet-evaluates-without-fast-weights-statistical", "chapters/model_based/metanet_keras.py",
              "        return self.base(query_x, fast), attention, task_fast, memory  # Eq. 8",
              "        return self.base(query_x, fast if training else None), attention, task_fast, memory  # Eq. 8",
