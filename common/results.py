@@ -344,17 +344,17 @@ def results_table(results: list[dict]) -> str:
                                  f"row beside the paper's number but not the paper's method{explained}."
                                  if shown else "") + " Paper columns:"
              ] + [f"- {source}" for source in sources]
-    if any("-lake" in cell[1] for cell, _ in rows):  # common/schemes.py
-        notes += ["", "`omniglot-lake` rows: Lake et al.'s challenge, trained on background alphabets only, tested "
-                  "20-way within one evaluation alphabet, support and query by different drawers (`--scheme lake`). "
-                  f"For reference: {LAKE_REFERENCES}."]
-    if any(cell[1].endswith("px") for cell, _ in rows):
-        resized = ("`-<side>px` rows: Omniglot's drawings resized to that side instead of the papers' 28 "
-                   "(`--image-size`), a data set of their own.")
-        if notes[-1].startswith("`omniglot-lake`"):  # one paragraph with the Lake rows' note
-            notes[-1] += " " + resized
-        else:
-            notes += ["", resized]
+    datasets = {cell[1] for cell, _ in rows}  # the names common/schemes.py gives Omniglot's variants
+    variants = [text for shown, text in (
+        (any("-lake" in name for name in datasets),
+         "`omniglot-lake` rows: Lake et al.'s challenge, trained on background alphabets only, tested 20-way "
+         "within one evaluation alphabet, support and query by different drawers (`--scheme lake`). "
+         f"For reference: {LAKE_REFERENCES}."),
+        (any(name.endswith("px") for name in datasets),
+         "`-<side>px` rows: Omniglot's drawings resized to that side instead of the papers' 28 (`--image-size`), "
+         "a data set of their own.")) if shown]
+    if variants:
+        notes += ["", " ".join(variants)]
     return "\n".join(lines + notes) + "\n"
 
 
