@@ -26,9 +26,9 @@ from chapters.applications.train import TextLearnerConfig, build_learner, build_
 from common.data.text import TextDataset, Vocabulary
 from common.episodes import EpisodeSampler, MetaBatches, evaluation_episodes
 from common.weights import from_canonical, gradients_to_canonical, to_canonical
+from tests.agreement_helpers import FRAMEWORKS, model_of, moved_model_flips, train_and_compare
 from tests.metric_helpers import assert_close, keras_floatx
 
-FRAMEWORKS = ("torch", "tf", "keras")
 ENCODERS = {"torch": encoders_torch, "tf": encoders_tf, "keras": encoders_keras}
 LENGTH, WORDS = 12, 40
 
@@ -143,10 +143,6 @@ def learners(algorithm: str, dataset: TextDataset, example, distance: str = "cos
     for framework, learner in built.items():
         from_canonical(weights, model_of(learner), framework)
     return built
-
-
-def model_of(learner):
-    return learner.model if hasattr(learner, "model") else learner.algorithm.model
 
 
 def weights_after_one_step(algorithm: str, frameworks=FRAMEWORKS, **changes) -> dict:
@@ -273,8 +269,6 @@ def test_short_training_on_fewrel_reaches_the_same_accuracy_in_every_framework(a
 
     It cannot see a bug that changes no label of a trained model at this budget, or one in the
     shared text loader or sampler (``test_text_data.py``, ``test_shared_properties.py``)."""
-    from tests.agreement_helpers import moved_model_flips, train_and_compare
-
     train_set, episodes = fewrel
     learned, unlike = FEWREL[algorithm]
     sampler = EpisodeSampler(train_set, 5, 5, 5, seed=0)
