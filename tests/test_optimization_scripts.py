@@ -94,49 +94,53 @@ def test_a_meta_batch_larger_than_the_distinct_tasks_is_refused():
     assert MetaBatches(sampler, 4).episode(0).support_x.shape == (4, 3, 28, 28, 1)
 
 
-MAML_TOLERANCE_POINTS = 3.0  # accuracy spread of the three frameworks: 1.5x the largest over seeds 0-2 (1.92)
-MAML_UPDATE_RATIO = 1.10  # the last meta-steps' size in TensorFlow or Keras over PyTorch's (measured 0.98-1.03)
+MAML_TOLERANCE_POINTS = 2.5  # accuracy spread of the three frameworks: 1.8x the largest over seeds 0-3 (1.40)
+MAML_UPDATE_RATIO = 1.10  # the last meta-steps' size in TensorFlow or Keras over PyTorch's (measured 0.985-1.035)
+MAML_UNLIKE_LABELS = 380  # of the 2,500 labels, TensorFlow's or Keras' own trained MAML unlike PyTorch's (234-315)
 MAML_SAME_MODEL_FLIPS = 2  # of the 2,500 labels of PyTorch's trained MAML, adapted in TensorFlow or Keras (measured 0)
 
 
 def test_short_maml_training_reaches_the_same_accuracy_in_every_framework(omniglot_splits):
-    """float32, 60 second-order meta-iterations (5-way 1-shot, meta-batch 4, meta rate 1e-3) from the
-    same weights on the same tasks, scored on 100 fixed validation episodes (2,500 queries, adapted
-    with 3 inner steps; ~44%, chance 20%). The exact tests prove one step agrees; over many float32
-    steps oneDNN's and PyTorch's rounding part the trajectories, most at the start of MAML's training,
-    where accuracy moves fastest: after 60 meta-iterations the three models label 46-52% of the
-    queries differently. So three checks (``tests/agreement_helpers.py``), each with a tolerance from
-    the spread of correct runs with seeds 0-2 of the sampler and the initial weights
-    (results/optimization/NOTES.md, "The MAML agreement test's tolerances"):
+    """float32, 60 second-order meta-iterations (5-way 1-shot, meta-batch 4, meta rate 1e-3, the
+    stride-2 network of the Omniglot protocols) from the same weights on the same tasks, scored on
+    100 fixed validation episodes (2,500 queries, adapted with 3 inner steps; ~65%, chance 20%). The
+    exact tests prove one step agrees; over many float32 steps oneDNN's and PyTorch's rounding part
+    the trajectories, most at the start of MAML's training, where accuracy moves fastest: after 60
+    meta-iterations the three models label 9-13% of the queries differently. So four checks
+    (``tests/agreement_helpers.py``), each with a tolerance from the spread of correct runs with seeds
+    0-3 of the sampler and the initial weights (results/optimization/NOTES.md, "The MAML agreement
+    test's tolerances"):
 
-    * the accuracy spread: measured 1.76 / 1.40 / 1.92 points; tolerance 3 (1.5 times the largest).
-      It sees a framework that learns 3 points less or more in 60 meta-iterations;
-    * the last five meta-steps' size over PyTorch's: measured 0.98-1.03; tolerance 1.10. Adam's steps
+    * the accuracy spread: measured 0.28-1.40 points; tolerance 2.5. It sees a framework that learns
+      2.5 points less or more in 60 meta-iterations;
+    * the last five meta-steps' size over PyTorch's: measured 0.985-1.035; tolerance 1.10. Adam's steps
       have the size of the meta learning rate whatever the trajectory: it sees a framework that
       meta-trains at a rate 10% off or more;
+    * the labels of TensorFlow's and Keras' own trained models unlike PyTorch's: measured 234-315 of
+      2,500; tolerance 380. It sees a framework that trains another model, however close its accuracy;
     * PyTorch's trained MAML, loaded into TensorFlow and Keras and adapted there to each test
       episode: 0 of the 2,500 labels differ on every seed; tolerance 2. It sees an adaptation or
       evaluation path (inner rate, test inner steps, BatchNorm mode) that changes a few labels.
 
     Planted (``python -m tools.mutations``): Keras adapting a test task with one inner step instead
-    of three changed 904 moved-model labels, TensorFlow always transductive 129; TensorFlow
-    meta-training first order took steps 1.86 times PyTorch's and ended 5 points ahead. A learner
-    that ignores ``first_order`` or
-    ``transductive`` runs this test's own settings (second order, support-set statistics), and an
-    ignored meta rate falls back to Adam's 1e-3, this test's: those are for the exact tests
-    (``test_maml.py``, ``test_learner_options.py``)."""
+    of three changed 449 moved-model labels, TensorFlow always transductive 305; TensorFlow
+    meta-training first order took steps 1.20 times PyTorch's and labelled 423 queries unlike it.
+    A learner that ignores ``first_order`` or ``transductive`` runs this test's own settings (second
+    order, support-set statistics), and an ignored meta rate falls back to Adam's 1e-3, this test's:
+    those are for the exact tests (``test_maml.py``, ``test_learner_options.py``)."""
     from tests.agreement_helpers import train_and_compare
 
     sampler = MetaBatches(EpisodeSampler(omniglot_splits["train"], 5, 1, 1, seed=0), 4)
     episodes = evaluation_episodes(omniglot_splits["val"], 5, 1, 5, count=100)
     settings = dict(inner_lr=0.4, inner_steps=1, test_inner_steps=3, meta_lr=1e-3, transductive=False,
                     first_order=False)
-    learners = {framework: Learner(build_learner("maml", framework, 5, (28, 28, 1), 0, settings))
+    learners = {framework: Learner(build_learner("maml", framework, 5, (28, 28, 1), 0, settings, backbone="strided"))
                 for framework in ("torch", "tf", "keras")}
     run = train_and_compare(learners, sampler, episodes, 60)
     print(run)  # pytest -s shows what was measured
-    assert min(run.accuracy.values()) > 20 + 10, f"MAML did not learn: {run.accuracy}"  # chance: 20
+    assert min(run.accuracy.values()) > 20 + 25, f"MAML did not learn: {run.accuracy}"  # chance: 20
     run.check("MAML", update_ratio=MAML_UPDATE_RATIO, flips=MAML_SAME_MODEL_FLIPS, spread=MAML_TOLERANCE_POINTS,
+              unlike=MAML_UNLIKE_LABELS, why_unlike="another meta-gradient or rate?",
               why_steps="another meta learning rate?", why_flips="another adaptation or evaluation path?")
 
 
