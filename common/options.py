@@ -149,6 +149,17 @@ RECORDED_OPTIONS = {"lr": POSITIVE, "meta_lr": POSITIVE, "inner_lr": POSITIVE, "
 RECORDED_TRAIN_SPLITS = (*TRAIN_SPLITS, "pipeline-check")  # a pipeline check is labelled as such
 
 
+def sized_name(name: str, side: int | None) -> str:
+    """A data set's name for images resized to ``side`` pixels (None: the papers' 28, the name as it
+    is): ``omniglot`` becomes ``omniglot-56px``, a data set of its own in the results."""
+    return name if side is None else f"{name}-{side}px"
+
+
+def unsized_name(name: str) -> str:
+    """The name without the ``-<side>px`` that :func:`sized_name` adds."""
+    return re.sub(r"-\d+px$", "", name)
+
+
 def recorded_problems(result: dict) -> list[str]:
     """What makes a result invalid as a run of its method: an option outside its rule (a negative
     learning-rate schedule, say), or meta-training on held-out classes. Empty when it is valid."""
@@ -163,7 +174,7 @@ def recorded_problems(result: dict) -> list[str]:
         if options.get(key) is not None and rule.problem(options[key]):
             problems.append(f"options.{key} {rule.problem(options[key])}, is {options[key]!r}")
     scheme = options.get("scheme", "vinyals")  # common/schemes.py: a Lake-scheme run is named <dataset>-lake
-    named = re.sub(r"-\d+px$", "", str(result.get("dataset", "")))  # the images' side, when not 28, ends the name
+    named = unsized_name(str(result.get("dataset", "")))
     if scheme != "vinyals" and not named.endswith(f"-{scheme}"):
         problems.append(f"it was run on the {scheme!r} scheme (options.scheme) but is named {result.get('dataset')!r}, "
                         f"not '<dataset>-{scheme}': it would stand in the Vinyals split's rows")

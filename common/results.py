@@ -41,7 +41,7 @@ from pathlib import Path
 
 from common.devices import cuda_version, gpu_name
 from common.files import saving, write_text
-from common.options import recorded_problems
+from common.options import recorded_problems, unsized_name
 from common.errors import ConfigError, MetaLearnError
 from common.weights import FRAMEWORKS
 
@@ -350,7 +350,7 @@ def results_table(results: list[dict]) -> str:
          "`omniglot-lake` rows: Lake et al.'s challenge, trained on background alphabets only, tested 20-way "
          "within one evaluation alphabet, support and query by different drawers (`--scheme lake`). "
          f"For reference: {LAKE_REFERENCES}."),
-        (any(name.endswith("px") for name in datasets),
+        (any(unsized_name(name) != name for name in datasets),
          "`-<side>px` rows: Omniglot's drawings resized to that side instead of the papers' 28 (`--image-size`), "
          "a data set of their own.")) if shown]
     if variants:

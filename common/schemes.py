@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from common.augment import AUGMENTATIONS
 from common.errors import ConfigError
-from common.options import Number
+from common.options import Number, sized_name
 
 SCHEMES = ("vinyals", "lake")
 ROTATION_SPLITS = ("train", "val", "test")
@@ -116,7 +116,7 @@ class Scheme:
         """The data set's name in results and run folders: ``omniglot`` or ``omniglot-lake``, and
         ``-<side>px`` after it for images of another side than 28."""
         label = dataset if self.name == "vinyals" else f"{dataset}-{self.name}"
-        return label if self.image_size is None else f"{label}-{self.image_size}px"
+        return sized_name(label, self.image_size)
 
     def dataset_options(self, split: str) -> dict:
         """The loader's options for one split: none for the Vinyals split at 28 pixels (the loaders'
