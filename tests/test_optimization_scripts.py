@@ -14,6 +14,7 @@ from chapters.optimization.train import Learner, build_learner
 from common.episodes import EpisodeSampler, MetaBatches, evaluation_episodes
 from common.errors import ConfigError
 from common.training import TrainingDiverged
+from tests.agreement_helpers import train_and_compare
 
 SCRIPTS = {"maml": maml_script, "metasgd": metasgd_script, "reptile": reptile_script}
 TINY = ["--episodes", "4", "--eval-every", "2", "--meta-batch", "2", "--val-episodes", "3",
@@ -128,8 +129,6 @@ def test_short_maml_training_reaches_the_same_accuracy_in_every_framework(omnigl
     A learner that ignores ``first_order`` or ``transductive`` runs this test's own settings (second
     order, support-set statistics), and an ignored meta rate falls back to Adam's 1e-3, this test's:
     those are for the exact tests (``test_maml.py``, ``test_learner_options.py``)."""
-    from tests.agreement_helpers import train_and_compare
-
     sampler = MetaBatches(EpisodeSampler(omniglot_splits["train"], 5, 1, 1, seed=0), 4)
     episodes = evaluation_episodes(omniglot_splits["val"], 5, 1, 5, count=100)
     settings = dict(inner_lr=0.4, inner_steps=1, test_inner_steps=3, meta_lr=1e-3, transductive=False,

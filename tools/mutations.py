@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.plotting import FRAMEWORK_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -50,7 +52,6 @@ class Mutation:
 SCHEDULED_ADAM = {
     "tf": "        self.optimizer = Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8)",
     "keras": "        model.compile(optimizer=Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8))"}
-FRAMEWORK_NAMES = {"tf": "TensorFlow", "keras": "Keras"}
 
 
 def ignores_decay(framework: str, name: str, tests: tuple[str, ...], what: str) -> Mutation:
