@@ -30,7 +30,7 @@ from pathlib import Path
 
 from common.cli import FRAMEWORKS, require_framework
 from common.errors import ConfigError
-from common.results import PUBLISHED, RESULTS_DIR, deviation_labels, deviations, load_results, value_text
+from common.results import METRICS, PUBLISHED, RESULTS_DIR, deviation_labels, deviations, load_results, value_text
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,24 @@ def is_done(protocol: Protocol, framework: str, results: list[dict]) -> bool:
                for r in measured(protocol, framework, results).values())
 
 
+def gap_text(paper: float | None, runs: dict) -> str:
+    """The best framework's number minus the paper's (accuracy: the highest; MSE: the lowest), and
+    which framework and budget it comes from: how far a cell stands from a reproduction."""
+    runs = {framework: run for framework, run in runs.items() if run is not None}
+    if paper is None or not runs:
+        return "–"
+    metric = next(iter(runs.values())).get("metric", "accuracy")
+    value = METRICS[metric][0]
+    best = (max if metric == "accuracy" else min)(runs, key=lambda framework: runs[framework][value])
+    return f"{runs[best][value] - paper:+.2f} ({best}, {runs[best]['train_episodes']:,} ep.)"
+
+
 def status(protocols: list[Protocol], results: list[dict]) -> str:
-    """Markdown: one row per protocol and cell; the paper, then each framework's number."""
-    lines = ["| protocol | cell (algorithm, data set, way, shot) | paper | " + " | ".join(FRAMEWORKS) + " |",
-             "|---|---|---:|" + "---:|" * len(FRAMEWORKS)]
+    """Markdown: one row per protocol and cell; the paper, each framework's number, and the best
+    one's distance to the paper (:func:`gap_text`)."""
+    lines = ["| protocol | cell (algorithm, data set, way, shot) | paper | " + " | ".join(FRAMEWORKS) +
+             " | best − paper |",
+             "|---|---|---:|" + "---:|" * len(FRAMEWORKS) + "---:|"]
     for protocol in protocols:
         runs = {framework: measured(protocol, framework, results) for framework in FRAMEWORKS}
         for cell in protocol.tests:
@@ -107,7 +121,9 @@ def status(protocols: list[Protocol], results: list[dict]) -> str:
                 labels = deviation_labels(deviations(run.get("options", {})))
                 cells.append(f"{value_text(run)}{labels} ({episodes})")
             lines.append(f"| {protocol.name} | {', '.join(map(str, cell))} | "
-                         f"{paper[0] if paper else '–'} | " + " | ".join(cells) + " |")
+                         f"{paper[0] if paper else '–'} | " + " | ".join(cells) +
+                         f" | {gap_text(paper[0] if paper else None, {f: runs[f][cell] for f in FRAMEWORKS})} |")
+    lines.append("\nA partial run continues from its checkpoint: the same `--run` and `--out` again.")
     return "\n".join(lines) + "\n"
 
 

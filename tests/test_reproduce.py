@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from common.errors import ConfigError
-from common.reproduce import Protocol, is_done, run_protocol, status
+from common.reproduce import Protocol, gap_text, is_done, run_protocol, status
 from common.results import PUBLISHED, PUBLISHED_PRESENTATIONS
 
 CHAPTERS = ["chapters.metric.reproduce", "chapters.optimization.reproduce", "chapters.model_based.reproduce"]
@@ -56,10 +56,24 @@ def test_status_tells_measured_partial_and_missing():
     five, twenty = cells
     results = [fake(five, "torch", 100, 98.0), fake(twenty, "torch", 100, 95.0), fake(five, "tf", 40, 91.0)]
     table = status([protocol], results)
-    assert "| protonet-1shot | protonet, omniglot, 5, 1 | 98.8 | 98.00 ± 0.50 (100 ep.) | 91.00 ± 0.50 (40 of 100 ep., partial) | – |" in table
+    assert ("| protonet-1shot | protonet, omniglot, 5, 1 | 98.8 | 98.00 ± 0.50 (100 ep.) | "
+            "91.00 ± 0.50 (40 of 100 ep., partial) | – | -0.80 (torch, 100 ep.) |") in table
+    assert "| protonet-1shot | protonet, omniglot, 20, 1 | 96.0 | 95.00 ± 0.50 (100 ep.) | – | – | -1.00 (torch, 100 ep.) |" in table
     assert is_done(protocol, "torch", results)
     assert not is_done(protocol, "tf", results)      # partial, and 20-way missing
     assert not is_done(protocol, "keras", results)
+
+
+def test_the_gap_to_the_paper_is_the_best_frameworks():
+    """Accuracy: the highest of the frameworks' numbers; mean squared error: the lowest."""
+    cell = ("maml", "sinusoid", 1, 5)
+    low = {**fake(cell, "torch", 100), "metric": "mse", "mse": 0.5, "mse_ci95": 0.1}
+    high = {**fake(cell, "tf", 50), "metric": "mse", "mse": 0.7, "mse_ci95": 0.1}
+    assert gap_text(1.13, {"torch": low, "tf": high, "keras": None}) == "-0.63 (torch, 100 ep.)"
+    five = ("maml-transductive", "omniglot", 5, 1)
+    assert gap_text(98.7, {"torch": fake(five, "torch", 500, 88.0), "tf": fake(five, "tf", 16000, 98.2)}) \
+        == "-0.50 (tf, 16,000 ep.)"
+    assert gap_text(None, {"tf": fake(five, "tf", 10)}) == gap_text(98.7, {"tf": None}) == "–"
 
 
 def test_a_protocol_counts_only_runs_of_its_own_variant():

@@ -8,7 +8,8 @@ tasks with 100 query points):
 
 Omniglot, as in the scripts' docstrings: MAML and first-order MAML with Finn et al.'s settings and
 the network and BatchNorm of their released code (``--backbone strided``: stride-2 convolutions
-instead of max-pooling; ``--transductive``, the setting of the published numbers); Meta-SGD with
+instead of max-pooling; ``--transductive``, the setting of the published numbers), and MAML 5-way
+1-shot also with the max-pool network of the paper's text (``maml-5w1s-maxpool``); Meta-SGD with
 MAML's settings, network, batch norm and learned rates (Li et al. follow MAML's protocol); Reptile as
 Nichol et al.'s released code (the same stride-2 network; 10 shots per class in training, inner
 mini-batches of Adam steps, one model tested 1- and 5-shot, not transductive; see ``reptile.py``). Sinusoids: Finn et al.'s protocol, 70,000 meta-iterations, for K = 5, 10, 20.
@@ -24,17 +25,20 @@ FIVE_WAY = ("--meta-batch", "32", "--inner-lr", "0.4", "--inner-steps", "1", "--
 TWENTY_WAY = ("--meta-batch", "16", "--inner-lr", "0.1", "--inner-steps", "5", "--test-inner-steps", "5")
 
 
-def maml(way: int, shot: int, first_order: bool = False, transductive: bool = True) -> Protocol:
+def maml(way: int, shot: int, first_order: bool = False, transductive: bool = True,
+         backbone: str = "strided") -> Protocol:
     """The published (transductive) protocol; ``transductive=False``: the same run with each query
-    normalised by the support set's statistics, the chapter's recommendation (no published number)."""
+    normalised by the support set's statistics, the chapter's recommendation (no published number);
+    ``backbone="maxpool"``: the network the paper's text describes, beside that of the released code."""
     name = "fomaml" if first_order else "maml"
-    return Protocol(f"{name}-{way}w{shot}s" + ("" if transductive else "-support-statistics"),
+    return Protocol(f"{name}-{way}w{shot}s" + ("" if transductive else "-support-statistics") +
+                    ("" if backbone == "strided" else f"-{backbone}"),
                     "chapters.optimization.maml",
                     ("--way", str(way), "--shot", str(shot), *(FIVE_WAY if way == 5 else TWENTY_WAY),
-                     *(("--first-order",) if first_order else ()), *STRIDED,
+                     *(("--first-order",) if first_order else ()), *(STRIDED if backbone == "strided" else ()),
                      *(("--transductive",) if transductive else ()), "--episodes", "60000", *QUIET),
                     {(name + ("-transductive" if transductive else ""), "omniglot", way, shot): ()},
-                    options={"backbone": "strided"},
+                    options={"backbone": "strided"} if backbone == "strided" else {},
                     unpublished="" if transductive else "the published numbers are transductive; this is "
                                                         "the chapter's recommended setting beside them")
 
@@ -64,7 +68,7 @@ def sinusoid(algorithm: str, shot: int) -> Protocol:
 
 PROTOCOLS = [*(sinusoid(algorithm, shot) for algorithm in ("maml", "metasgd") for shot in (5, 10, 20)),
              *(maml(way, shot) for way in (5, 20) for shot in (1, 5)),
-             maml(5, 1, transductive=False),
+             maml(5, 1, transductive=False), maml(5, 1, backbone="maxpool"),
              *(maml(way, shot, first_order=True) for way in (5, 20) for shot in (1, 5)),
              *(metasgd(way, shot) for way in (5, 20) for shot in (1, 5)),
              reptile(5), reptile(20)]
