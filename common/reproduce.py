@@ -4,7 +4,7 @@ that trains it and the settings it is tested in, and a runner that measures them
 Each chapter lists its protocols in ``chapters/<chapter>/reproduce.py`` and runs this module's
 :func:`main` on them:
 
-    python -m chapters.metric.reproduce                          # status: what is measured, what is not
+    python -m chapters.metric.reproduce                          # status: what is measured, how far from the paper
     python -m chapters.metric.reproduce --framework tf --run protonet-1shot
     python -m chapters.metric.reproduce --framework keras --next # the first protocol not yet measured
     python -m chapters.metric.reproduce --commands               # only print the commands
