@@ -108,7 +108,7 @@ def status(protocols: list[Protocol], results: list[dict]) -> str:
     for protocol in protocols:
         runs = {framework: measured(protocol, framework, results) for framework in FRAMEWORKS}
         for cell in protocol.tests:
-            paper = PUBLISHED.get(cell)
+            paper = PUBLISHED[cell][0] if cell in PUBLISHED else None
             cells = []
             for framework in FRAMEWORKS:
                 run = runs[framework][cell]
@@ -120,9 +120,8 @@ def status(protocols: list[Protocol], results: list[dict]) -> str:
                             if partial else f"{run['train_episodes']:,} ep.")
                 labels = deviation_labels(deviations(run.get("options", {})))
                 cells.append(f"{value_text(run)}{labels} ({episodes})")
-            lines.append(f"| {protocol.name} | {', '.join(map(str, cell))} | "
-                         f"{paper[0] if paper else '–'} | " + " | ".join(cells) +
-                         f" | {gap_text(paper[0] if paper else None, {f: runs[f][cell] for f in FRAMEWORKS})} |")
+            lines.append(f"| {protocol.name} | {', '.join(map(str, cell))} | {'–' if paper is None else paper} | "
+                         + " | ".join(cells) + f" | {gap_text(paper, {f: runs[f][cell] for f in FRAMEWORKS})} |")
     lines.append("\nA partial run continues from its checkpoint: the same `--run` and `--out` again.")
     return "\n".join(lines) + "\n"
 

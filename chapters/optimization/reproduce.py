@@ -30,15 +30,15 @@ def maml(way: int, shot: int, first_order: bool = False, transductive: bool = Tr
     """The published (transductive) protocol; ``transductive=False``: the same run with each query
     normalised by the support set's statistics, the chapter's recommendation (no published number);
     ``backbone="maxpool"``: the network the paper's text describes, beside that of the released code."""
-    name = "fomaml" if first_order else "maml"
+    name, strided = "fomaml" if first_order else "maml", backbone == "strided"
     return Protocol(f"{name}-{way}w{shot}s" + ("" if transductive else "-support-statistics") +
-                    ("" if backbone == "strided" else f"-{backbone}"),
+                    ("" if strided else f"-{backbone}"),
                     "chapters.optimization.maml",
                     ("--way", str(way), "--shot", str(shot), *(FIVE_WAY if way == 5 else TWENTY_WAY),
-                     *(("--first-order",) if first_order else ()), *(STRIDED if backbone == "strided" else ()),
+                     *(("--first-order",) if first_order else ()), *(STRIDED if strided else ()),
                      *(("--transductive",) if transductive else ()), "--episodes", "60000", *QUIET),
                     {(name + ("-transductive" if transductive else ""), "omniglot", way, shot): ()},
-                    options={"backbone": "strided"} if backbone == "strided" else {},
+                    options={"backbone": "strided"} if strided else {},
                     unpublished="" if transductive else "the published numbers are transductive; this is "
                                                         "the chapter's recommended setting beside them")
 
