@@ -305,36 +305,54 @@ def value_text(result: dict) -> str:
     return f"{result[value]:.2f} ± {result[ci]:.2f}"
 
 
+def cell_of(result: dict) -> tuple:
+    """A result's cell: (algorithm, data set, way, shot, training way when it differs from the
+    way tested, else None)."""
+    train_way = result.get("train_way")
+    return (result["algorithm"], result["dataset"], result["way"], result["shot"],
+            train_way if train_way not in (None, result["way"]) else None)
+
+
+def training_then_date(result: dict) -> tuple:
+    """The order in which runs of one row replace each other in the tables: the last one, the run
+    with the most training episodes and, of those, the most recent, is shown."""
+    return result["train_episodes"], result.get("date", "")
+
+
 def results_table(results: list[dict]) -> str:
     """Markdown: one row per (algorithm, data set, way, shot); the paper, then each framework.
 
-    When a setting was run more than once in a framework, the most recent run is shown. A run
-    with a labelled deviation from its paper (``DEVIATIONS``) has a row of its own, named by it.
+    A run trained on episodes of another way than it is tested on (Snell et al. train 60-way and
+    test 5-way) says so in the way column, "5 (60 in training)", and has a row of its own beside a
+    run of the same cell trained otherwise. A run with a labelled deviation from its paper
+    (``DEVIATIONS``) has a row of its own too, named by it. When a row was run more than once in a
+    framework, the table shows the run with the most training episodes, and of those the most
+    recent: a shorter later run (a check, a stopped continuation) never pushes out a longer one.
     """
-    latest = {}  # (cell, deviations, framework) -> result; a cell is (algorithm, dataset, way, shot)
-    for result in sorted(results, key=lambda r: r.get("date", "")):
-        cell = (result["algorithm"], result["dataset"], result["way"], result["shot"])
-        latest[(cell, tuple(deviations(result.get("options", {}))), result["framework"])] = result
-    rows = sorted({key[:2] for key in latest})
-    frameworks = [f for f in RESULT_FRAMEWORKS if f in FRAMEWORKS or any(key[2] == f for key in latest)]
+    chosen = {}  # (cell, deviations, framework) -> result; a cell is (algorithm, dataset, way, shot, train way)
+    for result in sorted(results, key=training_then_date):
+        chosen[(cell_of(result), tuple(deviations(result.get("options", {}))), result["framework"])] = result
+    rows = sorted({key[:2] for key in chosen}, key=lambda row: (row[0][:4], row[0][4] or 0, row[1]))
+    frameworks = [f for f in RESULT_FRAMEWORKS if f in FRAMEWORKS or any(key[2] == f for key in chosen)]
     lines = ["| algorithm | data set | way | shot | paper | " + " | ".join(frameworks) +
              " | s/episode (" + " / ".join(frameworks) + ") |",
              "|---|---|---:|---:|---:|" + "---:|" * len(frameworks) + "---|"]
     for cell, variant in rows:
-        paper = PUBLISHED.get(cell)
+        paper = PUBLISHED.get(cell[:4])
         cells = [f"{paper[0]:.2f}" if paper else "–"]
         speeds = []
         for framework in frameworks:
-            run = latest.get((cell, variant, framework))
+            run = chosen.get((cell, variant, framework))
             if run is None:
                 cells.append("–")
                 speeds.append("–")
                 continue
             cells.append(f"{value_text(run)} ({run['train_episodes']:,} ep.)")
             speeds.append(f"{run['seconds_per_episode']:.4f}")
-        lines.append(f"| {cell[0]}{deviation_labels(variant)} | {cell[1]} | {cell[2]} | {cell[3]} | " +
+        way = f"{cell[2]} ({cell[4]} in training)" if cell[4] else f"{cell[2]}"
+        lines.append(f"| {cell[0]}{deviation_labels(variant)} | {cell[1]} | {way} | {cell[3]} | " +
                      " | ".join(cells) + " | " + " / ".join(speeds) + " |")
-    sources = sorted({PUBLISHED[cell][1] for cell, _ in rows if cell in PUBLISHED})
+    sources = sorted({PUBLISHED[cell[:4]][1] for cell, _ in rows if cell[:4] in PUBLISHED})
     shown = sorted({text for _, variant in rows for text in variant})
     explained = "".join(f"; `[{text}]`: {deviation_meaning(text)}" for text in shown)
     notes = ["", "Ours: mean accuracy ± 95% CI (percent; for sinusoid rows, mean squared error ± 95% CI) "
@@ -344,12 +362,16 @@ def results_table(results: list[dict]) -> str:
                                  f"row beside the paper's number but not the paper's method{explained}."
                                  if shown else "") + " Paper columns:"
              ] + [f"- {source}" for source in sources]
+    retrained = [(cell[4], cell[2]) for cell, _ in rows if cell[4]]  # (training way, test way)
     datasets = {cell[1] for cell, _ in rows}  # the names common/schemes.py gives Omniglot's variants
     variants = [text for shown, text in (
         (any("-lake" in name for name in datasets),
          "`omniglot-lake` rows: Lake et al.'s challenge, trained on background alphabets only, tested 20-way "
          "within one evaluation alphabet, support and query by different drawers (`--scheme lake`). "
          f"For reference: {LAKE_REFERENCES}."),
+        (bool(retrained),
+         "A way such as `{1} ({0} in training)`: trained on {0}-way episodes, tested on {1}-way ones.".format(
+             *retrained[0]) if retrained else ""),
         (any(unsized_name(name) != name for name in datasets),
          "`-<side>px` rows: Omniglot's drawings resized to that side instead of the papers' 28 (`--image-size`), "
          "a data set of their own.")) if shown]
@@ -406,9 +428,10 @@ def replace_table(text: str, table: str, where: str = "text") -> str:
 
 def presentations_table(results: list[dict]) -> str:
     """Markdown: accuracy per presentation for the runs that record it (``presentations``), the
-    paper's row first, then the most recent run of each framework; empty when there are none."""
+    paper's row first, then each framework's run chosen as in :func:`results_table`; empty when
+    there are none."""
     latest = {}
-    for result in sorted(results, key=lambda r: r.get("date", "")):
+    for result in sorted(results, key=training_then_date):
         if "presentations" in result:
             cell = (result["algorithm"], result["dataset"], result["way"], result["shot"])
             latest[(cell, result["framework"])] = result

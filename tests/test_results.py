@@ -89,6 +89,29 @@ def test_written_results_load_back_and_table_shows_paper_and_frameworks(tmp_path
     assert "Snell et al. 2017" in table
 
 
+def test_a_shorter_later_run_does_not_push_out_a_longer_one(tmp_path):
+    """Of two runs of one row, the table shows the one trained longer (a stopped continuation or a
+    quick check run afterwards does not replace it); of equally long runs, the most recent."""
+    write_result(a_result(train_episodes=8000, accuracy=98.4, date="2001-01-01T00:00:00+00:00"), tmp_path)
+    write_result(a_result(train_episodes=500, accuracy=91.0, date="2999-01-01T00:00:00+00:00"), tmp_path)
+    row = next(line for line in results_table(load_results(tmp_path)).splitlines() if line.startswith("| protonet"))
+    assert "98.40 ± 0.31 (8,000 ep.)" in row and "91.00" not in row
+    write_result(a_result(train_episodes=8000, accuracy=98.6, date="2002-01-01T00:00:00+00:00"), tmp_path)
+    assert "98.60 ± 0.31 (8,000 ep.)" in results_table(load_results(tmp_path))
+
+
+def test_training_on_another_way_is_a_row_of_its_own(tmp_path):
+    """Snell et al. train on 60-way episodes and test 5-way: the way column says so, and a run of the
+    same cell trained on 5-way episodes keeps its own row."""
+    write_result(a_result(train_way=60, accuracy=98.5), tmp_path)
+    write_result(a_result(train_way=5, accuracy=97.9, date="2999-01-01T00:00:00+00:00"), tmp_path)
+    table = results_table(load_results(tmp_path))
+    paper = f"{PUBLISHED[('protonet', 'omniglot', 5, 1)][0]:.2f}"
+    assert f"| protonet | omniglot | 5 | 1 | {paper} | 97.90 ± 0.31" in table
+    assert f"| protonet | omniglot | 5 (60 in training) | 1 | {paper} | 98.50 ± 0.31" in table
+    assert "A way such as `5 (60 in training)`: trained on 60-way episodes, tested on 5-way ones." in table
+
+
 def test_results_table_command(tmp_path):
     write_result(a_result(framework="tf"), tmp_path)
     out = tmp_path / "README.md"

@@ -105,22 +105,22 @@ def draw_confidence_interval(data: dict):
 # ------------------------------------------------------------------------------------- baselines
 
 def protonet_results() -> dict:
-    """{(way, shot): (accuracy, ci95, training episodes)} of the latest committed PyTorch ProtoNet runs."""
-    from common.results import RESULTS_DIR, load_results
+    """{(way, shot): (accuracy, ci95, training episodes)} of the PyTorch ProtoNet runs the results table shows."""
+    from common.results import RESULTS_DIR, load_results, training_then_date
 
     found = {}
-    for result in sorted(load_results(RESULTS_DIR / "metric"), key=lambda r: r.get("date", "")):
+    for result in sorted(load_results(RESULTS_DIR / "metric"), key=training_then_date):
         if (result["algorithm"], result["framework"], result["dataset"]) == ("protonet", "torch", "omniglot"):
             found[(result["way"], result["shot"])] = (result["accuracy"], result["ci95"], result["train_episodes"])
     return found
 
 
 def sinusoid_maml_result() -> dict:
-    from common.results import RESULTS_DIR, load_results
+    from common.results import RESULTS_DIR, load_results, training_then_date
 
     runs = [r for r in load_results(RESULTS_DIR / "optimization")
             if (r["algorithm"], r["framework"], r["shot"]) == ("maml", "torch", 10)]
-    run = max(runs, key=lambda r: r.get("date", ""))
+    run = max(runs, key=training_then_date)
     return {"iterations": run["train_episodes"], "after_1": [run["mse"], run["mse_ci95"]],
             "after_10": [run["mse_after_10_steps"], run["mse_after_10_steps_ci95"]]}
 

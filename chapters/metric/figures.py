@@ -42,11 +42,11 @@ def omniglot(split: str):
 
 def latest_runs() -> dict:
     """{(algorithm, deviations, way, shot, framework): result} of the committed Omniglot runs, the
-    latest of each (as the results table picks them)."""
-    from common.results import RESULTS_DIR, deviations, load_results
+    one the results table shows of each."""
+    from common.results import RESULTS_DIR, deviations, load_results, training_then_date
 
     runs = {}
-    for result in sorted(load_results(RESULTS_DIR / "metric"), key=lambda r: r.get("date", "")):
+    for result in sorted(load_results(RESULTS_DIR / "metric"), key=training_then_date):
         if result["dataset"] == "omniglot":
             variant = " ".join(deviations(result.get("options", {})))
             runs[(result["algorithm"], variant, result["way"], result["shot"], result["framework"])] = result

@@ -66,11 +66,11 @@ def own_class_attention(attention: np.ndarray, support_y, query_y) -> tuple[np.n
 # -------------------------------------------------------------------- accuracy per presentation
 
 def presentations_data() -> dict:
-    from common.results import PUBLISHED_PRESENTATIONS, RESULTS_DIR, load_results
+    from common.results import PUBLISHED_PRESENTATIONS, RESULTS_DIR, load_results, training_then_date
 
     folder = RESULTS_DIR / "model_based"
     latest = {}
-    for result in sorted(load_results(folder) if folder.exists() else [], key=lambda r: r.get("date", "")):
+    for result in sorted(load_results(folder) if folder.exists() else [], key=training_then_date):
         if "presentations" in result:
             latest[(result["algorithm"], result["framework"])] = result
     panels = []

@@ -231,12 +231,12 @@ ALGORITHM_COLOURS = {"MAML": OKABE_ITO["blue"], "first-order MAML": OKABE_ITO["v
 
 
 def omniglot_curves_data() -> dict:
-    """The latest committed Omniglot run of each (algorithm, labelled deviations, way, shot,
+    """The committed Omniglot run the results table shows of each (algorithm, labelled deviations, way, shot,
     framework): its validation curve, test accuracy and the paper's number."""
-    from common.results import PUBLISHED, RESULTS_DIR, deviation_labels, deviations, load_results
+    from common.results import PUBLISHED, RESULTS_DIR, deviation_labels, deviations, load_results, training_then_date
 
     latest, validated_at = {}, {}
-    for result in sorted(load_results(RESULTS_DIR / "optimization"), key=lambda r: r.get("date", "")):
+    for result in sorted(load_results(RESULTS_DIR / "optimization"), key=training_then_date):
         if result["dataset"] == "omniglot":
             labels = deviation_labels(deviations(result.get("options", {})))
             latest[(result["way"], result["shot"], result["algorithm"], labels, result["framework"])] = result
