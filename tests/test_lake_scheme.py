@@ -155,9 +155,9 @@ def test_lake_runs_are_named_and_labelled_apart_from_the_vinyals_split(lake, tmp
     table = results_table([result, upright, vinyals])
     rows = [line for line in table.splitlines() if line.startswith("| protonet")]
     assert len(rows) == 3
-    assert any("| omniglot-lake | 20 | 1 | – |" in row and "[rotations none]" not in row for row in rows)
+    assert any("| omniglot-lake | 20 (5 in training) | 1 | – |" in row and "[rotations none]" not in row for row in rows)
     assert any("[rotations none] | omniglot-lake" in row for row in rows)
-    assert any("| omniglot | 20 | 1 | 96.00 |" in row for row in rows)
+    assert any("| omniglot | 20 (5 in training) | 1 | 96.00 |" in row for row in rows)
     assert "people 95.5" in table
     within = protonet.main(["--scheme", "lake", "--train-within-alphabet", *tiny])
     assert within["options"]["train_within_alphabet"] is True
