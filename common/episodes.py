@@ -23,6 +23,7 @@ likewise. ``common.adapters`` turns them into torch tensors, a ``tf.data.Dataset
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Iterator, NamedTuple
 
 import numpy as np
@@ -98,7 +99,7 @@ class EpisodeSampler(EpisodeSource):
         # itself (a 250 KB allocation per episode); for data sets that fit, convert once up front.
         images = dataset.images
         if images.size * 4 <= PIXELS_IN_MEMORY_LIMIT:
-            self._pixels = to_float(np.asarray(images))
+            self._pixels = float_pixels(images)
         else:
             self._pixels = images  # mini-ImageNet's 38,400 training images: converted per episode
         self._flat = self._pixels.reshape(-1, *dataset.image_shape)  # (classes * examples, H, W, C)
@@ -184,6 +185,24 @@ def to_float(pixels: np.ndarray) -> np.ndarray:
     if pixels.dtype == np.float32 or np.issubdtype(pixels.dtype, np.signedinteger):
         return pixels
     return pixels.astype(np.float32) * np.float32(1 / 255)
+
+
+# The float32 copy of a data set's pixels, made once however many samplers draw from it (a script
+# samples training, validation and test episodes of one split; a test module builds dozens of
+# samplers): {id of the uint8 array: its float32 copy}, an entry dropped when its array is freed.
+_FLOAT_PIXELS: dict[int, np.ndarray] = {}
+
+
+def float_pixels(images: np.ndarray) -> np.ndarray:
+    """``to_float(images)``, computed once per array (which nothing writes to after loading)."""
+    key = id(images)
+    if key not in _FLOAT_PIXELS:
+        converted = to_float(images)
+        if converted is images:  # float32 pixels or token ids: nothing to keep (and no reference to hold)
+            return images
+        _FLOAT_PIXELS[key] = converted
+        weakref.finalize(images, _FLOAT_PIXELS.pop, key, None)
+    return _FLOAT_PIXELS[key]
 
 
 def check_setting(dataset: FewShotDataset, way: int, shot: int, query: int) -> None:

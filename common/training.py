@@ -54,6 +54,10 @@ class TrainingDiverged(MetaLearnError):
 # learner's meta-iteration is an "episode" of the classification scripts (``--episodes``), and an
 # "iteration" of the regression scripts (``--iterations``, as in Finn et al.'s sinusoid protocol).
 UNITS = {"episode": ("--episodes", "episodes"), "iteration": ("--iterations", "meta-iterations")}
+# A run's curve.png is drawn at its end and, on the way, at a validation point at most this often:
+# drawing takes about half a second, as long as the whole training of a short run (a test's, a
+# notebook's) with several points, and a long run's reader looks at it every few minutes at most.
+CURVE_EVERY_SECONDS = 60.0
 
 
 def run_folder(out, algorithm: str, framework: str, dataset: str, way: int, shot: int,
@@ -221,6 +225,7 @@ class Log:
         self.window = []
         # Training time excludes validation: seconds per episode should measure the learner.
         self.wall_seconds, self.since = wall_seconds, time.perf_counter()
+        self.drawn_at = -math.inf  # when curve.png was last drawn
 
     def step(self, index: int, metrics: dict) -> None:
         if not math.isfinite(metrics["loss"]):
@@ -251,9 +256,11 @@ class Log:
         self.history.append(point)
         self.commits = with_this_commit(self.commits)  # these episodes ran at this process's code
         save_checkpoint(self.run, self.learner, episodes_done, self.history, self.wall_seconds, self.commits)
-        with saving(self.run.folder / "curve.png", after_failed_write(self.run.checkpoint)):
-            plot_curve(self.history, self.run.folder / "curve.png",
-                       title=f"{self.run.algorithm} ({self.run.framework}), {self.run.dataset}", unit=self.run.unit)
+        if episodes_done == self.run.episodes or time.perf_counter() - self.drawn_at >= CURVE_EVERY_SECONDS:
+            with saving(self.run.folder / "curve.png", after_failed_write(self.run.checkpoint)):
+                plot_curve(self.history, self.run.folder / "curve.png", unit=self.run.unit,
+                           title=f"{self.run.algorithm} ({self.run.framework}), {self.run.dataset}")
+            self.drawn_at = time.perf_counter()
         if self.bar is not None:
             postfix = {"loss": f"{loss:.3f}"}
             if "accuracy" in point:
