@@ -314,8 +314,8 @@ def cell_of(result: dict) -> tuple:
 
 
 def training_then_date(result: dict) -> tuple:
-    """The order in which runs of one row replace each other in the tables: the last one, the run
-    with the most training episodes and, of those, the most recent, is shown."""
+    """The sort key of the runs of one table row: sorted by it, the last run is the one a table
+    shows, the run with the most training episodes and, of those, the most recent."""
     return result["train_episodes"], result.get("date", "")
 
 
@@ -362,16 +362,16 @@ def results_table(results: list[dict]) -> str:
                                  f"row beside the paper's number but not the paper's method{explained}."
                                  if shown else "") + " Paper columns:"
              ] + [f"- {source}" for source in sources]
-    retrained = [(cell[4], cell[2]) for cell, _ in rows if cell[4]]  # (training way, test way)
+    retrained = [cell for cell, _ in rows if cell[4]]
+    retrained_text = (f"A way such as `{retrained[0][2]} ({retrained[0][4]} in training)`: trained on "
+                      f"{retrained[0][4]}-way episodes, tested on {retrained[0][2]}-way ones." if retrained else "")
     datasets = {cell[1] for cell, _ in rows}  # the names common/schemes.py gives Omniglot's variants
     variants = [text for shown, text in (
         (any("-lake" in name for name in datasets),
          "`omniglot-lake` rows: Lake et al.'s challenge, trained on background alphabets only, tested 20-way "
          "within one evaluation alphabet, support and query by different drawers (`--scheme lake`). "
          f"For reference: {LAKE_REFERENCES}."),
-        (bool(retrained),
-         "A way such as `{1} ({0} in training)`: trained on {0}-way episodes, tested on {1}-way ones.".format(
-             *retrained[0]) if retrained else ""),
+        (bool(retrained), retrained_text),
         (any(unsized_name(name) != name for name in datasets),
          "`-<side>px` rows: Omniglot's drawings resized to that side instead of the papers' 28 (`--image-size`), "
          "a data set of their own.")) if shown]
@@ -430,26 +430,26 @@ def presentations_table(results: list[dict]) -> str:
     """Markdown: accuracy per presentation for the runs that record it (``presentations``), the
     paper's row first, then each framework's run chosen as in :func:`results_table`; empty when
     there are none."""
-    latest = {}
+    chosen = {}
     for result in sorted(results, key=training_then_date):
         if "presentations" in result:
             cell = (result["algorithm"], result["dataset"], result["way"], result["shot"])
-            latest[(cell, result["framework"])] = result
-    if not latest:
+            chosen[(cell, result["framework"])] = result
+    if not chosen:
         return ""
-    columns = sorted({int(k) for r in latest.values() for k in r["presentations"]}
-                     | {k for cell, _ in latest for k in PUBLISHED_PRESENTATIONS.get(cell, ({},))[0]})
+    columns = sorted({int(k) for r in chosen.values() for k in r["presentations"]}
+                     | {k for cell, _ in chosen for k in PUBLISHED_PRESENTATIONS.get(cell, ({},))[0]})
     lines = ["", "Accuracy (%) at the k-th presentation of a class in an online episode (sequence learners):", "",
              "| algorithm | data set | way | presentations | run | " + " | ".join(f"k={k}" for k in columns) + " |",
              "|---|---|---:|---:|---|" + "---:|" * len(columns)]
-    for cell in sorted({cell for cell, _ in latest}):
+    for cell in sorted({cell for cell, _ in chosen}):
         prefix = f"| {cell[0]} | {cell[1]} | {cell[2]} | {cell[3]} | "
         if cell in PUBLISHED_PRESENTATIONS:
             paper, source = PUBLISHED_PRESENTATIONS[cell]
             lines.append(prefix + f"paper ({source}) | " + " | ".join(
                 f"{paper[k]:.1f}" if k in paper else "–" for k in columns) + " |")
         for framework in FRAMEWORKS:
-            run = latest.get((cell, framework))
+            run = chosen.get((cell, framework))
             if run is not None:
                 values = run["presentations"]
                 lines.append(prefix + f"{framework} ({run['train_episodes']:,} ep.) | " + " | ".join(
