@@ -30,7 +30,8 @@ from pathlib import Path
 
 from common.cli import FRAMEWORKS, require_framework
 from common.errors import ConfigError
-from common.results import METRICS, PUBLISHED, RESULTS_DIR, deviation_labels, deviations, load_results, value_text
+from common.results import (METRICS, PUBLISHED, RESULTS_DIR, deviation_labels, deviations, load_results,
+                            training_then_date, value_text)
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,13 @@ class Protocol:
 
 
 def measured(protocol: Protocol, framework: str, results: list[dict]) -> dict:
-    """For each cell of ``protocol``: the most recent result of ``framework`` (or None)."""
+    """For each cell of ``protocol``: the result of ``framework`` the results table shows (the most
+    training, then the most recent; or None)."""
     found = {}
     for cell in protocol.tests:
         runs = [r for r in results if (r["algorithm"], r["dataset"], r["way"], r["shot"]) == cell
                 and r["framework"] == framework and _counts_for(protocol, r.get("options", {}))]
-        found[cell] = max(runs, key=lambda r: (r["train_episodes"], r.get("date", "")), default=None)
+        found[cell] = max(runs, key=training_then_date, default=None)
     return found
 
 

@@ -3,7 +3,7 @@
 From the committed results files:
 
 * ``mann_presentations``: accuracy at the 1st, 2nd, ..., 10th presentation of a character, MANN
-  and the LSTM baseline, each framework's most recent run beside Santoro et al.'s Table 1.
+  and the LSTM baseline, each framework's run as the results table chooses it, beside Santoro et al.'s Table 1.
 
 From a small deterministic PyTorch run (one thread, seed 0):
 
