@@ -96,7 +96,8 @@ class EpisodeSampler(EpisodeSource):
         self.support_y = np.repeat(np.arange(way, dtype=np.int64), shot)
         self.query_y = np.repeat(np.arange(way, dtype=np.int64), query)
         # Converting uint8 pixels to float32 on every episode would cost more than the sampling
-        # itself (a 250 KB allocation per episode); for data sets that fit, convert once up front.
+        # itself (a 250 KB allocation per episode); for data sets that fit, convert once up front,
+        # once per data set: every sampler of it shares the copy (`float_pixels`).
         images = dataset.images
         if images.size * 4 <= PIXELS_IN_MEMORY_LIMIT:
             self._pixels = float_pixels(images)
