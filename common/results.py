@@ -319,6 +319,14 @@ def training_then_date(result: dict) -> tuple:
     return result["train_episodes"], result.get("date", "")
 
 
+def chosen_runs(results: list[dict], key) -> dict:
+    """{key(result): the run the tables show of the results with that key}, by :func:`training_then_date`."""
+    chosen = {}
+    for result in sorted(results, key=training_then_date):
+        chosen[key(result)] = result
+    return chosen
+
+
 def results_table(results: list[dict]) -> str:
     """Markdown: one row per (algorithm, data set, way, shot); the paper, then each framework.
 
@@ -329,9 +337,8 @@ def results_table(results: list[dict]) -> str:
     framework, the table shows the run with the most training episodes, and of those the most
     recent: a shorter later run (a check, a stopped continuation) never pushes out a longer one.
     """
-    chosen = {}  # (cell, deviations, framework) -> result; a cell is (algorithm, dataset, way, shot, train way)
-    for result in sorted(results, key=training_then_date):
-        chosen[(cell_of(result), tuple(deviations(result.get("options", {}))), result["framework"])] = result
+    # (cell, deviations, framework) -> result; a cell is (algorithm, dataset, way, shot, train way)
+    chosen = chosen_runs(results, lambda r: (cell_of(r), tuple(deviations(r.get("options", {}))), r["framework"]))
     rows = sorted({key[:2] for key in chosen}, key=lambda row: (row[0][:4], row[0][4] or 0, row[1]))
     frameworks = [f for f in RESULT_FRAMEWORKS if f in FRAMEWORKS or any(key[2] == f for key in chosen)]
     lines = ["| algorithm | data set | way | shot | paper | " + " | ".join(frameworks) +
@@ -430,11 +437,8 @@ def presentations_table(results: list[dict]) -> str:
     """Markdown: accuracy per presentation for the runs that record it (``presentations``), the
     paper's row first, then each framework's run chosen as in :func:`results_table`; empty when
     there are none."""
-    chosen = {}
-    for result in sorted(results, key=training_then_date):
-        if "presentations" in result:
-            cell = (result["algorithm"], result["dataset"], result["way"], result["shot"])
-            chosen[(cell, result["framework"])] = result
+    chosen = chosen_runs([r for r in results if "presentations" in r],
+                         lambda r: ((r["algorithm"], r["dataset"], r["way"], r["shot"]), r["framework"]))
     if not chosen:
         return ""
     columns = sorted({int(k) for r in chosen.values() for k in r["presentations"]}

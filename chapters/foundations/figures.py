@@ -106,13 +106,12 @@ def draw_confidence_interval(data: dict):
 
 def protonet_results() -> dict:
     """{(way, shot): (accuracy, ci95, training episodes)} of the PyTorch ProtoNet runs the results table shows."""
-    from common.results import RESULTS_DIR, load_results, training_then_date
+    from common.results import RESULTS_DIR, chosen_runs, load_results
 
-    found = {}
-    for result in sorted(load_results(RESULTS_DIR / "metric"), key=training_then_date):
-        if (result["algorithm"], result["framework"], result["dataset"]) == ("protonet", "torch", "omniglot"):
-            found[(result["way"], result["shot"])] = (result["accuracy"], result["ci95"], result["train_episodes"])
-    return found
+    runs = [r for r in load_results(RESULTS_DIR / "metric")
+            if (r["algorithm"], r["framework"], r["dataset"]) == ("protonet", "torch", "omniglot")]
+    return {cell: (r["accuracy"], r["ci95"], r["train_episodes"])
+            for cell, r in chosen_runs(runs, lambda r: (r["way"], r["shot"])).items()}
 
 
 def sinusoid_maml_result() -> dict:

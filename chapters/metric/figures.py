@@ -43,14 +43,11 @@ def omniglot(split: str):
 def latest_runs() -> dict:
     """{(algorithm, deviations, way, shot, framework): result} of the committed Omniglot runs, the
     one the results table shows of each."""
-    from common.results import RESULTS_DIR, deviations, load_results, training_then_date
+    from common.results import RESULTS_DIR, chosen_runs, deviations, load_results
 
-    runs = {}
-    for result in sorted(load_results(RESULTS_DIR / "metric"), key=training_then_date):
-        if result["dataset"] == "omniglot":
-            variant = " ".join(deviations(result.get("options", {})))
-            runs[(result["algorithm"], variant, result["way"], result["shot"], result["framework"])] = result
-    return runs
+    return chosen_runs([r for r in load_results(RESULTS_DIR / "metric") if r["dataset"] == "omniglot"],
+                       lambda r: (r["algorithm"], " ".join(deviations(r.get("options", {}))), r["way"], r["shot"],
+                                  r["framework"]))
 
 
 # ------------------------------------------------------------------------------------ episode

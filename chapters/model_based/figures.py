@@ -66,13 +66,11 @@ def own_class_attention(attention: np.ndarray, support_y, query_y) -> tuple[np.n
 # -------------------------------------------------------------------- accuracy per presentation
 
 def presentations_data() -> dict:
-    from common.results import PUBLISHED_PRESENTATIONS, RESULTS_DIR, load_results, training_then_date
+    from common.results import PUBLISHED_PRESENTATIONS, RESULTS_DIR, chosen_runs, load_results
 
     folder = RESULTS_DIR / "model_based"
-    latest = {}
-    for result in sorted(load_results(folder) if folder.exists() else [], key=training_then_date):
-        if "presentations" in result:
-            latest[(result["algorithm"], result["framework"])] = result
+    latest = chosen_runs([r for r in (load_results(folder) if folder.exists() else []) if "presentations" in r],
+                         lambda r: (r["algorithm"], r["framework"]))
     panels = []
     for model in ("mann", "lstm"):
         paper, source = PUBLISHED_PRESENTATIONS[(model, "omniglot", 5, 10)]
