@@ -124,3 +124,28 @@ def test_a_failing_protocol_is_a_clear_error(tmp_path):
                         {("protonet", "omniglot", 5, 1): ()})
     with pytest.raises(ConfigError, match="protocol broken \\(torch\\) stopped.*exited with status 2.*run the same line"):
         run_protocol(protocol, "torch", str(tmp_path / "runs"), tmp_path / "results")
+
+
+def test_device_runs_stop_at_the_deadline_and_test_the_last_checkpoint(tmp_path, monkeypatch, omniglot_train):
+    """tools/device_runs.py (for a briefly lent GPU, here on the CPU): the training is stopped at the
+    deadline, the last checkpoint is tested with ``--episodes`` at its count, and the run folder is packed."""
+    import tarfile
+
+    from tools import device_runs
+
+    protocol = Protocol("tiny", "chapters.metric.protonet",
+                        ("--way", "5", "--shot", "1", "--query", "2", "--episodes", "100000", "--eval-every", "1",
+                         "--val-episodes", "2", "--test-episodes", "3", "--quiet"), {("protonet", "omniglot", 5, 1): ()})
+    monkeypatch.setattr(device_runs, "protocols_of", lambda chapter: {"tiny": protocol})
+    with pytest.raises(ConfigError, match="no protocol other in chapters/optimization/reproduce.py; choose from tiny"):
+        device_runs.main(["other"])
+    row, = device_runs.main(["tiny", "--minutes", "0.15", "--device", "cpu", "--runs", str(tmp_path / "runs"),
+                             "--pack", str(tmp_path / "packs")])
+    assert row["stopped"] and row["episodes"] > 0 and "error" not in row, row
+    folder = tmp_path / "runs" / "tiny" / "protonet_torch_omniglot_5w1s"
+    result = json.loads((folder / row["result"]).read_text())
+    assert result["train_episodes"] == row["episodes"]
+    assert f"--episodes {row['episodes']} " in result["command"]
+    assert f"at episode {row['episodes']:,} of {row['episodes']:,}" in (tmp_path / "runs" / "tiny" / "log.txt").read_text()
+    with tarfile.open(tmp_path / "packs" / "tiny.tar.gz") as pack:
+        assert "tiny/protonet_torch_omniglot_5w1s/checkpoint.npz" in pack.getnames()

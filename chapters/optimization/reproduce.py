@@ -8,8 +8,9 @@ tasks with 100 query points):
 
 Omniglot, as in the scripts' docstrings: MAML and first-order MAML with Finn et al.'s settings and
 the network and BatchNorm of their released code (``--backbone strided``: stride-2 convolutions
-instead of max-pooling; ``--transductive``, the setting of the published numbers), and MAML 5-way
-1-shot also with the max-pool network of the paper's text (``maml-5w1s-maxpool``); Meta-SGD with
+instead of max-pooling; ``--transductive``, the setting of the published numbers), and MAML and
+first-order MAML 5-way 1-shot also with the max-pool network of the paper's text
+(``maml-5w1s-maxpool``, ``fomaml-5w1s-maxpool``); Meta-SGD with
 MAML's settings, network, batch norm and learned rates (Li et al. follow MAML's protocol); Reptile as
 Nichol et al.'s released code (the same stride-2 network; 10 shots per class in training, inner
 mini-batches of Adam steps, one model tested 1- and 5-shot, not transductive; see ``reptile.py``). Sinusoids: Finn et al.'s protocol, 70,000 meta-iterations, for K = 5, 10, 20.
@@ -70,6 +71,7 @@ PROTOCOLS = [*(sinusoid(algorithm, shot) for algorithm in ("maml", "metasgd") fo
              *(maml(way, shot) for way in (5, 20) for shot in (1, 5)),
              maml(5, 1, transductive=False), maml(5, 1, backbone="maxpool"),
              *(maml(way, shot, first_order=True) for way in (5, 20) for shot in (1, 5)),
+             maml(5, 1, first_order=True, backbone="maxpool"),
              *(metasgd(way, shot) for way in (5, 20) for shot in (1, 5)),
              reptile(5), reptile(20)]
 
