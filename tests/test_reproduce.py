@@ -139,6 +139,8 @@ def test_device_runs_stop_at_the_deadline_and_test_the_last_checkpoint(tmp_path,
     monkeypatch.setattr(device_runs, "protocols_of", lambda chapter: {"tiny": protocol})
     with pytest.raises(ConfigError, match="no protocol other in chapters/optimization/reproduce.py; choose from tiny"):
         device_runs.main(["other"])
+    with pytest.raises(ConfigError, match="--minutes must be above 0"):
+        device_runs.main(["tiny", "--minutes", "0"])
     row, = device_runs.main(["tiny", "--minutes", "0.15", "--device", "cpu", "--runs", str(tmp_path / "runs"),
                              "--pack", str(tmp_path / "packs")])
     assert row["stopped"] and row["episodes"] > 0 and "error" not in row, row

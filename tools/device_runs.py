@@ -103,6 +103,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--extra", default="", help="options appended to every command, which override the "
                                                    "protocol's (for a quick check, e.g. '--meta-batch 2')")
     args = parser.parse_args(argv)
+    if args.minutes <= 0:
+        raise ConfigError(f"--minutes must be above 0 (the training time of every protocol), got {args.minutes}")
     known = protocols_of(args.chapter)
     unknown = [name for name in args.protocols if name not in known]
     if unknown:
