@@ -1,27 +1,25 @@
-"""Run reproduction protocols on a lent GPU for a fixed time, then test each at its last checkpoint.
+"""Run reproduction protocols on a GPU for a fixed time, then test each at its last checkpoint.
 
-A GPU is lent rarely and briefly (minutes, not hours), and the machine starts bare each time. This
-runs several protocols of a chapter's ``reproduce.py`` on one GPU in PyTorch (the GPU machines have
-no TensorFlow), each as its own process and all at once, stops them at a deadline, tests each at
-its last checkpoint (the protocol's command with ``--episodes <checkpoint>``: a partial run, stated
-as such in the results table), and packs each run folder (checkpoint, results JSON, curve, log)
-into one ``.tar.gz`` under ``--pack``.
-Unpacked into ``--runs`` on the next machine, a run resumes exactly where it stopped.
+For a GPU that is at hand for minutes, not hours, on a machine that starts empty each time. This
+runs several protocols of a chapter's ``reproduce.py`` on one GPU in PyTorch (``--framework``), each
+as its own process and all at once, stops them at a deadline, tests each at its last checkpoint (the
+protocol's command with ``--episodes <checkpoint>``: a partial run, stated as such in the results
+table), and packs each run folder (checkpoint, results JSON, curve, log) into one ``.tar.gz`` under
+``--pack``. Unpacked into ``--runs`` on the next machine, a run resumes exactly where it stopped.
 
-Before the call, here (the data and earlier runs travel as ignored paths; see the device tool's
-README for ``carry``)::
+What the GPU machine needs in its copy of the repository (both folders are ignored by git)::
 
     mkdir -p data runs/device && cp -r ../shared/data/omniglot data/
-    tar -xzf <a pack from an earlier call> -C runs/device     # to continue an earlier run
+    tar -xzf <a pack from an earlier machine> -C runs/device     # to continue an earlier run
 
-The command on the GPU machine, with ``carry: ["data/omniglot", "runs/device"]``::
+and the command there::
 
-    PYTHONUNBUFFERED=1 python3 -m tools.device_runs --minutes 7 --pack $OUT \\
+    PYTHONUNBUFFERED=1 python3 -m tools.device_runs --minutes 7 --pack <folder that comes back> \\
         maml-5w1s-maxpool fomaml-5w1s metasgd-5w1s
 
 Afterwards copy the packs' results JSONs into ``results/<chapter>/`` and run ``make results``.
 The deadline loses each protocol's episodes since its last checkpoint (written every ``--eval-every``);
-choose ``--minutes`` so that the tests after it fit the command's time limit too.
+choose ``--minutes`` so that the tests after it fit the time the machine is there too.
 """
 
 from __future__ import annotations
