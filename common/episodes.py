@@ -96,13 +96,12 @@ class EpisodeSampler(EpisodeSource):
         self.support_y = np.repeat(np.arange(way, dtype=np.int64), shot)
         self.query_y = np.repeat(np.arange(way, dtype=np.int64), query)
         # Converting uint8 pixels to float32 on every episode would cost more than the sampling
-        # itself (a 250 KB allocation per episode); for data sets that fit, convert once up front,
-        # once per data set: every sampler of it shares the copy (`float_pixels`).
+        # itself (a 250 KB allocation per episode); for data sets that fit, each class is converted
+        # once, when an episode first draws it, into one copy that every sampler of the data set
+        # shares (`float_pixels`). mini-ImageNet's 38,400 training images: converted per episode.
         images = dataset.images
-        if images.size * 4 <= PIXELS_IN_MEMORY_LIMIT:
-            self._pixels = float_pixels(images)
-        else:
-            self._pixels = images  # mini-ImageNet's 38,400 training images: converted per episode
+        self._copy = float_pixels(images) if images.size * 4 <= PIXELS_IN_MEMORY_LIMIT else None
+        self._pixels = images if self._copy is None else self._copy.floats
         self._flat = self._pixels.reshape(-1, *dataset.image_shape)  # (classes * examples, H, W, C)
 
     def draw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +115,8 @@ class EpisodeSampler(EpisodeSource):
     def episode(self, index: int) -> Episode:
         """Episode ``index`` of this sampler's seed; the same arrays every time it is asked for."""
         classes, order = self.draw(index)
+        if self._copy is not None:
+            self._copy.convert(classes)
         # The first K examples of each class's random order are its support set, the next Q its
         # query set, so the two never share an example. Image (class c, example e) is row
         # c * examples_per_class + e of the flattened array (one `take` is faster than 2-D indexing).
@@ -188,20 +189,38 @@ def to_float(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) * np.float32(1 / 255)
 
 
-# The float32 copy of a data set's pixels, made once however many samplers draw from it (a script
+class FloatPixels:
+    """``to_float`` of a data set's uint8 pixels ``(classes, examples, H, W, C)``, filled in one class
+    at a time: ``convert(classes)`` before reading those classes from ``floats``. A run of a few
+    hundred episodes converts the classes they draw, not all 82,240 drawings of Omniglot's training
+    split (258 MB, about a second); a long run ends with the whole copy, converted once."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = weakref.ref(images)  # the samplers keep the pixels alive, not this copy
+        self.floats = np.empty(images.shape, np.float32)  # pages the kernel provides when first written
+        self.converted = np.zeros(len(images), bool)
+
+    def convert(self, classes: np.ndarray) -> None:
+        missing = classes[~self.converted[classes]]
+        if missing.size:
+            self.floats[missing] = to_float(self.images()[missing])
+            self.converted[missing] = True
+
+
+# The float32 copy of a data set's pixels, shared by every sampler that draws from it (a script
 # samples training, validation and test episodes of one split; a test module builds dozens of
-# samplers): {id of the uint8 array: its float32 copy}, an entry dropped when its array is freed.
-_FLOAT_PIXELS: dict[int, np.ndarray] = {}
+# samplers): {id of the uint8 array: its FloatPixels}, an entry dropped when its array is freed.
+_FLOAT_PIXELS: dict[int, FloatPixels] = {}
 
 
-def float_pixels(images: np.ndarray) -> np.ndarray:
-    """``to_float(images)``, computed once per array (which nothing writes to after loading)."""
+def float_pixels(images: np.ndarray) -> FloatPixels | None:
+    """The one :class:`FloatPixels` of ``images`` (which nothing writes to after loading); None for
+    float32 pixels or token ids, which need no conversion."""
+    if images.dtype == np.float32 or np.issubdtype(images.dtype, np.signedinteger):
+        return None
     key = id(images)
     if key not in _FLOAT_PIXELS:
-        converted = to_float(images)
-        if converted is images:  # float32 pixels or token ids: nothing to keep (and no reference to hold)
-            return images
-        _FLOAT_PIXELS[key] = converted
+        _FLOAT_PIXELS[key] = FloatPixels(images)
         weakref.finalize(images, _FLOAT_PIXELS.pop, key, None)
     return _FLOAT_PIXELS[key]
 

@@ -103,15 +103,20 @@ def test_precomputed_and_per_episode_pixels_are_bit_identical(monkeypatch):
 
 
 def test_samplers_of_one_data_set_share_one_float_copy_until_it_is_freed():
-    """Building a sampler converts its split to float32 once, not once per sampler (the Omniglot
-    training split: 258 MB and about a second), and the copy goes when the data set's pixels go."""
+    """The samplers of a split share one float32 copy (the Omniglot training split: 258 MB), each
+    class converted when an episode first draws it, and the copy goes when the data set's pixels go."""
     import gc
 
     dataset = labelled_dataset()
     first, second = EpisodeSampler(dataset, 5, 2, 3, seed=4), EpisodeSampler(dataset, 3, 1, 1, seed=0)
     assert first._pixels is second._pixels and first._pixels.dtype == np.float32
+    assert not first._copy.converted.any()
+    first.episode(0)
+    drawn = np.sort(first.classes_of(0))
+    assert np.array_equal(np.flatnonzero(second._copy.converted), drawn)
+    np.testing.assert_array_equal(second._pixels[drawn], dataset.images[drawn] * np.float32(1 / 255))
     # (the entry of this data set only: earlier tests' data sets may be collected by the same gc.collect)
-    key, = (key for key, copy in episodes_module._FLOAT_PIXELS.items() if copy is first._pixels)
+    key, = (key for key, copy in episodes_module._FLOAT_PIXELS.items() if copy.floats is first._pixels)
     del dataset, first, second
     gc.collect()
     assert key not in episodes_module._FLOAT_PIXELS

@@ -11,7 +11,8 @@ the network and BatchNorm of their released code (``--backbone strided``: stride
 instead of max-pooling; ``--transductive``, the setting of the published numbers), and MAML and
 first-order MAML 5-way 1-shot also with the max-pool network of the paper's text
 (``maml-5w1s-maxpool``, ``fomaml-5w1s-maxpool``); Meta-SGD with
-MAML's settings, network, batch norm and learned rates (Li et al. follow MAML's protocol); Reptile as
+MAML's settings, network, batch norm and learned rates (Li et al. follow MAML's protocol), 5-way
+1-shot also on the max-pool network (``metasgd-5w1s-maxpool``); Reptile as
 Nichol et al.'s released code (the same stride-2 network; 10 shots per class in training, inner
 mini-batches of Adam steps, one model tested 1- and 5-shot, not transductive; see ``reptile.py``). Sinusoids: Finn et al.'s protocol, 70,000 meta-iterations, for K = 5, 10, 20.
 The runner is ``common/reproduce.py``.
@@ -44,11 +45,13 @@ def maml(way: int, shot: int, first_order: bool = False, transductive: bool = Tr
                                                         "the chapter's recommended setting beside them")
 
 
-def metasgd(way: int, shot: int) -> Protocol:
-    return Protocol(f"metasgd-{way}w{shot}s", "chapters.optimization.metasgd",
+def metasgd(way: int, shot: int, backbone: str = "strided") -> Protocol:
+    strided = backbone == "strided"
+    return Protocol(f"metasgd-{way}w{shot}s" + ("" if strided else f"-{backbone}"), "chapters.optimization.metasgd",
                     ("--way", str(way), "--shot", str(shot), "--meta-batch", "32" if way == 5 else "16",
-                     *STRIDED, "--transductive", "--episodes", "60000", *QUIET),
-                    {("metasgd-transductive", "omniglot", way, shot): ()}, options={"backbone": "strided"})
+                     *(STRIDED if strided else ()), "--transductive", "--episodes", "60000", *QUIET),
+                    {("metasgd-transductive", "omniglot", way, shot): ()},
+                    options={"backbone": "strided"} if strided else {})
 
 
 def reptile(way: int) -> Protocol:
@@ -72,7 +75,7 @@ PROTOCOLS = [*(sinusoid(algorithm, shot) for algorithm in ("maml", "metasgd") fo
              maml(5, 1, transductive=False), maml(5, 1, backbone="maxpool"),
              *(maml(way, shot, first_order=True) for way in (5, 20) for shot in (1, 5)),
              maml(5, 1, first_order=True, backbone="maxpool"),
-             *(metasgd(way, shot) for way in (5, 20) for shot in (1, 5)),
+             *(metasgd(way, shot) for way in (5, 20) for shot in (1, 5)), metasgd(5, 1, backbone="maxpool"),
              reptile(5), reptile(20)]
 
 if __name__ == "__main__":
