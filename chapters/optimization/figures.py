@@ -233,16 +233,18 @@ ALGORITHM_COLOURS = {"MAML": OKABE_ITO["blue"], "first-order MAML": OKABE_ITO["v
 def omniglot_curves_data() -> dict:
     """The committed Omniglot run the results table shows of each (algorithm, labelled deviations, way, shot,
     framework): its validation curve, test accuracy and the paper's number."""
-    from common.results import PUBLISHED, RESULTS_DIR, deviation_labels, deviations, load_results, training_then_date
+    from common.results import (PUBLISHED, RESULTS_DIR, chosen_runs, deviation_labels, deviations, load_results,
+                                training_then_date)
 
-    latest, validated_at = {}, {}
-    for result in sorted(load_results(RESULTS_DIR / "optimization"), key=training_then_date):
-        if result["dataset"] == "omniglot":
-            labels = deviation_labels(deviations(result.get("options", {})))
-            latest[(result["way"], result["shot"], result["algorithm"], labels, result["framework"])] = result
-            # A model tested at another shot than it was validated at (Reptile: one model, tested 1- and
-            # 5-shot) carries its training's curve: only the first test of that training owns it.
-            validated_at.setdefault(repr(result["history"]), result["shot"])
+    runs = sorted((r for r in load_results(RESULTS_DIR / "optimization") if r["dataset"] == "omniglot"),
+                  key=training_then_date)
+    latest = chosen_runs(runs, lambda r: (r["way"], r["shot"], r["algorithm"],
+                                          deviation_labels(deviations(r.get("options", {}))), r["framework"]))
+    # A model tested at another shot than it was validated at (Reptile: one model, tested 1- and
+    # 5-shot) carries its training's curve: only the first test of that training owns it.
+    validated_at = {}
+    for result in runs:
+        validated_at.setdefault(repr(result["history"]), result["shot"])
     panels = {}
     for (way, shot, algorithm, labels, framework), run in sorted(latest.items()):
         panel = panels.setdefault(f"{way}-way {shot}-shot", {"runs": [], "papers": {}})
