@@ -184,9 +184,14 @@ def to_float(pixels: np.ndarray) -> np.ndarray:
     One formula for both paths (precomputed and per episode), so they give identical bits. Token ids
     (signed integers: the text data sets of ``common.data.text``) are returned unchanged.
     """
-    if pixels.dtype == np.float32 or np.issubdtype(pixels.dtype, np.signedinteger):
+    if not needs_conversion(pixels):
         return pixels
     return pixels.astype(np.float32) * np.float32(1 / 255)
+
+
+def needs_conversion(pixels: np.ndarray) -> bool:
+    """Whether :func:`to_float` changes ``pixels``: not float32 pixels, not token ids."""
+    return not (pixels.dtype == np.float32 or np.issubdtype(pixels.dtype, np.signedinteger))
 
 
 class FloatPixels:
@@ -216,7 +221,7 @@ _FLOAT_PIXELS: dict[int, FloatPixels] = {}
 def float_pixels(images: np.ndarray) -> FloatPixels | None:
     """The one :class:`FloatPixels` of ``images`` (which nothing writes to after loading); None for
     float32 pixels or token ids, which need no conversion."""
-    if images.dtype == np.float32 or np.issubdtype(images.dtype, np.signedinteger):
+    if not needs_conversion(images):
         return None
     key = id(images)
     if key not in _FLOAT_PIXELS:

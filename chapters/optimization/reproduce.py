@@ -27,31 +27,37 @@ FIVE_WAY = ("--meta-batch", "32", "--inner-lr", "0.4", "--inner-steps", "1", "--
 TWENTY_WAY = ("--meta-batch", "16", "--inner-lr", "0.1", "--inner-steps", "5", "--test-inner-steps", "5")
 
 
+def network(backbone: str) -> tuple[str, tuple, dict]:
+    """(suffix of the protocol's name, its options, the options its results record) for a Conv-4:
+    the stride-2 network of the released code is the protocols' own, any other a named variant."""
+    if backbone == "strided":
+        return "", STRIDED, {"backbone": "strided"}
+    return f"-{backbone}", (), {}
+
+
 def maml(way: int, shot: int, first_order: bool = False, transductive: bool = True,
          backbone: str = "strided") -> Protocol:
     """The published (transductive) protocol; ``transductive=False``: the same run with each query
     normalised by the support set's statistics, the chapter's recommendation (no published number);
     ``backbone="maxpool"``: the network the paper's text describes, beside that of the released code."""
-    name, strided = "fomaml" if first_order else "maml", backbone == "strided"
-    return Protocol(f"{name}-{way}w{shot}s" + ("" if transductive else "-support-statistics") +
-                    ("" if strided else f"-{backbone}"),
+    name, (suffix, backbone_options, recorded) = "fomaml" if first_order else "maml", network(backbone)
+    return Protocol(f"{name}-{way}w{shot}s" + ("" if transductive else "-support-statistics") + suffix,
                     "chapters.optimization.maml",
                     ("--way", str(way), "--shot", str(shot), *(FIVE_WAY if way == 5 else TWENTY_WAY),
-                     *(("--first-order",) if first_order else ()), *(STRIDED if strided else ()),
+                     *(("--first-order",) if first_order else ()), *backbone_options,
                      *(("--transductive",) if transductive else ()), "--episodes", "60000", *QUIET),
                     {(name + ("-transductive" if transductive else ""), "omniglot", way, shot): ()},
-                    options={"backbone": "strided"} if strided else {},
+                    options=recorded,
                     unpublished="" if transductive else "the published numbers are transductive; this is "
                                                         "the chapter's recommended setting beside them")
 
 
 def metasgd(way: int, shot: int, backbone: str = "strided") -> Protocol:
-    strided = backbone == "strided"
-    return Protocol(f"metasgd-{way}w{shot}s" + ("" if strided else f"-{backbone}"), "chapters.optimization.metasgd",
+    suffix, backbone_options, recorded = network(backbone)
+    return Protocol(f"metasgd-{way}w{shot}s{suffix}", "chapters.optimization.metasgd",
                     ("--way", str(way), "--shot", str(shot), "--meta-batch", "32" if way == 5 else "16",
-                     *(STRIDED if strided else ()), "--transductive", "--episodes", "60000", *QUIET),
-                    {("metasgd-transductive", "omniglot", way, shot): ()},
-                    options={"backbone": "strided"} if strided else {})
+                     *backbone_options, "--transductive", "--episodes", "60000", *QUIET),
+                    {("metasgd-transductive", "omniglot", way, shot): ()}, options=recorded)
 
 
 def reptile(way: int) -> Protocol:
