@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -140,6 +141,46 @@ def generate(generators: dict, gradients: list[dict], layers: list[int], meta_in
         generated = generators[name](meta_info([[g[i] for i in indices] for g in gradients]))
         kernels.update(zip(indices, unflatten(generated, [tuple(gradients[0][i].shape) for i in indices])))
     return by_layer(kernels, count)
+
+
+class Operations(NamedTuple):
+    """What :func:`task_fast_weights` and :func:`example_fast_weights` take from a framework: each
+    ``metanet_<framework>.py`` defines these functions under the same names and passes them as its
+    ``OPERATIONS``."""
+    meta_information: Callable  # (net, x, y, layers) -> {layer: gradient of net's loss on (x, y)}, detached
+    rows: Callable  # (x, indices) -> the rows of x at ``indices`` (NumPy positions)
+    stack: Callable  # arrays -> one array with a new first axis
+    preprocess: Callable  # gradient coordinates (...) -> (..., 2): Andrychowicz et al.'s two features
+    flatten: Callable  # (kernels, lead) -> their coordinates side by side, (*lead axes, P)
+    unflatten: Callable  # the inverse of flatten: (*lead, P) -> one array per kernel shape
+
+
+def task_fast_weights(model, support_x, support_y, operations: Operations) -> list:
+    """Q* (Eqs. 1-2): fast kernels for u's layers up to its key (None for a layer without), from
+    the gradients of u's loss on T groups of the support set, read in order by d."""
+    layers = fast_layers_of(model.fast_layers, model.task_fast)[1]
+    if not layers:  # the ablation without task-level fast weights: u keeps its slow weights alone
+        return [None] * (KEY_LAYER + 1)
+    rows, flatten, preprocess = operations.rows, operations.flatten, operations.preprocess
+    steps = [operations.meta_information(model.representation, rows(support_x, group), rows(support_y, group), layers)
+             for group in groups(support_x.shape[0])]
+
+    def meta_info(per_step):  # d reads the T steps in order, each one's coordinates side by side: T of (P, 2)
+        return [preprocess(flatten(step, 0)) for step in per_step]
+    return generate(model.task_meta, steps, layers, meta_info, operations.unflatten, KEY_LAYER + 1)
+
+
+def example_fast_weights(model, support_x, support_y, operations: Operations) -> list:
+    """The memory M (Eqs. 3-4): for every fast layer of b, the fast kernels W*_i = m(Z, nabla_i)
+    of each support example i, (S, *kernel shape); None for a layer without."""
+    layers = fast_layers_of(model.fast_layers, model.task_fast)[0]
+    gradients = [operations.meta_information(model.base, support_x[i:i + 1], support_y[i:i + 1], layers)
+                 for i in range(support_x.shape[0])]
+    flatten, preprocess, stack = operations.flatten, operations.preprocess, operations.stack
+
+    def meta_info(per_example):  # m reads every support example's coordinates at once: (S, P, 2)
+        return preprocess(stack([flatten(example, 0) for example in per_example]))
+    return generate(model.example_meta, gradients, layers, meta_info, operations.unflatten, len(model.base.kernels))
 
 
 def augmented(op, x, kernel, fast_kernel=None, activation=None):

@@ -154,6 +154,14 @@ def unflatten(values, shapes: list[tuple]) -> list:
     return [ops.reshape(values[..., end - int(np.prod(shape)):end], (*lead, *shape)) for end, shape in zip(ends, shapes)]
 
 
+def rows(x, indices):
+    """The rows of ``x`` at ``indices`` (NumPy positions): a support group for d."""
+    return ops.take(x, indices, 0)
+
+
+OPERATIONS = metanet.Operations(meta_information, rows, ops.stack, preprocess, flatten, unflatten)
+
+
 def check_episode(support_y, query_x, way: int) -> list:
     """``metanet.check_episode`` before any computation; in a compiled step, assertions with the same
     messages (the book's Keras runs on TensorFlow: ``metanet_tf.check_episode``)."""
@@ -180,28 +188,12 @@ class MetaNet(EpisodicModel):
         self.task_meta = {name: CoordinateLSTM(dtype=dtype) for name in metanet.layer_groups(task_layers)}
 
     def task_fast_weights(self, support_x, support_y) -> list:
-        """Q* (Eqs. 1-2): fast kernels for u's layers up to its key (None for a layer without), from
-        the gradients of u's loss on T groups of the support set, read in order by d."""
-        layers = metanet.fast_layers_of(self.fast_layers, self.task_fast)[1]
-        if not layers:  # the ablation without task-level fast weights: u keeps its slow weights alone
-            return [None] * (metanet.KEY_LAYER + 1)
-        steps = [meta_information(self.representation, ops.take(support_x, group, 0), ops.take(support_y, group, 0), layers)
-                 for group in metanet.groups(support_x.shape[0])]
-
-        def meta_info(per_step):  # d reads the T steps in order, each one's coordinates side by side: T of (P, 2)
-            return [preprocess(flatten(step, 0)) for step in per_step]
-        return metanet.generate(self.task_meta, steps, layers, meta_info, unflatten, metanet.KEY_LAYER + 1)
+        """Q* (Eqs. 1-2): :func:`metanet.task_fast_weights` with Keras' operations."""
+        return metanet.task_fast_weights(self, support_x, support_y, OPERATIONS)
 
     def example_fast_weights(self, support_x, support_y) -> list:
-        """The memory M (Eqs. 3-4): for every fast layer of b, the fast kernels W*_i = m(Z, nabla_i)
-        of each support example i, (S, *kernel shape); None for a layer without."""
-        layers = metanet.fast_layers_of(self.fast_layers, self.task_fast)[0]
-        gradients = [meta_information(self.base, support_x[i:i + 1], support_y[i:i + 1], layers)
-                     for i in range(support_x.shape[0])]
-
-        def meta_info(per_example):  # m reads every support example's coordinates at once: (S, P, 2)
-            return preprocess(ops.stack([flatten(example, 0) for example in per_example]))
-        return metanet.generate(self.example_meta, gradients, layers, meta_info, unflatten, len(self.base.kernels))
+        """The memory M (Eqs. 3-4): :func:`metanet.example_fast_weights` with Keras' operations."""
+        return metanet.example_fast_weights(self, support_x, support_y, OPERATIONS)
 
     def read(self, support_x, support_y, query_x, training: bool = False):
         """(query logits (Q, way), attention (Q, S), Q*, M): as ``metanet_torch.MetaNet.read``."""

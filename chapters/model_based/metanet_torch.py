@@ -170,6 +170,14 @@ def unflatten(values: torch.Tensor, shapes: list[tuple]) -> list[torch.Tensor]:
     return [piece.reshape(*lead, *shape) for piece, shape in zip(pieces, shapes)]
 
 
+def rows(x: torch.Tensor, indices) -> torch.Tensor:
+    """The rows of ``x`` at ``indices`` (NumPy positions): a support group for d."""
+    return x[torch.as_tensor(indices)]
+
+
+OPERATIONS = metanet.Operations(meta_information, rows, torch.stack, preprocess, flatten, unflatten)
+
+
 def check_episode(support_y, query_x, way: int) -> None:
     """``metanet.check_episode``: a ``ConfigError`` that says what to change, before any computation."""
     metanet.check_episode(support_y.cpu().numpy(), len(query_x), way)
@@ -195,28 +203,12 @@ class MetaNet(nn.Module):
         self.task_meta = nn.ModuleDict({name: CoordinateLSTM() for name in metanet.layer_groups(task_layers)})
 
     def task_fast_weights(self, support_x, support_y) -> list:
-        """Q* (Eqs. 1-2): fast kernels for u's layers up to its key (None for a layer without), from
-        the gradients of u's loss on T groups of the support set, read in order by d."""
-        layers = metanet.fast_layers_of(self.fast_layers, self.task_fast)[1]
-        if not layers:  # the ablation without task-level fast weights: u keeps its slow weights alone
-            return [None] * (metanet.KEY_LAYER + 1)
-        steps = [meta_information(self.representation, support_x[group], support_y[group], layers)
-                 for group in map(torch.as_tensor, metanet.groups(len(support_x)))]
-
-        def meta_info(per_step):  # d reads the T steps in order, each one's coordinates side by side: T of (P, 2)
-            return [preprocess(flatten(step, 0)) for step in per_step]
-        return metanet.generate(self.task_meta, steps, layers, meta_info, unflatten, metanet.KEY_LAYER + 1)
+        """Q* (Eqs. 1-2): :func:`metanet.task_fast_weights` with PyTorch's operations."""
+        return metanet.task_fast_weights(self, support_x, support_y, OPERATIONS)
 
     def example_fast_weights(self, support_x, support_y) -> list:
-        """The memory M (Eqs. 3-4): for every fast layer of b, the fast kernels W*_i = m(Z, nabla_i)
-        of each support example i, (S, *kernel shape); None for a layer without."""
-        layers = metanet.fast_layers_of(self.fast_layers, self.task_fast)[0]
-        gradients = [meta_information(self.base, support_x[i:i + 1], support_y[i:i + 1], layers)
-                     for i in range(len(support_x))]
-
-        def meta_info(per_example):  # m reads every support example's coordinates at once: (S, P, 2)
-            return preprocess(torch.stack([flatten(example, 0) for example in per_example]))
-        return metanet.generate(self.example_meta, gradients, layers, meta_info, unflatten, len(self.base.kernels))
+        """The memory M (Eqs. 3-4): :func:`metanet.example_fast_weights` with PyTorch's operations."""
+        return metanet.example_fast_weights(self, support_x, support_y, OPERATIONS)
 
     def read(self, support_x, support_y, query_x):
         """(query logits (Q, way), attention (Q, S), Q* (u's fast kernels), M (b's fast kernels of
