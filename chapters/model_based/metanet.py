@@ -23,7 +23,9 @@ A MetaNet has two learners, each with *slow* weights trained across episodes by 
 The arithmetic is in ``metanet_{torch,tf,keras}.py`` (same names and structure). This file holds
 what is framework-neutral: the sizes, the initial weights (drawn here, with NumPy, so that the
 three frameworks start from the same numbers for one seed), the grouping of the support set for
-d, the checks of an episode, and the script.
+d, how the fast weights are made from gradients (Eqs. 1-4: :func:`task_fast_weights` and
+:func:`example_fast_weights`, given a framework's operations), the checks of an episode, and the
+script.
 
 **What the paper leaves open, and our choice** (taken, where it exists, from the authors' Chainer
 code for Omniglot; otherwise ours):
