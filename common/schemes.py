@@ -1,6 +1,6 @@
 """Class schemes: which classes a run learns from, which it watches, and how it is tested.
 
-Omniglot is used in two ways, and every image script takes the choice as ``--scheme``:
+Omniglot is used in three ways, and every image script takes the choice as ``--scheme``:
 
 * ``vinyals`` (the default, and the papers' protocol for Matching Networks, ProtoNet, MAML, ...):
   characters of all 50 alphabets split 1,028 / 172 / 423, every rotation a class of its own, test
@@ -12,9 +12,15 @@ Omniglot is used in two ways, and every image script takes the choice as ``--sch
   are chosen per split with ``--rotations`` (default: the training split only), and
   ``--train-within-alphabet`` draws the training episodes within one alphabet too, so that the
   training task is the test's.
+* ``characters`` (Santoro et al. 2016, the split of Finn et al.'s and Nichol et al.'s released code):
+  1,200 characters for training "irrespective of alphabet" (1,100 of them train, 100 validate), the
+  other 423 for testing, cut from one seeded shuffle of all 1,623, every rotation a class of its
+  own. Test characters then mostly come from alphabets seen in training: an easier test than the
+  Vinyals split's, whose 423 test characters belong to 13 alphabets of their own but one.
 
-A Lake-scheme run is named ``<dataset>-lake`` in its results and run folder (``omniglot-lake``), so
-its rows never share a cell of the results table with the Vinyals split's; a choice of rotations
+A Lake-scheme run is named ``<dataset>-lake`` in its results and run folder (``omniglot-lake``), a
+characters-scheme run ``omniglot-characters``, so that their rows never share a cell of the results
+table with the Vinyals split's; a choice of rotations
 other than the default, and within-alphabet training, are labelled variants (``[rotations none]``,
 ``[train_within_alphabet]``: ``common.results.DEVIATIONS``).
 
@@ -35,7 +41,7 @@ from common.augment import AUGMENTATIONS
 from common.errors import ConfigError
 from common.options import Number, sized_name
 
-SCHEMES = ("vinyals", "lake")
+SCHEMES = ("vinyals", "lake", "characters")
 ROTATION_SPLITS = ("train", "val", "test")
 DEFAULT_ROTATIONS = ("train",)  # Lake scheme: the training characters turned are more classes; tests are upright
 PAPERS_IMAGE_SIZE = 28  # Omniglot's side in Vinyals et al. and after (the drawings are 105x105)
@@ -58,7 +64,9 @@ def add_scheme_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Omniglot's classes: 'vinyals' (characters of all alphabets split 1028/172/423, "
                              "rotations as classes) or 'lake' (train on background alphabets, validate on 5 of them "
                              "held out, test within one evaluation alphabet at a time, support and query by "
-                             "different drawers; results named omniglot-lake) (default: %(default)s)")
+                             "different drawers; results named omniglot-lake) or 'characters' (1,200 characters of "
+                             "any alphabets for training, 423 for testing, as Finn et al.'s code; results named "
+                             "omniglot-characters) (default: %(default)s)")
     parser.add_argument("--rotations", type=rotation_splits, default=None,
                         help="with --scheme lake: the splits whose characters also count rotated by 90, 180 and 270 "
                              "degrees as classes of their own, e.g. 'train', 'train,val' or 'none' (default: train)")
@@ -96,24 +104,30 @@ class Scheme:
             raise ConfigError(f"--image-size resizes Omniglot's drawings; it must go with --dataset omniglot, got "
                               f"--dataset {args.dataset} (drop --image-size)")
         image_size = None if image_size == PAPERS_IMAGE_SIZE else image_size
-        if args.scheme == "vinyals":
+        if args.scheme != "lake":
             if args.rotations is not None:
-                raise ConfigError(f"--rotations applies to --scheme lake; the Vinyals split files fix the rotations "
-                                  f"of every split (drop --rotations {','.join(args.rotations) or 'none'})")
+                raise ConfigError(f"--rotations applies to --scheme lake; the {args.scheme} scheme fixes the "
+                                  f"rotations of every split (drop --rotations {','.join(args.rotations) or 'none'})")
             if args.train_within_alphabet:
                 raise ConfigError("--train-within-alphabet applies to --scheme lake, whose tests are within one "
                                   "alphabet; add --scheme lake, or drop it")
+        if args.scheme != "vinyals":
+            if args.dataset != "omniglot":
+                raise ConfigError(f"--scheme {args.scheme} must go with --dataset omniglot (it splits Omniglot's "
+                                  f"{'alphabets' if args.scheme == 'lake' else 'characters'}), got --dataset {args.dataset}")
+            if getattr(args, "pipeline_check", False):
+                raise ConfigError(f"--scheme {args.scheme} has its own train, val and test characters; drop "
+                                  f"--pipeline-check")
+        if args.scheme == "vinyals":
             return cls(augment=augment, image_size=image_size)
-        if args.dataset != "omniglot":
-            raise ConfigError(f"--scheme lake must go with --dataset omniglot (Lake et al.'s alphabets), got "
-                              f"--dataset {args.dataset}")
-        if getattr(args, "pipeline_check", False):
-            raise ConfigError("--scheme lake has its own train, val and test alphabets; drop --pipeline-check")
+        if args.scheme == "characters":
+            return cls("characters", (), augment=augment, image_size=image_size)
         return cls("lake", DEFAULT_ROTATIONS if args.rotations is None else args.rotations, args.train_within_alphabet,
                    augment, image_size)
 
     def dataset_label(self, dataset: str) -> str:
-        """The data set's name in results and run folders: ``omniglot`` or ``omniglot-lake``, and
+        """The data set's name in results and run folders: ``omniglot``, ``omniglot-lake`` or
+        ``omniglot-characters``, and
         ``-<side>px`` after it for images of another side than 28."""
         label = dataset if self.name == "vinyals" else f"{dataset}-{self.name}"
         return sized_name(label, self.image_size)
@@ -125,6 +139,8 @@ class Scheme:
         size = {} if self.image_size is None else {"image_size": self.image_size}
         if self.name == "vinyals":
             return size
+        if self.name == "characters":
+            return {"scheme": self.name, **size}
         return {"scheme": self.name, "rotations": ("train" if split == "trainval" else split) in self.rotations, **size}
 
     def load(self, dataset: str, split: str, data_dir=None):
@@ -148,8 +164,9 @@ class Scheme:
         return sampler
 
     def evaluation_episodes(self, dataset, way: int, shot: int, query: int, count: int):
-        """The fixed evaluation episodes of a split: any classes (Vinyals), or within one alphabet (Lake)."""
-        if self.name == "vinyals":
+        """The fixed evaluation episodes of a split: any classes (Vinyals, characters), or within one
+        alphabet (Lake)."""
+        if self.name != "lake":
             from common.episodes import evaluation_episodes
             return evaluation_episodes(dataset, way, shot, query, count=count)
         from common.alphabet_episodes import within_alphabet_episodes
@@ -161,5 +178,7 @@ class Scheme:
         augment = {"augment": self.augment} if self.augment else {}
         if self.name == "vinyals":
             return augment
+        if self.name == "characters":
+            return {"scheme": self.name, **augment}
         return {"scheme": self.name, "rotations": ",".join(self.rotations) or "none", "evaluation": "within-alphabet",
                 **({"train_within_alphabet": True} if self.train_within_alphabet else {}), **augment}

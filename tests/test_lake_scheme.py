@@ -118,9 +118,11 @@ def test_preprocessing_one_drawing_gives_the_loaders_image(lake):
 
 
 LAKE_BAD = [
-    (["--scheme", "koch"], "--scheme must be one of vinyals, lake, got 'koch'"),
+    (["--scheme", "koch"], "--scheme must be one of vinyals, lake, characters, got 'koch'"),
     (["--scheme", "lake", "--rotations", "train,tset"], "--rotations must be none or splits among train, val, test"),
     (["--rotations", "train"], "--rotations applies to --scheme lake"),
+    (["--scheme", "characters", "--rotations", "none"], "--rotations applies to --scheme lake; the characters scheme"),
+    (["--scheme", "characters", "--dataset", "cifar-fs"], "--scheme characters must go with --dataset omniglot"),
     (["--scheme", "lake", "--dataset", "mini-imagenet"], "--scheme lake must go with --dataset omniglot"),
     (["--train-within-alphabet"], "--train-within-alphabet applies to --scheme lake"),
     (["--augment", "affine", "--dataset", "mini-imagenet"], "--augment affine distorts Omniglot's drawings"),
@@ -207,6 +209,19 @@ def test_an_optimization_script_runs_the_lake_scheme(lake, tmp_path):
                               "--out", str(tmp_path)])
     assert result["dataset"] == "omniglot-lake" and result["options"]["scheme"] == "lake"
     assert (tmp_path / "maml_torch_omniglot-lake_5w1s" / "result.json").exists()
+
+
+def test_an_optimization_script_runs_the_characters_scheme(tmp_path):
+    from tests.test_bad_inputs import SCRIPTS
+
+    require_data("omniglot/images_evaluation.zip")
+    result = SCRIPTS["maml"](["--scheme", "characters", "--way", "5", "--meta-batch", "1", "--episodes", "1",
+                              "--eval-every", "1", "--val-episodes", "1", "--test-episodes", "1", "--quiet",
+                              "--out", str(tmp_path)])
+    assert result["dataset"] == "omniglot-characters" and result["options"]["scheme"] == "characters"
+    check_result(result)  # raises on a missing or mistyped key
+    table = results_table([result])
+    assert "| omniglot-characters | 5 | 1 |" in table and "irrespective of alphabet" in table
 
 
 def test_within_alphabet_training_draws_training_episodes_from_one_alphabet(lake):

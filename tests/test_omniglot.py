@@ -77,6 +77,25 @@ def test_second_load_comes_from_the_cache(omniglot_train, monkeypatch):
     np.testing.assert_array_equal(again.images[:3], omniglot_train.images[:3])
 
 
+def test_characters_split_is_santoro_s_1200_and_423_irrespective_of_alphabet():
+    require_data("omniglot/images_evaluation.zip")
+    splits = {split: load_dataset("omniglot", split, scheme="characters") for split in ("train", "val", "test", "trainval")}
+    assert {split: d.n_classes for split, d in splits.items()} == {"train": 4400, "val": 400, "test": 1692, "trainval": 4800}
+    train, val, test = (characters(splits[s]) for s in ("train", "val", "test"))
+    assert (len(train), len(val), len(test)) == (1100, 100, 423)
+    assert not (train & val) and not ((train | val) & test) and len(train | val | test) == 1623
+    assert characters(splits["trainval"]) == train | val
+    # Unlike the Vinyals split's, every test character's alphabet has characters in training.
+    assert {name.split("/")[0] for name in test} <= {name.split("/")[0] for name in train}
+    # One seeded shuffle of the sorted names: the same split on every machine and Python version.
+    assert splits["test"].class_names[:5] == ("Keble/character04/rot000", "Keble/character04/rot090",
+                                              "Keble/character04/rot180", "Keble/character04/rot270",
+                                              "Atemayar_Qelisayer/character08/rot000")
+    assert splits["val"].class_names[0] == "Tifinagh/character11/rot000"
+    with pytest.raises(ConfigError, match="characters split"):
+        load_dataset("omniglot", "validation", scheme="characters")
+
+
 def test_bad_options_are_clear_errors():
     with pytest.raises(ConfigError, match="splits"):
         load_dataset("omniglot", "validation")

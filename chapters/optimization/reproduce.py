@@ -1,6 +1,6 @@
-"""This chapter's reproduction table, one protocol per training run: Omniglot (Vinyals split,
-28x28, 600 fixed test tasks with 15 queries per class) and sinusoid regression (600 fixed test
-tasks with 100 query points):
+"""This chapter's reproduction table, one protocol per training run: Omniglot (the Vinyals split
+unless a protocol is named ``-characters``, 28x28, 600 fixed test tasks with 15 queries per class)
+and sinusoid regression (600 fixed test tasks with 100 query points):
 
     python -m chapters.optimization.reproduce                            # what is measured, beside the papers
     python -m chapters.optimization.reproduce --framework tf --run maml-5w1s
@@ -12,7 +12,10 @@ instead of max-pooling; ``--transductive``, the setting of the published numbers
 first-order MAML 5-way 1-shot also with the max-pool network of the paper's text
 (``maml-5w1s-maxpool``, ``fomaml-5w1s-maxpool``); Meta-SGD with
 MAML's settings, network, batch norm and learned rates (Li et al. follow MAML's protocol), 5-way
-1-shot also on the max-pool network (``metasgd-5w1s-maxpool``); Reptile as
+1-shot also on the max-pool network (``metasgd-5w1s-maxpool``); first-order MAML and Meta-SGD
+5-way 1-shot also on the papers' own class split (``fomaml-5w1s-characters``,
+``metasgd-5w1s-characters``: 1,200 characters of any alphabets for training, ``--scheme
+characters``); Reptile as
 Nichol et al.'s released code (the same stride-2 network; 10 shots per class in training, inner
 mini-batches of Adam steps, one model tested 1- and 5-shot, not transductive; see ``reptile.py``). Sinusoids: Finn et al.'s protocol, 70,000 meta-iterations, for K = 5, 10, 20.
 The runner is ``common/reproduce.py``.
@@ -35,29 +38,40 @@ def network(backbone: str) -> tuple[str, tuple, dict]:
     return f"-{backbone}", (), {}
 
 
+def classes(scheme: str) -> tuple[str, tuple, str]:
+    """(suffix of the protocol's name, its options, the results' data set) for a class split of
+    Omniglot: the Vinyals split files, every chapter's, or ``characters``, the papers' own
+    (``common/schemes.py``: 1,200 characters of any alphabets for training)."""
+    if scheme == "vinyals":
+        return "", (), "omniglot"
+    return f"-{scheme}", ("--scheme", scheme), f"omniglot-{scheme}"
+
+
 def maml(way: int, shot: int, first_order: bool = False, transductive: bool = True,
-         backbone: str = "strided") -> Protocol:
+         backbone: str = "strided", scheme: str = "vinyals") -> Protocol:
     """The published (transductive) protocol; ``transductive=False``: the same run with each query
     normalised by the support set's statistics, the chapter's recommendation (no published number);
-    ``backbone="maxpool"``: the network the paper's text describes, beside that of the released code."""
+    ``backbone="maxpool"``: the network the paper's text describes, beside that of the released code;
+    ``scheme="characters"``: the papers' class split instead of the Vinyals split files."""
     name, (suffix, backbone_options, recorded) = "fomaml" if first_order else "maml", network(backbone)
-    return Protocol(f"{name}-{way}w{shot}s" + ("" if transductive else "-support-statistics") + suffix,
+    split_suffix, split_options, dataset = classes(scheme)
+    return Protocol(f"{name}-{way}w{shot}s" + ("" if transductive else "-support-statistics") + suffix + split_suffix,
                     "chapters.optimization.maml",
                     ("--way", str(way), "--shot", str(shot), *(FIVE_WAY if way == 5 else TWENTY_WAY),
                      *(("--first-order",) if first_order else ()), *backbone_options,
-                     *(("--transductive",) if transductive else ()), "--episodes", "60000", *QUIET),
-                    {(name + ("-transductive" if transductive else ""), "omniglot", way, shot): ()},
+                     *(("--transductive",) if transductive else ()), *split_options, "--episodes", "60000", *QUIET),
+                    {(name + ("-transductive" if transductive else ""), dataset, way, shot): ()},
                     options=recorded,
                     unpublished="" if transductive else "the published numbers are transductive; this is "
                                                         "the chapter's recommended setting beside them")
 
 
-def metasgd(way: int, shot: int, backbone: str = "strided") -> Protocol:
-    suffix, backbone_options, recorded = network(backbone)
-    return Protocol(f"metasgd-{way}w{shot}s{suffix}", "chapters.optimization.metasgd",
+def metasgd(way: int, shot: int, backbone: str = "strided", scheme: str = "vinyals") -> Protocol:
+    (suffix, backbone_options, recorded), (split_suffix, split_options, dataset) = network(backbone), classes(scheme)
+    return Protocol(f"metasgd-{way}w{shot}s{suffix}{split_suffix}", "chapters.optimization.metasgd",
                     ("--way", str(way), "--shot", str(shot), "--meta-batch", "32" if way == 5 else "16",
-                     *backbone_options, "--transductive", "--episodes", "60000", *QUIET),
-                    {("metasgd-transductive", "omniglot", way, shot): ()}, options=recorded)
+                     *backbone_options, "--transductive", *split_options, "--episodes", "60000", *QUIET),
+                    {("metasgd-transductive", dataset, way, shot): ()}, options=recorded)
 
 
 def reptile(way: int) -> Protocol:
@@ -80,8 +94,9 @@ PROTOCOLS = [*(sinusoid(algorithm, shot) for algorithm in ("maml", "metasgd") fo
              *(maml(way, shot) for way in (5, 20) for shot in (1, 5)),
              maml(5, 1, transductive=False), maml(5, 1, backbone="maxpool"),
              *(maml(way, shot, first_order=True) for way in (5, 20) for shot in (1, 5)),
-             maml(5, 1, first_order=True, backbone="maxpool"),
+             maml(5, 1, first_order=True, backbone="maxpool"), maml(5, 1, first_order=True, scheme="characters"),
              *(metasgd(way, shot) for way in (5, 20) for shot in (1, 5)), metasgd(5, 1, backbone="maxpool"),
+             metasgd(5, 1, scheme="characters"),
              reptile(5), reptile(20)]
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Omniglot (Lake et al., 2015): 1,623 handwritten characters from 50 alphabets, 20 drawings each.
 
-Two class splits are in use in the literature, and both are here:
+Three class splits are in use in the literature, and all three are here:
 
 * ``scheme="vinyals"`` (Vinyals et al., 2016; used by Matching Networks, Prototypical Networks,
   MAML, Reptile, Meta-SGD): the 1,623 characters are split 1,028 / 172 / 423 into train / val /
@@ -14,6 +14,15 @@ Two class splits are in use in the literature, and both are here:
   characters), so that a run can watch held-out alphabets without touching the evaluation set.
   Rotations as extra classes are a choice per split: by default the training splits have them (an
   augmentation) and ``val`` and ``test`` do not (Lake's test is of upright characters).
+* ``scheme="characters"`` (Santoro et al., 2016; the split Finn et al.'s and Nichol et al.'s released
+  code draw): "1,200 characters for training, irrespective of alphabet", the other 423 for testing.
+  The 1,623 characters, in sorted order, are shuffled by Python's ``random.Random(1)`` (the seed of
+  Finn et al.'s code, which shuffles its folder listing) and cut 1,100 / 100 / 423 into train / val
+  / test (``trainval``: the first 1,200), so a test character's alphabet has usually been seen in
+  training, which the Vinyals split's test alphabets have not. Every rotation is a class of its own
+  in every split (4,400 / 400 / 1,692 classes); the released code instead turns each class of a task
+  by a random multiple of 90 degrees, which draws the same classes except that one task may then
+  hold a character twice, in two rotations.
 
 Images are 105x105 binary drawings; :func:`preprocess_drawing` resizes one to ``image_size`` (28 by
 default) with a Lanczos filter, as MAML does, and inverts it so that strokes are bright (1.0) on a
@@ -25,6 +34,7 @@ files ``NNNN_DD.png`` in drawer order), which the within-alphabet episodes of
 from __future__ import annotations
 
 import io
+import random
 import zipfile
 from collections import defaultdict
 from pathlib import Path
@@ -61,12 +71,16 @@ LAKE_SPLITS = {"train": "background", "val": "background", "trainval": "backgrou
 # episodes within one alphabet can be drawn from every one of them.
 LAKE_VAL_ALPHABETS = ("Armenian", "Bengali", "Early_Aramaic", "Futurama", "Korean")
 ROTATIONS = (0, 90, 180, 270)
+# Santoro et al.'s split as Finn et al.'s code cuts it: (first, last) positions in the shuffled characters.
+CHARACTER_SPLITS = {"train": (0, 1100), "val": (1100, 1200), "trainval": (0, 1200), "test": (1200, 1623)}
+CHARACTER_SEED = 1  # random.seed(1) before random.shuffle(character_folders) in Finn et al.'s data_generator.py
 
 
 def default_rotations(scheme: str, split: str) -> bool:
     """Whether a split counts rotated characters as classes unless told: always in the Vinyals
-    split files; in the Lake scheme only in the training splits (``train``, ``trainval``)."""
-    return scheme == "vinyals" or split in ("train", "trainval")
+    split files and the characters scheme; in the Lake scheme only in the training splits
+    (``train``, ``trainval``)."""
+    return scheme != "lake" or split in ("train", "trainval")
 
 
 def load_omniglot(split: str = "train", data_dir=None, *, scheme: str = "vinyals",
@@ -77,7 +91,7 @@ def load_omniglot(split: str = "train", data_dir=None, *, scheme: str = "vinyals
         split: ``train``, ``val``, ``test`` or ``trainval``.
         data_dir: the data root (``None``: ``$METALEARN_DATA`` or ``./data``); Omniglot lives in
             ``<data root>/omniglot/``.
-        scheme: ``"vinyals"`` or ``"lake"`` (see the module docstring).
+        scheme: ``"vinyals"``, ``"lake"`` or ``"characters"`` (see the module docstring).
         image_size: side of the square images after resizing (28 in most papers, 105 native).
         rotations: count each 90-degree rotation of a character as its own class; ``None``: the
             scheme's choice for the split (:func:`default_rotations`).
@@ -88,8 +102,11 @@ def load_omniglot(split: str = "train", data_dir=None, *, scheme: str = "vinyals
     elif scheme == "lake":
         if split not in LAKE_SPLITS:
             raise ConfigError(f"Omniglot (Lake split) has splits {sorted(LAKE_SPLITS)}, not {split!r}")
+    elif scheme == "characters":
+        if split not in CHARACTER_SPLITS:
+            raise ConfigError(f"Omniglot (characters split) has splits {sorted(CHARACTER_SPLITS)}, not {split!r}")
     else:
-        raise ConfigError(f"unknown Omniglot split scheme {scheme!r}: use 'vinyals' or 'lake'")
+        raise ConfigError(f"unknown Omniglot split scheme {scheme!r}: use 'vinyals', 'lake' or 'characters'")
     if rotations is None:
         rotations = default_rotations(scheme, split)
     if not 8 <= image_size <= 105:
@@ -101,7 +118,7 @@ def load_omniglot(split: str = "train", data_dir=None, *, scheme: str = "vinyals
         if not rotations:
             wanted = [(name, 0) for name, angle in wanted if angle == 0]
     characters = {}  # "Alphabet/characterNN" -> (S, S) images of its 20 drawings
-    for which in (("background", "evaluation") if scheme == "vinyals" else (LAKE_SPLITS[split],)):
+    for which in (LAKE_SPLITS[split],) if scheme == "lake" else ("background", "evaluation"):
         images, names = decoded_characters(which, folder, image_size)
         characters.update(zip(names, images))
 
@@ -112,8 +129,9 @@ def load_omniglot(split: str = "train", data_dir=None, *, scheme: str = "vinyals
                                    f"characters Omniglot does not have ({', '.join(unknown[:3])}"
                                    f"{' ...' if len(unknown) > 3 else ''}); delete it so that it is downloaded again")
     else:
-        wanted = [(name, angle) for name in lake_characters(split, characters, folder)
-                  for angle in (ROTATIONS if rotations else (0,))]
+        names = (lake_characters(split, characters, folder) if scheme == "lake"
+                 else shuffled_characters(split, characters))
+        wanted = [(name, angle) for name in names for angle in (ROTATIONS if rotations else (0,))]
 
     images = np.empty((len(wanted), DRAWINGS_PER_CHARACTER, image_size, image_size, 1), np.uint8)
     for i, (name, angle) in enumerate(wanted):
@@ -135,6 +153,15 @@ def lake_characters(split: str, characters, folder: Path) -> list[str]:
         raise CorruptDataError(f"{folder / ARCHIVES['background'].filename} has no alphabet {', '.join(missing)}, "
                                f"which the Lake validation split holds out; delete it so that it is downloaded again")
     return [name for name in names if (name.split("/")[0] in LAKE_VAL_ALPHABETS) == (split == "val")]
+
+
+def shuffled_characters(split: str, characters) -> list[str]:
+    """The characters of a split of the characters scheme: all 1,623 in sorted order, shuffled by
+    ``random.Random(CHARACTER_SEED)`` (the same order on every machine), then cut."""
+    names = sorted(characters)
+    random.Random(CHARACTER_SEED).shuffle(names)
+    first, last = CHARACTER_SPLITS[split]
+    return names[first:last]
 
 
 def preprocess_drawing(drawing, image_size: int = 28) -> np.ndarray:
