@@ -12,7 +12,7 @@ Omniglot is used in three ways, and every image script takes the choice as ``--s
   are chosen per split with ``--rotations`` (default: the training split only), and
   ``--train-within-alphabet`` draws the training episodes within one alphabet too, so that the
   training task is the test's.
-* ``characters`` (Santoro et al. 2016, the split of Finn et al.'s and Nichol et al.'s released code):
+* ``characters`` (Finn et al. 2017 after Santoro et al. 2016, and their and Nichol et al.'s code):
   1,200 characters for training "irrespective of alphabet" (1,100 of them train, 100 validate), the
   other 423 for testing, cut from one seeded shuffle of all 1,623, every rotation a class of its
   own. Test characters then mostly come from alphabets seen in training: an easier test than the

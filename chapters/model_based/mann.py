@@ -22,9 +22,11 @@ queries are the support images themselves. A meta-batch (``--batch`` 16 sequence
 choice is ours and named so):
 
 * data: Omniglot, 1,200 characters for training and the other 423 for testing; the Vinyals et al.
-  split has exactly these (``trainval`` = 1,028 + 172, ``test`` = 423), so we use it, with each
+  split has these counts (``trainval`` = 1,028 + 172, ``test`` = 423), so we use it, with each
   90-degree rotation of a character a class of its own ("new classes through 90, 180 and 270
-  degree rotations"). Images downscaled to 20x20. Training images are randomly translated and
+  degree rotations"). The paper does not say how it chose the characters; Finn et al.'s
+  "irrespective of alphabet" is ``scheme="characters"``, whose test alphabets are seen in
+  training, the Vinyals split's not. Images downscaled to 20x20. Training images are randomly translated and
   rotated; the amounts are not given: ours are up to +-2 pixels and +-10 degrees (``--shift``,
   ``--angle``). Validation (the curve only; the last model is tested) uses fixed episodes of the
   test classes drawn with another seed than the test episodes: the paper has no validation split.

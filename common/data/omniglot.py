@@ -14,12 +14,13 @@ Three class splits are in use in the literature, and all three are here:
   characters), so that a run can watch held-out alphabets without touching the evaluation set.
   Rotations as extra classes are a choice per split: by default the training splits have them (an
   augmentation) and ``val`` and ``test`` do not (Lake's test is of upright characters).
-* ``scheme="characters"`` (Santoro et al., 2016; the split Finn et al.'s and Nichol et al.'s released
-  code draw): "1,200 characters for training, irrespective of alphabet", the other 423 for testing.
+* ``scheme="characters"`` (Santoro et al.'s 1,200 / 423, as Finn et al. describe it, "1,200
+  characters for training, irrespective of alphabet", and as their and Nichol et al.'s released
+  code draw it): the other 423 characters are for testing.
   The 1,623 characters, in sorted order, are shuffled by Python's ``random.Random(1)`` (the seed of
   Finn et al.'s code, which shuffles its folder listing) and cut 1,100 / 100 / 423 into train / val
   / test (``trainval``: the first 1,200), so a test character's alphabet has usually been seen in
-  training, which the Vinyals split's test alphabets have not. Every rotation is a class of its own
+  training, which the Vinyals split's test alphabets, all but one, have not. Every rotation is a class of its own
   in every split (4,400 / 400 / 1,692 classes); the released code instead turns each class of a task
   by a random multiple of 90 degrees, which draws the same classes except that one task may then
   hold a character twice, in two rotations.
@@ -71,7 +72,7 @@ LAKE_SPLITS = {"train": "background", "val": "background", "trainval": "backgrou
 # episodes within one alphabet can be drawn from every one of them.
 LAKE_VAL_ALPHABETS = ("Armenian", "Bengali", "Early_Aramaic", "Futurama", "Korean")
 ROTATIONS = (0, 90, 180, 270)
-# Santoro et al.'s split as Finn et al.'s code cuts it: (first, last) positions in the shuffled characters.
+# The characters scheme as Finn et al.'s code cuts it: (first, last) positions in the shuffled characters.
 CHARACTER_SPLITS = {"train": (0, 1100), "val": (1100, 1200), "trainval": (0, 1200), "test": (1200, 1623)}
 CHARACTER_SEED = 1  # random.seed(1) before random.shuffle(character_folders) in Finn et al.'s data_generator.py
 
