@@ -388,7 +388,7 @@ def results_table(results: list[dict]) -> str:
         (any(unsized_name(name) == "omniglot-characters" for name in datasets),
          "`omniglot-characters` rows: Omniglot's characters split irrespective of alphabet, 1,200 for training "
          "and 423 for testing (Finn et al. 2017 after Santoro et al. 2016, and their released code; `--scheme "
-         "characters`), so that most test characters come from alphabets seen in training; the `omniglot` "
+         "characters`), so that the test characters come from alphabets seen in training; the `omniglot` "
          "rows' test alphabets are all new."),
         (bool(retrained), retrained_text),
         (any(unsized_name(name) != name for name in datasets),
