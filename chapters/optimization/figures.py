@@ -12,7 +12,7 @@ From small deterministic PyTorch runs of the sinusoid script's learners (seed 0,
 From the committed Omniglot results (``results/optimization/*.json``):
 
 * ``omniglot_curves``: each run's validation accuracy during meta-training, its test accuracy and
-  the paper's number, one panel per setting (issue 28 asks for the frameworks' curves in one plot).
+  the paper's number, one panel per setting and class split.
 
 From the committed benchmark (``results/optimization/timing.json``):
 
@@ -230,15 +230,20 @@ ALGORITHM_COLOURS = {"MAML": OKABE_ITO["blue"], "first-order MAML": OKABE_ITO["v
                      "Meta-SGD, support statistics": OKABE_ITO["black"], "Reptile, transductive": OKABE_ITO["yellow"]}
 
 
+# The class splits the Omniglot runs use (common/schemes.py), as a panel's title names them: the
+# characters split's runs validate and test on other characters, so they get panels of their own.
+SPLIT_NAMES = {"omniglot": "", "omniglot-characters": ", characters split"}
+
+
 def omniglot_curves_data() -> dict:
     """The committed Omniglot run the results table shows of each (algorithm, labelled deviations, way, shot,
     framework): its validation curve, test accuracy and the paper's number."""
     from common.results import (PUBLISHED, RESULTS_DIR, chosen_runs, deviation_labels, deviations, load_results,
                                 training_then_date)
 
-    runs = sorted((r for r in load_results(RESULTS_DIR / "optimization") if r["dataset"] == "omniglot"),
+    runs = sorted((r for r in load_results(RESULTS_DIR / "optimization") if r["dataset"] in SPLIT_NAMES),
                   key=training_then_date)
-    latest = chosen_runs(runs, lambda r: (r["way"], r["shot"], r["algorithm"],
+    latest = chosen_runs(runs, lambda r: (r["way"], r["shot"], SPLIT_NAMES[r["dataset"]], r["algorithm"],
                                           deviation_labels(deviations(r.get("options", {}))), r["framework"]))
     # A model tested at another shot than it was validated at (Reptile: one model, tested 1- and
     # 5-shot) carries its training's curve: only the first test of that training owns it.
@@ -246,8 +251,8 @@ def omniglot_curves_data() -> dict:
     for result in runs:
         validated_at.setdefault(repr(result["history"]), result["shot"])
     panels = {}
-    for (way, shot, algorithm, labels, framework), run in sorted(latest.items()):
-        panel = panels.setdefault(f"{way}-way {shot}-shot", {"runs": [], "papers": {}})
+    for (way, shot, split, algorithm, labels, framework), run in sorted(latest.items()):
+        panel = panels.setdefault(f"{way}-way {shot}-shot{split}", {"runs": [], "papers": {}})
         name = f"{ALGORITHM_NAMES.get(algorithm, algorithm)}{labels}"
         history = run["history"] if validated_at[repr(run["history"])] == shot else []
         panel["runs"].append({
@@ -257,15 +262,19 @@ def omniglot_curves_data() -> dict:
             "val_ci95": [h["val_ci95"] for h in history],
             "train_episodes": run["train_episodes"],
             "test_accuracy": run["accuracy"], "test_ci95": run["ci95"], "file": run["_file"].split("results/")[-1]})
-        if (algorithm, "omniglot", way, shot) in PUBLISHED:
-            panel["papers"][ALGORITHM_NAMES.get(algorithm, algorithm)] = PUBLISHED[(algorithm, "omniglot", way, shot)][0]
+        if (algorithm, run["dataset"], way, shot) in PUBLISHED:
+            panel["papers"][ALGORITHM_NAMES.get(algorithm, algorithm)] = PUBLISHED[(algorithm, run["dataset"], way,
+                                                                                      shot)][0]
     return {"panels": panels}
 
 
 def draw_omniglot_curves(data: dict):
     panels = data["panels"]
     # One panel a row, its legend to its right: the legends are too wide to sit below side by side.
-    figure, axes = new_figure(len(panels), 1, height=3.0 * len(panels), sharex=False)
+    # A panel is as tall as its legend needs (0.16 inch a run), and no less than 2 inches.
+    heights = [max(2.0, 0.16 * len(panel["runs"])) for panel in panels.values()]
+    figure, axes = new_figure(len(panels), 1, height=sum(heights) + 0.4, sharex=False,
+                              gridspec_kw={"height_ratios": heights})
     for ax, (setting, panel) in zip(np.atleast_1d(axes), panels.items()):
         colours = ALGORITHM_COLOURS
         for run in panel["runs"]:
@@ -289,9 +298,10 @@ def draw_omniglot_curves(data: dict):
             ax.axhline(value, color=colours[algorithm], linewidth=0.8, alpha=0.7)
             ax.text(ax.get_xlim()[1 - index % 2], value, f" {algorithm}, paper: {value} ", color=colours[algorithm],
                     fontsize=7, va="bottom" if value == highest else "top", ha="left" if index % 2 else "right")
-        ax.set(xlabel="meta-iteration (log scale)", ylabel="validation accuracy (%)", title=f"Omniglot {setting}")
+        ax.set(ylabel="validation accuracy (%)", title=f"Omniglot {setting}")
         ax.set_ylim(top=100)  # the lowest curve sets the floor: 20-way runs start in the 70s
         ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7)
+    ax.set_xlabel("meta-iteration (log scale)")  # the last panel's; every panel has the same axis
     figure.suptitle("Validation accuracy during meta-training (100 fixed episodes, 95% bands; "
                     "thin lines: the papers' test accuracy)", fontsize=9)
     figure.tight_layout()

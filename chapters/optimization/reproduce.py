@@ -14,8 +14,8 @@ first-order MAML 5-way 1-shot also with the max-pool network of the paper's text
 MAML's settings, network, batch norm and learned rates (Li et al. follow MAML's protocol), 5-way
 1-shot also on the max-pool network (``metasgd-5w1s-maxpool``); first-order MAML and Meta-SGD
 5-way 1-shot also on the papers' own class split (``fomaml-5w1s-characters``,
-``metasgd-5w1s-characters``: 1,200 characters of any alphabets for training, ``--scheme
-characters``); Reptile as
+``metasgd-5w1s-characters``, ``metasgd-5w1s-maxpool-characters``: 1,200 characters of any
+alphabets for training, ``--scheme characters``); Reptile as
 Nichol et al.'s released code (the same stride-2 network; 10 shots per class in training, inner
 mini-batches of Adam steps, one model tested 1- and 5-shot, not transductive; see ``reptile.py``). Sinusoids: Finn et al.'s protocol, 70,000 meta-iterations, for K = 5, 10, 20.
 The runner is ``common/reproduce.py``.
@@ -96,7 +96,7 @@ PROTOCOLS = [*(sinusoid(algorithm, shot) for algorithm in ("maml", "metasgd") fo
              *(maml(way, shot, first_order=True) for way in (5, 20) for shot in (1, 5)),
              maml(5, 1, first_order=True, backbone="maxpool"), maml(5, 1, first_order=True, scheme="characters"),
              *(metasgd(way, shot) for way in (5, 20) for shot in (1, 5)), metasgd(5, 1, backbone="maxpool"),
-             metasgd(5, 1, scheme="characters"),
+             metasgd(5, 1, scheme="characters"), metasgd(5, 1, backbone="maxpool", scheme="characters"),
              reptile(5), reptile(20)]
 
 if __name__ == "__main__":
