@@ -2,7 +2,7 @@
 
 | name            | classes (train/val/test)  | per class | image     | source                          |
 |-----------------|---------------------------|-----------|-----------|---------------------------------|
-| ``omniglot``     | 4112/688/1692 (Vinyals)   | 20        | 28x28x1   | Lake et al. 2015                |
+| ``omniglot``     | 4112/688/1692 (Vinyals; ``scheme="lake"``, ``"characters"``: see ``omniglot.py``) | 20 | 28x28x1 | Lake et al. 2015 |
 | ``mini-imagenet``| 64/16/20                  | 600       | 84x84x3   | Vinyals et al. 2016, Ravi split |
 | ``cifar-fs``     | 64/16/20 (``scheme="fc100"``: 60/20/20) | 600 | 32x32x3 | Bertinetto et al. 2019; Oreshkin et al. 2018 |
 | ``huffpost``     | 20/5/16                   | 900       | 32 tokens | Bao et al. 2020 (headlines)     |
