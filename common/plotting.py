@@ -104,6 +104,7 @@ class Figure:
     size: dict = field(default_factory=dict)
     check_size: dict | None = None
     rtol: float = 1e-6  # relative tolerance when the test compares data (training runs: see the chapter)
+    colours: int = 256  # the PNG's palette: a chart of many curves and legends stays small with fewer
 
     def record(self, data: dict) -> dict:
         """What ``<name>.json`` holds: the data, its size, and the check run's data."""
@@ -147,16 +148,17 @@ def differences(expected, actual, rtol: float, atol: float = 1e-9, where: str = 
     return [] if expected == actual else [f"{where}: {expected!r} != {actual!r}"]
 
 
-def save_png(picture, path: Path) -> None:
+def save_png(picture, path: Path, colours: int = 256) -> None:
     """Save a matplotlib figure as a small PNG: 256 colours (plenty for line art and these
-    images; a third of the bytes of full colour), no metadata (the same picture, the same bytes)."""
+    images; a third of the bytes of full colour) or fewer, no metadata (the same picture, the
+    same bytes)."""
     import io
 
     from PIL import Image
 
     buffer = io.BytesIO()
     picture.savefig(buffer, format="png")
-    image = Image.open(buffer).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    image = Image.open(buffer).convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
     image.save(path, format="png", optimize=True)
 
 
@@ -169,7 +171,7 @@ def write(figure: Figure, folder: Path) -> tuple[Path, Path]:
     with style():
         picture = figure.draw(data)
         png = folder / f"{figure.name}.png"
-        save_png(picture, png)
+        save_png(picture, png, figure.colours)
     plt.close(picture)
     record = folder / f"{figure.name}.json"
     record.write_text(json.dumps(figure.record(data), indent=1, ensure_ascii=False) + "\n")
@@ -191,7 +193,7 @@ def redraw(figure: Figure, folder: Path) -> Path:
         except KeyError:  # it needs a "_" key that is not saved
             return write(figure, folder)[0]
         png = folder / f"{figure.name}.png"
-        save_png(picture, png)
+        save_png(picture, png, figure.colours)
     plt.close(picture)
     return png
 
