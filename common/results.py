@@ -74,9 +74,9 @@ PUBLISHED = {
        for (w, s), v in {(5, 1): 96.7, (5, 5): 98.4, (20, 1): 88.0, (20, 5): 96.5}.items()},
     # Lake et al.'s challenge (common/schemes.py): 20-way 1-shot within one alphabet.
     ("siamese", "omniglot-lake", 20, 1): (92.0, "Koch et al. 2015 (20-way within-alphabet one-shot, Lake et al.'s runs)"),
-    # Finn et al. and Li et al. split Omniglot's characters irrespective of alphabet (the rows
-    # omniglot-characters, common/schemes.py); the Vinyals split's rows, a harder test whose
-    # alphabets are all new, stand beside the same numbers.
+    # Finn et al. split Omniglot's characters irrespective of alphabet, and Nichol et al. and Li et
+    # al. follow them (the rows omniglot-characters, common/schemes.py); the Vinyals split's rows, a
+    # harder test whose alphabets are nearly all new, stand beside the same numbers.
     **{("maml-transductive", dataset, w, s): (v, "Finn et al. 2017, Table 1 (transductive)")
        for dataset in FINN_OMNIGLOT
        for (w, s), v in {(5, 1): 98.7, (5, 5): 99.9, (20, 1): 95.8, (20, 5): 98.9}.items()},

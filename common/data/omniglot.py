@@ -16,14 +16,14 @@ Three class splits are in use in the literature, and all three are here:
   augmentation) and ``val`` and ``test`` do not (Lake's test is of upright characters).
 * ``scheme="characters"`` (Santoro et al.'s 1,200 / 423, as Finn et al. describe it, "1,200
   characters for training, irrespective of alphabet", and as their and Nichol et al.'s released
-  code draw it): the other 423 characters are for testing.
-  The 1,623 characters, in sorted order, are shuffled by Python's ``random.Random(1)`` (the seed of
-  Finn et al.'s code, which shuffles its folder listing) and cut 1,100 / 100 / 423 into train / val
-  / test (``trainval``: the first 1,200), so a test character's alphabet has usually been seen in
-  training, which the Vinyals split's test alphabets, all but one, have not. Every rotation is a class of its own
-  in every split (4,400 / 400 / 1,692 classes); the released code instead turns each class of a task
-  by a random multiple of 90 degrees, which draws the same classes except that one task may then
-  hold a character twice, in two rotations.
+  code draw it): the 1,623 characters, in sorted order, are shuffled by Python's
+  ``random.Random(1)`` (the seed of Finn et al.'s code, which shuffles its folder listing) and cut
+  1,100 / 100 / 423 into train / val / test (``trainval``: the first 1,200). Every test
+  character's alphabet then has characters in training; 12 of the Vinyals split's 13 test
+  alphabets have none. Every rotation is a class of its own in every split (4,400 / 400 / 1,692
+  classes); the released code instead turns each class of a task by a random multiple of 90
+  degrees, which draws the same classes except that one task may then hold a character twice, in
+  two rotations.
 
 Images are 105x105 binary drawings; :func:`preprocess_drawing` resizes one to ``image_size`` (28 by
 default) with a Lanczos filter, as MAML does, and inverts it so that strokes are bright (1.0) on a
