@@ -15,14 +15,14 @@ Omniglot is used in three ways, and every image script takes the choice as ``--s
 * ``characters`` (Finn et al. 2017 after Santoro et al. 2016, and their and Nichol et al.'s code):
   1,200 characters for training "irrespective of alphabet" (1,100 of them train, 100 validate), the
   other 423 for testing, cut from one seeded shuffle of all 1,623, every rotation a class of its
-  own. Test characters then mostly come from alphabets seen in training: an easier test than the
-  Vinyals split's, whose 423 test characters belong to 13 alphabets of their own but one.
+  own. Every test character's alphabet then has characters in training: an easier test than the
+  Vinyals split's, 12 of whose 13 test alphabets have none.
 
 A Lake-scheme run is named ``<dataset>-lake`` in its results and run folder (``omniglot-lake``), a
 characters-scheme run ``omniglot-characters``, so that their rows never share a cell of the results
-table with the Vinyals split's; a choice of rotations
-other than the default, and within-alphabet training, are labelled variants (``[rotations none]``,
-``[train_within_alphabet]``: ``common.results.DEVIATIONS``).
+table with the Vinyals split's; a choice of rotations other than the default, and within-alphabet
+training, are labelled variants (``[rotations none]``, ``[train_within_alphabet]``:
+``common.results.DEVIATIONS``).
 
 Under either scheme, ``--augment affine`` distorts every training drawing as Koch et al. did
 (``common.augment``); evaluation episodes stay as they are. It is a labelled variant too
@@ -127,8 +127,7 @@ class Scheme:
 
     def dataset_label(self, dataset: str) -> str:
         """The data set's name in results and run folders: ``omniglot``, ``omniglot-lake`` or
-        ``omniglot-characters``, and
-        ``-<side>px`` after it for images of another side than 28."""
+        ``omniglot-characters``, and ``-<side>px`` after it for images of another side than 28."""
         label = dataset if self.name == "vinyals" else f"{dataset}-{self.name}"
         return sized_name(label, self.image_size)
 
