@@ -23,6 +23,7 @@ The runner is ``common/reproduce.py``.
 
 from common.cli import run
 from common.reproduce import Protocol, main
+from common.schemes import Scheme
 
 QUIET = ("--eval-every", "250", "--val-episodes", "100", "--quiet")
 STRIDED = ("--backbone", "strided")  # the Conv-4 of Finn et al.'s released Omniglot code
@@ -42,9 +43,10 @@ def classes(scheme: str) -> tuple[str, tuple, str]:
     """(suffix of the protocol's name, its options, the results' data set) for a class split of
     Omniglot: the Vinyals split files, every chapter's, or ``characters``, the papers' own
     (``common/schemes.py``: 1,200 characters of any alphabets for training)."""
+    dataset = Scheme(scheme).dataset_label("omniglot")  # the name the training script gives its results
     if scheme == "vinyals":
-        return "", (), "omniglot"
-    return f"-{scheme}", ("--scheme", scheme), f"omniglot-{scheme}"
+        return "", (), dataset
+    return f"-{scheme}", ("--scheme", scheme), dataset
 
 
 def maml(way: int, shot: int, first_order: bool = False, transductive: bool = True,
