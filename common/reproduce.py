@@ -30,7 +30,7 @@ from pathlib import Path
 
 from common.cli import FRAMEWORKS, require_framework
 from common.errors import ConfigError
-from common.results import (METRICS, PUBLISHED, RESULTS_DIR, deviation_labels, deviations, load_results,
+from common.results import (METRICS, PUBLISHED, RESULTS_DIR, deviation_labels, deviations, labels, load_results,
                             training_then_date, value_text)
 
 
@@ -73,15 +73,17 @@ def measured(protocol: Protocol, framework: str, results: list[dict]) -> dict:
     found = {}
     for cell in protocol.tests:
         runs = [r for r in results if (r["algorithm"], r["dataset"], r["way"], r["shot"]) == cell
-                and r["framework"] == framework and _counts_for(protocol, r.get("options", {}))]
+                and r["framework"] == framework and _counts_for(protocol, r)]
         found[cell] = max(runs, key=training_then_date, default=None)
     return found
 
 
-def _counts_for(protocol: Protocol, options: dict) -> bool:
-    """Whether a run with these ``options`` is of ``protocol``'s variant of the method."""
+def _counts_for(protocol: Protocol, result: dict) -> bool:
+    """Whether a run is of ``protocol``'s variant of the method, tested as the book tests (a
+    transductive run tested on another number of queries is a row of its own: ``labels``)."""
+    options = result.get("options", {})
     return (all(options.get(k) == v for k, v in protocol.options.items())
-            and deviations(options) == deviations(protocol.options))
+            and labels(result) == deviations(protocol.options))
 
 
 def is_done(protocol: Protocol, framework: str, results: list[dict]) -> bool:
@@ -120,8 +122,7 @@ def status(protocols: list[Protocol], results: list[dict]) -> str:
                 partial = run["train_episodes"] < protocol.training_episodes()
                 episodes = (f"{run['train_episodes']:,} of {protocol.training_episodes():,} ep., partial"
                             if partial else f"{run['train_episodes']:,} ep.")
-                labels = deviation_labels(deviations(run.get("options", {})))
-                cells.append(f"{value_text(run)}{labels} ({episodes})")
+                cells.append(f"{value_text(run)}{deviation_labels(labels(run))} ({episodes})")
             lines.append(f"| {protocol.name} | {', '.join(map(str, cell))} | {'–' if paper is None else paper} | "
                          + " | ".join(cells) + f" | {gap_text(paper, {f: runs[f][cell] for f in FRAMEWORKS})} |")
     lines.append("\nA partial run continues from its checkpoint: the same `--run` and `--out` again.")

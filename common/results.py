@@ -289,6 +289,10 @@ def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
 DEVIATIONS = {"cosine_scale": None, "distance": None, "backbone": "maxpool", "rotations": "train",
               "train_within_alphabet": None, "fast_layers": 7, "no_task_fast_weights": False,
               "encoder": "cnn", "inner_loss": "mean", "augment": None}  # text encoders: FewRel's Proto-CNN is the paper's; "bag" a variant
+# The book's fixed evaluation episodes hold 15 queries per class. A transductive run (its query set
+# normalised as one batch) scores otherwise with another number of queries in that batch, so a run
+# tested with another ``--test-query`` has a row of its own (see :func:`labels`).
+BOOK_TEST_QUERY = 15
 # Lake et al.'s challenge (omniglot-lake rows): what people and their model scored (Lake et al. 2015).
 LAKE_REFERENCES = "people 95.5, Bayesian Program Learning 96.7 (Lake et al. 2015)"
 
@@ -299,6 +303,17 @@ def deviations(options: dict) -> list[str]:
     maxpool``) is none; a flag that is on is its name alone (["train_within_alphabet"])."""
     return [name if options[name] is True else f"{name} {options[name]:g}" if isinstance(options[name], (int, float))
             else f"{name} {options[name]}" for name, paper in DEVIATIONS.items() if name in options and options[name] != paper]
+
+
+def labels(result: dict) -> list[str]:
+    """What gives a run a row of its own beside its cell's: the deviations of its options from the
+    paper's method (:func:`deviations`) and, for a transductive run tested on another number of
+    queries per class than the book's 15, ``test_query <Q>`` (Finn et al.'s released code tests with
+    as many queries per class as it trains with: ``test_query 1`` at 1 shot)."""
+    texts = deviations(result.get("options", {}))
+    if result["algorithm"].endswith("-transductive") and result["query"] != BOOK_TEST_QUERY:
+        texts.append(f"test_query {result['query']}")
+    return texts
 
 
 def deviation_labels(texts) -> str:
@@ -345,7 +360,7 @@ def results_table(results: list[dict]) -> str:
     recent: a shorter later run (a check, a stopped continuation) never pushes out a longer one.
     """
     # (cell, deviations, framework) -> result; a cell is (algorithm, dataset, way, shot, train way)
-    chosen = chosen_runs(results, lambda r: (cell_of(r), tuple(deviations(r.get("options", {}))), r["framework"]))
+    chosen = chosen_runs(results, lambda r: (cell_of(r), tuple(labels(r)), r["framework"]))
     rows = sorted({key[:2] for key in chosen}, key=lambda row: (row[0][:4], row[0][4] or 0, row[1]))
     frameworks = [f for f in RESULT_FRAMEWORKS if f in FRAMEWORKS or any(key[2] == f for key in chosen)]
     lines = ["| algorithm | data set | way | shot | paper | " + " | ".join(frameworks) +
@@ -372,9 +387,11 @@ def results_table(results: list[dict]) -> str:
     notes = ["", "Ours: mean accuracy ± 95% CI (percent; for sinusoid rows, mean squared error ± 95% CI) "
              "over the fixed evaluation episodes, with the number of training episodes "
              "(meta-iterations); each cell is a JSON file under results/ whose `command` "
-             "reproduces it." + (" A name in brackets is a labelled deviation from the paper's method, its "
-                                 f"row beside the paper's number but not the paper's method{explained}."
-                                 if shown else "") + " Paper columns:"
+             "reproduces it." + (" A name in brackets labels a row of its own beside the paper's number: a "
+                                 "deviation from the paper's method" + (
+                                     ", or a test other than the book's (`test_query`)"
+                                     if any(text.startswith("test_query") for text in shown) else "") +
+                                 f"{explained}." if shown else "") + " Paper columns:"
              ] + [f"- {source}" for source in sources]
     retrained = [cell for cell, _ in rows if cell[4]]
     retrained_text = (f"A way such as `{retrained[0][2]} ({retrained[0][4]} in training)`: trained on "
@@ -415,6 +432,9 @@ DEVIATION_MEANINGS = {
     "train_within_alphabet": "training episodes within one alphabet too",
     "augment affine": "training drawings distorted as Koch et al. did",
     "encoder bag": "a bag of embeddings in place of FewRel's Proto-CNN",
+    "test_query": "tested on this many queries per class, normalised as one batch, instead of the book's 15: "
+                  "with one, the protocol of Finn et al.'s released code, the query batch holds one image of "
+                  "each class, as in training",
 }
 
 

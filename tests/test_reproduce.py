@@ -46,8 +46,19 @@ def test_protocols_of_one_cell_ask_for_different_options(chapter):
 
 def fake(cell, framework, episodes, accuracy=90.0):
     algorithm, dataset, way, shot = cell
-    return {"algorithm": algorithm, "dataset": dataset, "way": way, "shot": shot, "framework": framework,
+    return {"algorithm": algorithm, "dataset": dataset, "way": way, "shot": shot, "query": 15, "framework": framework,
             "train_episodes": episodes, "accuracy": accuracy, "ci95": 0.5, "date": "2026-12-01T00:00:00"}
+
+
+def test_a_transductive_run_tested_on_other_queries_fills_no_protocol():
+    """The same checkpoint tested on one query per class (Finn et al.'s released code) is a row of
+    its own: the protocol's cell stays its test on the book's 15 queries per class."""
+    cell = ("metasgd-transductive", "omniglot", 5, 1)
+    protocol = Protocol("metasgd-5w1s", "chapters.optimization.metasgd", ("--episodes", "100"), {cell: ()})
+    again = {**fake(cell, "tf", 100, 99.4), "query": 1, "date": "2026-12-02T00:00:00"}
+    assert not is_done(protocol, "tf", [again])
+    assert is_done(protocol, "tf", [fake(cell, "tf", 100, 98.6), again])
+    assert "| 98.60 ± 0.50 (100 ep.) |" in status([protocol], [fake(cell, "tf", 100, 98.6), again])
 
 
 def test_status_tells_measured_partial_and_missing():

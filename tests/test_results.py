@@ -173,6 +173,22 @@ def test_a_labelled_deviation_has_its_own_row_beside_the_paper(tmp_path):
     assert f"| matching [cosine_scale 10] | omniglot | 5 | 1 | {paper} | 97.00 ± 0.31" in table  # still there
 
 
+def test_a_transductive_run_tested_on_other_queries_has_its_own_row(tmp_path):
+    """Normalising the query set as one batch makes the accuracy depend on how many queries share
+    it: a transductive run tested on one query per class (Finn et al.'s released code) never stands
+    in the row of the book's 15, while a non-transductive run's query count labels nothing."""
+    write_result(a_result(algorithm="maml-transductive", accuracy=96.5), tmp_path)
+    write_result(a_result(algorithm="maml-transductive", accuracy=98.2, query=1, train_episodes=2000,
+                          date="2999-01-01T00:00:00+00:00"), tmp_path)
+    write_result(a_result(algorithm="protonet", dataset="omniglot-lake", way=20, accuracy=84.0, query=1), tmp_path)
+    table = results_table(load_results(tmp_path))
+    paper = f"{PUBLISHED[('maml-transductive', 'omniglot', 5, 1)][0]:.2f}"
+    assert f"| maml-transductive | omniglot | 5 | 1 | {paper} | 96.50 ± 0.31 (1,000 ep.)" in table
+    assert f"| maml-transductive [test_query 1] | omniglot | 5 | 1 | {paper} | 98.20 ± 0.31 (2,000 ep.)" in table
+    assert "| protonet | omniglot-lake | 20 | 1 |" in table and "a test other than the book's" in table
+    assert "`[test_query 1]`: tested on this many queries per class" in table
+
+
 def test_the_notes_explain_the_deviations_the_table_shows_and_no_others(tmp_path):
     write_result(a_result(algorithm="matching", accuracy=97.0, options={"fce": False, "cosine_scale": 10.0}), tmp_path)
     table = results_table(load_results(tmp_path))
