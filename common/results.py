@@ -355,11 +355,12 @@ def results_table(results: list[dict]) -> str:
     A run trained on episodes of another way than it is tested on (Snell et al. train 60-way and
     test 5-way) says so in the way column, "5 (60 in training)", and has a row of its own beside a
     run of the same cell trained otherwise. A run with a labelled deviation from its paper
-    (``DEVIATIONS``) has a row of its own too, named by it. When a row was run more than once in a
+    (``DEVIATIONS``), or a transductive run tested on other queries than the book's (``labels``), has a
+    row of its own too, named by it. When a row was run more than once in a
     framework, the table shows the run with the most training episodes, and of those the most
     recent: a shorter later run (a check, a stopped continuation) never pushes out a longer one.
     """
-    # (cell, deviations, framework) -> result; a cell is (algorithm, dataset, way, shot, train way)
+    # (cell, labels, framework) -> result; a cell is (algorithm, dataset, way, shot, train way)
     chosen = chosen_runs(results, lambda r: (cell_of(r), tuple(labels(r)), r["framework"]))
     rows = sorted({key[:2] for key in chosen}, key=lambda row: (row[0][:4], row[0][4] or 0, row[1]))
     frameworks = [f for f in RESULT_FRAMEWORKS if f in FRAMEWORKS or any(key[2] == f for key in chosen)]
