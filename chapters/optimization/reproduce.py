@@ -94,7 +94,7 @@ def sinusoid(algorithm: str, shot: int) -> Protocol:
 
 PROTOCOLS = [*(sinusoid(algorithm, shot) for algorithm in ("maml", "metasgd") for shot in (5, 10, 20)),
              *(maml(way, shot) for way in (5, 20) for shot in (1, 5)),
-             maml(5, 1, transductive=False), maml(5, 1, backbone="maxpool"),
+             maml(5, 1, transductive=False), maml(5, 1, backbone="maxpool"), maml(5, 1, scheme="characters"),
              *(maml(way, shot, first_order=True) for way in (5, 20) for shot in (1, 5)),
              maml(5, 1, first_order=True, backbone="maxpool"), maml(5, 1, first_order=True, scheme="characters"),
              *(metasgd(way, shot) for way in (5, 20) for shot in (1, 5)), metasgd(5, 1, backbone="maxpool"),
