@@ -433,9 +433,9 @@ DEVIATION_MEANINGS = {
     "train_within_alphabet": "training episodes within one alphabet too",
     "augment affine": "training drawings distorted as Koch et al. did",
     "encoder bag": "a bag of embeddings in place of FewRel's Proto-CNN",
-    "test_query": "tested on this many queries per class, normalised as one batch, instead of the book's 15: "
-                  "with one, the protocol of Finn et al.'s released code, the query batch holds one image of "
-                  "each class, as in training",
+    "test_query": "tested on this many queries per class instead of the book's 15, the query set normalised as "
+                  "one batch; one per class is how Finn et al.'s released code tests: the batch then holds one "
+                  "image of each class, as in training",
 }
 
 

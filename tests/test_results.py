@@ -186,7 +186,7 @@ def test_a_transductive_run_tested_on_other_queries_has_its_own_row(tmp_path):
     assert f"| maml-transductive | omniglot | 5 | 1 | {paper} | 96.50 ± 0.31 (1,000 ep.)" in table
     assert f"| maml-transductive [test_query 1] | omniglot | 5 | 1 | {paper} | 98.20 ± 0.31 (2,000 ep.)" in table
     assert "| protonet | omniglot-lake | 20 | 1 |" in table and "a test other than the book's" in table
-    assert "`[test_query 1]`: tested on this many queries per class" in table
+    assert "`[test_query 1]`: tested on this many queries per class instead of the book's 15" in table
 
 
 def test_the_notes_explain_the_deviations_the_table_shows_and_no_others(tmp_path):
