@@ -289,9 +289,10 @@ def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
 DEVIATIONS = {"cosine_scale": None, "distance": None, "backbone": "maxpool", "rotations": "train",
               "train_within_alphabet": None, "fast_layers": 7, "no_task_fast_weights": False,
               "encoder": "cnn", "inner_loss": "mean", "augment": None}  # text encoders: FewRel's Proto-CNN is the paper's; "bag" a variant
-# The book's fixed evaluation episodes hold 15 queries per class. A transductive run (its query set
-# normalised as one batch) scores otherwise with another number of queries in that batch, so a run
-# tested with another ``--test-query`` has a row of its own (see :func:`labels`).
+# The book's fixed evaluation episodes hold 15 queries per class (the optimization scripts' default
+# --test-query). A transductive run (its query set normalised as one batch) scores otherwise with
+# another number of queries in that batch, so a run tested with another ``--test-query`` has a row
+# of its own (see :func:`labels`).
 BOOK_TEST_QUERY = 15
 # Lake et al.'s challenge (omniglot-lake rows): what people and their model scored (Lake et al. 2015).
 LAKE_REFERENCES = "people 95.5, Bayesian Program Learning 96.7 (Lake et al. 2015)"

@@ -42,6 +42,7 @@ from common.episodes import MetaBatches
 from common.errors import ConfigError
 from common.learners import seeded_model
 from common.options import COUNT, POSITIVE, check_multiple, check_out
+from common.results import BOOK_TEST_QUERY
 from common.schemes import Scheme, add_scheme_arguments
 from common.training import Run, train
 
@@ -59,7 +60,8 @@ def parser(algorithm: str, defaults, *, way: int, shot: int, episodes: int, quer
     learner has, whose defaults are the fields of ``defaults``, the algorithm's settings (``MAMLConfig``,
     ...). The script adds its own options."""
     parser = episode_parser(f"Train {algorithm} (optimization-based meta-learning) on few-shot classification.",
-                            way=way, shot=shot, query=query, episodes=episodes, test_shot=test_shot, test_query=15,
+                            way=way, shot=shot, query=query, episodes=episodes, test_shot=test_shot,
+                            test_query=BOOK_TEST_QUERY,
                             episodes_help="meta-iterations (one meta-batch of --meta-batch tasks each)")
     add_common_arguments(parser, defaults)
     return parser
