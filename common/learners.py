@@ -69,3 +69,25 @@ def load_learner_state(framework: str, arrays: dict, model, optimizer, prefix: s
     are ignored)."""
     from_canonical(model_weights(arrays, prefix), model, framework)
     _optimizers(framework).load_optimizer_arrays(optimizer, arrays)
+
+
+class Checkpointed:
+    """The checkpoint of a learner that keeps its network in ``self.model`` and its outer optimizer
+    in ``self.optimizer``; a framework's learner class names its framework in ``framework``."""
+
+    framework: str
+
+    def state(self) -> dict:
+        """Everything a checkpoint needs: θ as ``model.<canonical name>`` and the optimizer's state
+        (its step count and slots, such as Adam's moments) as ``optimizer.…``."""
+        return learner_state(self.framework, self.model, self.optimizer)
+
+    def load_model(self, arrays: dict) -> None:
+        """θ (and a Meta-SGD learner's α) from a checkpoint's arrays, written by any framework:
+        what evaluating a trained model needs. The optimizer's slots are each framework's own."""
+        from_canonical(model_weights(arrays), self.model, self.framework)
+
+    def load_state(self, arrays: dict) -> None:
+        """The inverse of :meth:`state`: the next meta-step is the one the saved run would have taken."""
+        self.load_model(arrays)
+        _optimizers(self.framework).load_optimizer_arrays(self.optimizer, arrays)

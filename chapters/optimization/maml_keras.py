@@ -41,9 +41,7 @@ from keras import ops
 from chapters.optimization import maml_tf
 from chapters.optimization.maml import inner_loop_steps
 from common.episodes import Episode, astype_floats
-from common.episodic_tf import load_optimizer_arrays
-from common.learners import learner_state
-from common.weights import canonical_to_keras, model_weights
+from common.learners import Checkpointed
 
 
 def adapt(model, params: dict, support_x, support_y, inner_lr, inner_steps: int,
@@ -114,7 +112,7 @@ def cast_floats(episode: Episode, dtype) -> Episode:
                      for part in episode))
 
 
-class InnerLoopLearner(keras.Model):
+class InnerLoopLearner(Checkpointed, keras.Model):
     """What every learner of this chapter shares (MAML, Meta-SGD, Reptile): the settings of the
     inner loop, adapting to a test task (``call``, :meth:`predict`, :meth:`adaptation_curve`), one
     meta-step through ``train_on_batch``, and the state of a checkpoint. The learners differ in
@@ -125,6 +123,8 @@ class InnerLoopLearner(keras.Model):
     replaces ``keras.Model.predict``. Settings are read when ``call`` is first traced: build a new
     learner to change them.
     """
+
+    framework = "keras"
 
     def __init__(self, model, inner_lr, inner_steps: int, transductive: bool, test_inner_steps: int | None,
                  **kwargs):
@@ -164,22 +164,6 @@ class InnerLoopLearner(keras.Model):
     def adaptation_curve(self, episode: Episode, steps: int = 10) -> np.ndarray:
         """Query loss of one task after 0..``steps`` inner steps (see :func:`adaptation_curve`)."""
         return ops.convert_to_numpy(self._curve(self._inputs(episode), steps))
-
-    def state(self) -> dict:
-        """Everything a checkpoint needs: θ as ``model.<canonical name>``, the optimizer's
-        variables (its step count, the meta-steps taken, and slots such as Adam's moments) as
-        ``optimizer.<i>``."""
-        return learner_state("keras", self.model, self.optimizer)
-
-    def load_model(self, arrays: dict) -> None:
-        """θ (and a Meta-SGD learner's α) from a checkpoint's arrays, written by any framework:
-        what evaluating a trained model needs. The optimizer's slots are each framework's own."""
-        canonical_to_keras(model_weights(arrays), self.model)
-
-    def load_state(self, arrays: dict) -> None:
-        """The inverse of :meth:`state` (after ``compile``): meta-training then continues exactly."""
-        self.load_model(arrays)
-        load_optimizer_arrays(self.optimizer, arrays)
 
 
 class MAML(InnerLoopLearner):

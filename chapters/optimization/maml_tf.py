@@ -49,9 +49,8 @@ import tensorflow as tf
 
 from chapters.optimization.maml import check_inner_steps, inner_loop_steps
 from common.episodes import Episode, astype_floats
-from common.episodic_tf import Adam, load_optimizer_arrays
-from common.learners import learner_state
-from common.weights import canonical_to_tf, model_weights
+from common.episodic_tf import Adam
+from common.learners import Checkpointed
 
 
 def adapt(model, params: dict, support_x, support_y, inner_lr, inner_steps: int,
@@ -123,7 +122,7 @@ def adaptation_curve(model, params: dict, episode: Episode, inner_lr, steps: int
     return tf.stack(curve)
 
 
-class InnerLoopLearner:
+class InnerLoopLearner(Checkpointed):
     """What every learner of this chapter shares (MAML, Meta-SGD, Reptile): the settings of the
     inner loop, adapting to a test task (:meth:`predict`, :meth:`adaptation_curve`) and the state
     of a checkpoint. The learners differ in their outer optimizer and in ``meta_step``.
@@ -132,6 +131,8 @@ class InnerLoopLearner:
     ``inner_steps``); Finn et al. take 1 in training and 3 at test on 5-way Omniglot. Settings are
     read when :meth:`predict` is first traced: build a new learner to change them.
     """
+
+    framework = "tf"
 
     def __init__(self, model, inner_lr, inner_steps: int, transductive: bool, test_inner_steps: int | None):
         inner_steps, test_inner_steps = inner_loop_steps(inner_steps, test_inner_steps)
@@ -163,21 +164,6 @@ class InnerLoopLearner:
     def adaptation_curve(self, episode: Episode, steps: int = 10) -> np.ndarray:
         """Query loss of one task after 0..``steps`` inner steps (see :func:`adaptation_curve`)."""
         return self._curve(self._inputs(episode), steps).numpy()
-
-    def state(self) -> dict[str, np.ndarray]:
-        """θ under ``model.<canonical name>``; the outer optimizer's step count (the meta-steps
-        taken) and slots (Adam's moments) under ``optimizer.<i>``."""
-        return learner_state("tf", self.model, self.optimizer)
-
-    def load_model(self, arrays: dict) -> None:
-        """θ (and a Meta-SGD learner's α) from a checkpoint's arrays, written by any framework:
-        what evaluating a trained model needs. The optimizer's slots are each framework's own."""
-        canonical_to_tf(model_weights(arrays), self.model)
-
-    def load_state(self, arrays: dict) -> None:
-        """The inverse of :meth:`state`: the next meta_step is the one the saved run would have taken."""
-        self.load_model(arrays)
-        load_optimizer_arrays(self.optimizer, arrays)
 
 
 class MAML(InnerLoopLearner):

@@ -63,9 +63,7 @@ import torch
 from common.adapters import to_torch
 from chapters.optimization.maml import check_inner_steps, inner_loop_steps
 from common.episodes import Episode
-from common.episodic_torch import load_optimizer_arrays
-from common.learners import learner_state
-from common.weights import canonical_to_torch, model_weights
+from common.learners import Checkpointed
 
 # Images times inner steps run through the network together in one meta-step (see MAML.meta_step):
 # Omniglot 5-way 1-shot, meta-batch 32, one step (320) all at once, peak memory about 1 GB (max-pool).
@@ -149,7 +147,7 @@ def adaptation_curve(model, params: dict[str, torch.Tensor], episode: Episode, i
     return np.array(curve)
 
 
-class InnerLoopLearner:
+class InnerLoopLearner(Checkpointed):
     """What every learner of this chapter shares (MAML, Meta-SGD, Reptile): the settings of the
     inner loop, adapting to a test task (:meth:`predict`, :meth:`adaptation_curve`) and the state
     of a checkpoint. The learners differ in their outer optimizer and in ``meta_step``.
@@ -157,6 +155,8 @@ class InnerLoopLearner:
     ``test_inner_steps`` is the number of inner steps :meth:`predict` takes (default:
     ``inner_steps``); Finn et al. train Omniglot 5-way with 1 and test with 3.
     """
+
+    framework = "torch"
 
     def __init__(self, model, inner_lr, inner_steps: int, transductive: bool, test_inner_steps: int | None):
         inner_steps, test_inner_steps = inner_loop_steps(inner_steps, test_inner_steps)
@@ -188,19 +188,12 @@ class InnerLoopLearner:
                                 steps, self.transductive)
 
     def state(self) -> dict[str, np.ndarray]:
-        """Everything a checkpoint needs: θ (``model.<canonical name>``), the outer optimizer's
-        slots (``optimizer.<index>.<slot>``, e.g. Adam's moments) and the meta-step counter (``steps``)."""
-        return {**learner_state("torch", self.model, self.optimizer), "steps": np.array(self.steps)}
-
-    def load_model(self, arrays: dict[str, np.ndarray]) -> None:
-        """θ (and a Meta-SGD learner's α) from a checkpoint's arrays, written by any framework:
-        what evaluating a trained model needs. The optimizer's slots are each framework's own."""
-        canonical_to_torch(model_weights(arrays), self.model)
+        """:meth:`Checkpointed.state` and the meta-step counter (``steps``): a torch optimizer counts
+        its steps per parameter, not for the learner."""
+        return {**super().state(), "steps": np.array(self.steps)}
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        """The inverse of :meth:`state`: meta-training then continues exactly where it was."""
-        self.load_model(arrays)
-        load_optimizer_arrays(self.optimizer, arrays)
+        super().load_state(arrays)
         self.steps = int(arrays["steps"])
 
 
