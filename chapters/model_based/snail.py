@@ -71,6 +71,22 @@ def channels(way: int, shot: int, embedding_size: int = 64) -> int:
     return block_inputs(way, shot, embedding_size)[-1]
 
 
+def build_blocks(way: int, shot: int, embedding_size: int, attention_block, tc_block, *args) -> tuple[list, int]:
+    """The five blocks of the Appendix in order (attention 1, TC 1, attention 2, TC 2, attention 3),
+    made by a framework's ``attention_block(features in, key size, value size, *args)`` and
+    ``tc_block(features in, T, filters, *args)`` (``args``: what else its blocks take, such as a
+    dtype and a seed), in that order, so that every framework draws their initial weights in the
+    same sequence. Returns the blocks and the features a position carries into the output layer."""
+    length = sequence_length(way, shot)
+    (key1, value1), (key2, value2), (key3, value3) = ATTENTION_SIZES
+    filters1, filters2 = TC_FILTERS
+    inputs = block_inputs(way, shot, embedding_size)
+    blocks = [attention_block(inputs[0], key1, value1, *args), tc_block(inputs[1], length, filters1, *args),
+              attention_block(inputs[2], key2, value2, *args), tc_block(inputs[3], length, filters2, *args),
+              attention_block(inputs[4], key3, value3, *args)]
+    return blocks, inputs[5]
+
+
 def through_blocks(model, support, query):
     """The support rows (S, C) and the query rows (Q, C) through ``model``'s five blocks, in the
     order of the Appendix: attention 1, TC 1, attention 2, TC 2, attention 3. Returns (support (S,

@@ -135,15 +135,8 @@ class SNAIL(EpisodicModel):
         super().__init__(**kwargs)
         self.way, self.shot = way, shot
         self.encoder = encoder if encoder is not None else Conv4(in_channels)
-        length = snail.sequence_length(way, shot)
-        (key1, value1), (key2, value2), (key3, value3) = snail.ATTENTION_SIZES
-        filters1, filters2 = snail.TC_FILTERS
-        inputs = snail.block_inputs(way, shot, embedding_size)
-        self.attention1 = AttentionBlock(inputs[0], key1, value1)
-        self.tc1 = TCBlock(inputs[1], length, filters1)
-        self.attention2 = AttentionBlock(inputs[2], key2, value2)
-        self.tc2 = TCBlock(inputs[3], length, filters2)
-        self.attention3 = AttentionBlock(inputs[4], key3, value3)
+        blocks, _ = snail.build_blocks(way, shot, embedding_size, AttentionBlock, TCBlock)
+        self.attention1, self.tc1, self.attention2, self.tc2, self.attention3 = blocks
         self.classifier = _dense(way)
 
     def read(self, support_x, support_y, query_x, training=False):

@@ -137,16 +137,9 @@ class SNAIL(tf.Module):
         rng = _generator(seed)
         self.way, self.shot = way, shot
         self.encoder = encoder if encoder is not None else Conv4(in_channels, dtype=dtype, seed=rng)
-        length = snail.sequence_length(way, shot)
-        (key1, value1), (key2, value2), (key3, value3) = snail.ATTENTION_SIZES
-        filters1, filters2 = snail.TC_FILTERS
-        inputs = snail.block_inputs(way, shot, embedding_size)
-        self.attention1 = AttentionBlock(inputs[0], key1, value1, dtype, rng)
-        self.tc1 = TCBlock(inputs[1], length, filters1, dtype, rng)
-        self.attention2 = AttentionBlock(inputs[2], key2, value2, dtype, rng)
-        self.tc2 = TCBlock(inputs[3], length, filters2, dtype, rng)
-        self.attention3 = AttentionBlock(inputs[4], key3, value3, dtype, rng)
-        self.classifier = Dense(inputs[5], way, dtype=dtype, seed=rng)
+        blocks, features = snail.build_blocks(way, shot, embedding_size, AttentionBlock, TCBlock, dtype, rng)
+        self.attention1, self.tc1, self.attention2, self.tc2, self.attention3 = blocks
+        self.classifier = Dense(features, way, dtype=dtype, seed=rng)
 
     def read(self, support_x, support_y, query_x, training: bool = False):
         """(query logits (Q, way), the three attention blocks' query weights, each (Q, S + 1), and the
