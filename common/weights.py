@@ -365,21 +365,6 @@ def _torch_slots(module, nchw_flatten) -> list[_Slot]:
     return slots
 
 
-def torch_to_canonical(module, nchw_flatten: Mapping[str, tuple] | None = None):
-    """Canonical weights of a ``torch.nn.Module`` (copies, in the module's dtype).
-
-    ``nchw_flatten={"head": (C, H, W)}`` names the ``nn.Linear`` layers that read a flattened
-    NCHW feature map, so their kernels come out in canonical (H, W, C) row order.
-    """
-    return _export(_torch_slots(module, nchw_flatten))
-
-
-def canonical_to_torch(weights, module, nchw_flatten: Mapping[str, tuple] | None = None):
-    """Load canonical weights into a ``torch.nn.Module`` in place; returns the module."""
-    _import(weights, _torch_slots(module, nchw_flatten), module, "torch")
-    return module
-
-
 # --------------------------------------------------------------------------------------------
 # TensorFlow: common.tf_layers already use canonical names and layouts; every tf.Variable held
 # in a public attribute is a slot, named by its attribute path.
@@ -407,17 +392,6 @@ def _tf_slots(module) -> list[_Slot]:
                 slots.append(slot(_join(path, name), v))
     _require_complete(slots, module.trainable_variables, module, "tf")
     return slots
-
-
-def tf_to_canonical(module):
-    """Canonical weights of a ``tf.Module`` tree built from ``common.tf_layers``."""
-    return _export(_tf_slots(module))
-
-
-def canonical_to_tf(weights, module):
-    """Load canonical weights into a ``tf.Module`` tree in place; returns the module."""
-    _import(weights, _tf_slots(module), module, "tf")
-    return module
 
 
 # --------------------------------------------------------------------------------------------
@@ -479,23 +453,9 @@ def _keras_slots(model) -> list[_Slot]:
     return slots
 
 
-def keras_to_canonical(model):
-    """Canonical weights of a Keras 3 model or layer (built: its variables must exist)."""
-    return _export(_keras_slots(model))
-
-
-def canonical_to_keras(weights, model):
-    """Load canonical weights into a built Keras 3 model in place; returns the model."""
-    _import(weights, _keras_slots(model), model, "keras")
-    return model
-
-
 # --------------------------------------------------------------------------------------------
-# One entry point for code that is told the framework by name.
+# The entry points: a model of any framework, named by the framework.
 # --------------------------------------------------------------------------------------------
-
-_TO = {"torch": torch_to_canonical, "tf": tf_to_canonical, "keras": keras_to_canonical}
-_FROM = {"torch": canonical_to_torch, "tf": canonical_to_tf, "keras": canonical_to_keras}
 
 
 def _framework(framework: str) -> str:
@@ -504,25 +464,39 @@ def _framework(framework: str) -> str:
     return framework
 
 
-def to_canonical(model, framework: str, **kwargs) -> dict[str, np.ndarray]:
-    """``torch_to_canonical``, ``tf_to_canonical`` or ``keras_to_canonical`` by name."""
-    return _TO[_framework(framework)](model, **kwargs)
+def _slots(model, framework: str, nchw_flatten: Mapping[str, tuple] | None = None) -> list[_Slot]:
+    if _framework(framework) == "torch":
+        return _torch_slots(model, nchw_flatten)
+    return _tf_slots(model) if framework == "tf" else _keras_slots(model)
 
 
-def from_canonical(weights, model, framework: str, **kwargs):
-    """``canonical_to_torch``, ``canonical_to_tf`` or ``canonical_to_keras`` by name."""
-    return _FROM[_framework(framework)](weights, model, **kwargs)
+def to_canonical(model, framework: str, nchw_flatten: Mapping[str, tuple] | None = None) -> dict[str, np.ndarray]:
+    """Canonical weights of a ``framework`` model (copies, in the model's dtype): a
+    ``torch.nn.Module``, a ``tf.Module`` tree built from ``common.tf_layers``, or a Keras 3 model or
+    layer (built: its variables must exist).
+
+    PyTorch only: ``nchw_flatten={"head": (C, H, W)}`` names the ``nn.Linear`` layers that read a
+    flattened NCHW feature map, so their kernels come out in canonical (H, W, C) row order.
+    """
+    return _export(_slots(model, framework, nchw_flatten))
 
 
-def gradients_to_canonical(model, framework: str, gradients=None, **kwargs) -> dict[str, np.ndarray]:
+def from_canonical(weights, model, framework: str, nchw_flatten: Mapping[str, tuple] | None = None):
+    """Load canonical weights into a ``framework`` model in place (``nchw_flatten`` as in
+    :func:`to_canonical`); returns the model."""
+    _import(weights, _slots(model, framework, nchw_flatten), model, framework)
+    return model
+
+
+def gradients_to_canonical(model, framework: str, gradients=None,
+                           nchw_flatten: Mapping[str, tuple] | None = None) -> dict[str, np.ndarray]:
     """Gradients under canonical names and layouts, to compare them across frameworks.
 
     PyTorch: each parameter's ``.grad`` (after ``backward()``). TensorFlow and Keras: pass
     ``gradients``, the ``(gradient, variable)`` pairs of a ``GradientTape``. Only variables that
     received a gradient appear.
     """
-    slots = {"torch": lambda: _torch_slots(model, kwargs.get("nchw_flatten")),
-             "tf": lambda: _tf_slots(model), "keras": lambda: _keras_slots(model)}[_framework(framework)]()
+    slots = _slots(model, framework, nchw_flatten)
     if framework == "torch":
         found = {id(slot.variable): (slot, slot.variable.grad) for slot in slots}
     else:

@@ -22,9 +22,7 @@ from torch import nn  # noqa: E402
 from common import tf_layers  # noqa: E402
 from common.errors import ConfigError, CorruptDataError  # noqa: E402
 from common.weights import (  # noqa: E402
-    FRAMEWORKS, canonical_to_keras, canonical_to_tf, canonical_to_torch, from_canonical,
-    keras_to_canonical, load_weights, save_weights, tf_to_canonical, to_canonical,
-    torch_to_canonical)
+    FRAMEWORKS, from_canonical, load_weights, save_weights, to_canonical)
 
 CHANNELS, WAYS, SIZE = 4, 5, 12
 FINAL_MAP = (CHANNELS, SIZE // 4, SIZE // 4)  # (C, H, W) after two 2x2 max-pools
@@ -183,13 +181,13 @@ def test_round_trip_is_bit_exact(framework, dtype, tmp_path):
 
 def test_torch_round_trip_without_nchw_flatten():
     model = build("torch", np.float64)
-    expected = random_like(torch_to_canonical(model), seed=4)
-    canonical_to_torch(expected, model)
-    assert_same(torch_to_canonical(model), expected)
+    expected = random_like(to_canonical(model, "torch"), seed=4)
+    from_canonical(expected, model, "torch")
+    assert_same(to_canonical(model, "torch"), expected)
 
 
 def test_canonical_names():
-    names = sorted(torch_to_canonical(build("torch", np.float32), nchw_flatten=NCHW))
+    names = sorted(to_canonical(build("torch", np.float32), "torch", nchw_flatten=NCHW))
     for framework in ("tf", "keras"):
         assert sorted(to_canonical(build(framework, np.float32), framework)) == names
     assert "blocks.1.bn.moving_variance" in names and "head.kernel" in names
@@ -215,10 +213,10 @@ def test_loading_keeps_the_model_dtype(framework):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_torch_weights_run_identically_in_tf_and_keras(dtype):
     torch_net = build("torch", dtype)
-    canonical_to_torch(random_like(torch_to_canonical(torch_net, NCHW), seed=6), torch_net, NCHW)
-    weights = torch_to_canonical(torch_net, nchw_flatten=NCHW)
-    tf_net = canonical_to_tf(weights, build("tf", dtype, seed=7))
-    keras_net = canonical_to_keras(weights, build("keras", dtype, seed=8))
+    from_canonical(random_like(to_canonical(torch_net, "torch", nchw_flatten=NCHW), seed=6), torch_net, "torch", NCHW)
+    weights = to_canonical(torch_net, "torch", nchw_flatten=NCHW)
+    tf_net = from_canonical(weights, build("tf", dtype, seed=7), "tf")
+    keras_net = from_canonical(weights, build("keras", dtype, seed=8), "keras")
 
     x = np.random.default_rng(9).standard_normal((6, SIZE, SIZE, 3)).astype(dtype)
     x_nchw = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
@@ -236,7 +234,7 @@ def test_torch_weights_run_identically_in_tf_and_keras(dtype):
     assert_close(out_keras, expected, dtype, "keras, inference")
 
     # Without the (C,H,W) -> (H,W,C) permutation of the head, TF computes something else.
-    unpermuted = canonical_to_tf(torch_to_canonical(torch_net), build("tf", dtype))
+    unpermuted = from_canonical(to_canonical(torch_net, "torch"), build("tf", dtype), "tf")
     err = np.max(np.abs(unpermuted(x).numpy() - expected)) / np.max(np.abs(expected))
     assert err > 1e-2
 
@@ -244,8 +242,8 @@ def test_torch_weights_run_identically_in_tf_and_keras(dtype):
     expected, out_tf, out_keras = run_all(training=True)
     assert_close(out_tf, expected, dtype, "tf, training")
     assert_close(out_keras, expected, dtype, "keras, training")
-    after = torch_to_canonical(torch_net, nchw_flatten=NCHW)
-    after_tf, after_keras = tf_to_canonical(tf_net), keras_to_canonical(keras_net)
+    after = to_canonical(torch_net, "torch", nchw_flatten=NCHW)
+    after_tf, after_keras = to_canonical(tf_net, "tf"), to_canonical(keras_net, "keras")
     for name in after:
         assert_close(after_tf[name], after[name], dtype, name)
         if not name.endswith("moving_variance"):  # Keras keeps the biased variance
@@ -334,13 +332,13 @@ def test_other_mistakes_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="one of torch, tf, keras"):
         to_canonical(build("tf", np.float32), "jax")
     with pytest.raises(ConfigError, match="not nn.Linear"):
-        torch_to_canonical(build("torch", np.float32), nchw_flatten={"blocks.0.conv": NCHW})
+        to_canonical(build("torch", np.float32), "torch", nchw_flatten={"blocks.0.conv": NCHW})
     with pytest.raises(ConfigError, match="reads 36"):
-        torch_to_canonical(build("torch", np.float32), nchw_flatten={"head": (4, 2, 2)})
+        to_canonical(build("torch", np.float32), "torch", nchw_flatten={"head": (4, 2, 2)})
     with pytest.raises(ConfigError, match="no canonical layout"):
-        torch_to_canonical(nn.Sequential(nn.Conv1d(1, 1, 3)))
+        to_canonical(nn.Sequential(nn.Conv1d(1, 1, 3)), "torch")
     with pytest.raises(ConfigError, match="call the model once"):
-        keras_to_canonical(KerasNet("float32"))
+        to_canonical(KerasNet("float32"), "keras")
     with pytest.raises(ConfigError, match="No weights file"):
         load_weights(tmp_path / "nothing.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip file")

@@ -173,10 +173,10 @@ def snail_checkpoint_inspect(checkpoint, way: int = 5, shot: int = 1, episodes: 
     from chapters.model_based.snail_torch import SNAIL
     from common.data import load_dataset
     from common.episodes import FixedEpisodes, evaluation_episodes
-    from common.weights import canonical_to_torch, load_weights, model_weights
+    from common.weights import from_canonical, load_weights, model_weights
 
     model = SNAIL(1, way, shot)
-    canonical_to_torch(model_weights(load_weights(checkpoint)[0]), model)
+    from_canonical(model_weights(load_weights(checkpoint)[0]), model, "torch")
     source = ShuffledSupport(evaluation_episodes(load_dataset("omniglot", "test"), way, shot, 15).source)
     return snail_inspect(model, FixedEpisodes(source, episodes), "torch")
 
@@ -220,10 +220,10 @@ def metanet_checkpoint_inspect(checkpoint, way: int = 5, episodes: int = 50,
     from chapters.model_based import metanet
     from common.data import load_dataset
     from common.episodes import FixedEpisodes, evaluation_episodes
-    from common.weights import canonical_to_torch, load_weights, model_weights
+    from common.weights import from_canonical, load_weights, model_weights
 
     model = metanet.build_model("torch", (28, 28, 1), way, 0, fast_layers)
-    canonical_to_torch(model_weights(load_weights(checkpoint)[0]), model)
+    from_canonical(model_weights(load_weights(checkpoint)[0]), model, "torch")
     test = FixedEpisodes(evaluation_episodes(load_dataset("omniglot", "test"), way, 1, 15).source, episodes)
     own, largest, fast_norms, example_norms = [], [], [], []
     for episode in test:
