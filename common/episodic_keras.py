@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from common.adapters import keras_episodes
 from common.episodic_tf import Adam, lr_schedule
-from common.learners import learner_state, load_learner_state
+from common.learners import Checkpointed
 
 
 def episode_loss(model, support_x, support_y, query_x, query_y):
@@ -46,8 +46,10 @@ class EpisodicModel(keras.Model):
         return {"loss": loss, "accuracy": accuracy}
 
 
-class EpisodicLearner:
+class EpisodicLearner(Checkpointed):
     """The learner interface of ``common.training`` around an :class:`EpisodicModel`."""
+
+    framework = "keras"
 
     def __init__(self, model: EpisodicModel, example, learning_rate: float = 1e-3,
                  decay_every: int | None = None, decay: float = 0.5):
@@ -55,6 +57,7 @@ class EpisodicLearner:
         model.compile(optimizer=Adam(lr_schedule(learning_rate, decay_every, decay), epsilon=1e-8))
         model((example.support_x, example.support_y, example.query_x))  # build: Keras creates weights on first call
         model.optimizer.build(model.trainable_variables)
+        self.optimizer = model.optimizer  # the one compile gave the model: what a checkpoint saves
 
     def train_step(self, episode) -> dict:
         logs = self.model.train_on_batch((episode.support_x, episode.support_y, episode.query_x),
@@ -64,12 +67,6 @@ class EpisodicLearner:
     def predict(self, episode) -> np.ndarray:
         logits = self.model.predict_on_batch((episode.support_x, episode.support_y, episode.query_x))
         return np.argmax(logits, axis=1)
-
-    def state(self) -> dict:
-        return learner_state("keras", self.model, self.model.optimizer)
-
-    def load_state(self, arrays: dict) -> None:
-        load_learner_state("keras", arrays, self.model, self.model.optimizer)
 
     def fit(self, sampler, start: int, log, progress: bool = True) -> None:
         fit_episodes(self.model, sampler, start, log, progress)

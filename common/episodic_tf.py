@@ -15,7 +15,7 @@ import numpy as np
 from keras import ops
 import tensorflow as tf
 
-from common.learners import learner_state, load_learner_state
+from common.learners import Checkpointed
 
 
 def lr_schedule(base: float, decay_every: int | None, decay: float = 0.5):
@@ -63,7 +63,9 @@ class Adam(keras.optimizers.Adam):
         self.assign_sub(variable, m * alpha / (ops.sqrt(v) + epsilon))
 
 
-class EpisodicLearner:
+class EpisodicLearner(Checkpointed):
+    framework = "tf"
+
     def __init__(self, model: tf.Module, learning_rate: float = 1e-3,
                  decay_every: int | None = None, decay: float = 0.5):
         self.model = model
@@ -86,12 +88,6 @@ class EpisodicLearner:
 
     def predict(self, episode) -> np.ndarray:
         return tf.argmax(self._logits(episode.support_x, episode.support_y, episode.query_x), 1).numpy()
-
-    def state(self) -> dict:
-        return learner_state("tf", self.model, self.optimizer)
-
-    def load_state(self, arrays: dict) -> None:
-        load_learner_state("tf", arrays, self.model, self.optimizer)
 
 
 def optimizer_arrays(optimizer) -> dict:

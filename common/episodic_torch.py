@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from common.adapters import to_torch
-from common.learners import learner_state, load_learner_state
+from common.learners import Checkpointed
 
 
 def lr_schedule(base: float, decay_every: int | None, decay: float = 0.5):
@@ -33,8 +33,10 @@ def episode_loss(model, support_x, support_y, query_x, query_y):
     return F.cross_entropy(logits, query_y), logits
 
 
-class EpisodicLearner:
+class EpisodicLearner(Checkpointed):
     """``device``: where the model and every episode go (``common.devices.torch_device``)."""
+
+    framework, counters = "torch", ("steps",)  # episodes trained on, saved with the checkpoint
 
     def __init__(self, model: torch.nn.Module, learning_rate: float = 1e-3,
                  decay_every: int | None = None, decay: float = 0.5, device=None):
@@ -63,13 +65,6 @@ class EpisodicLearner:
         support_x, support_y, query_x, _ = to_torch(episode, self.device)
         self.model.eval()  # BatchNorm uses its running statistics: no information flows between queries
         return self.model(support_x, support_y, query_x).argmax(dim=1).cpu().numpy()
-
-    def state(self) -> dict:
-        return {**learner_state("torch", self.model, self.optimizer), "steps": np.array(self.steps)}
-
-    def load_state(self, arrays: dict) -> None:
-        load_learner_state("torch", arrays, self.model, self.optimizer)
-        self.steps = int(arrays["steps"])
 
 
 def optimizer_arrays(optimizer: torch.optim.Optimizer) -> dict:

@@ -10,7 +10,9 @@ Three things differ, and nothing else:
   device, Keras an example episode to build the model's weights on (:func:`episodic_learner`);
 * how an optimizer's state is read and written: a learner's checkpoint holds its model's weights
   in the canonical format that every framework reads, beside its optimizer's state in that
-  framework's own layout (:func:`learner_state`).
+  framework's own layout (:func:`learner_state`; a learner class that keeps its network in
+  ``model`` and its optimizer in ``optimizer`` gets ``state`` and ``load_state`` from
+  :class:`Checkpointed`).
 
 A chapter names its model class; the first two functions do the rest, so a new algorithm plugs in
 its model and nothing else.
@@ -19,6 +21,8 @@ its model and nothing else.
 from __future__ import annotations
 
 import importlib
+
+import numpy as np
 
 from common.weights import MODEL_PREFIX, from_canonical, model_state, model_weights, to_canonical
 
@@ -73,14 +77,18 @@ def load_learner_state(framework: str, arrays: dict, model, optimizer, prefix: s
 
 class Checkpointed:
     """The checkpoint of a learner that keeps its network in ``self.model`` and its outer optimizer
-    in ``self.optimizer``; a framework's learner class names its framework in ``framework``."""
+    in ``self.optimizer``; a framework's learner class names its framework in ``framework`` and the
+    integer counters it keeps itself in ``counters`` (a PyTorch learner counts its steps: a torch
+    optimizer counts them per parameter, a Keras optimizer in its own variables)."""
 
     framework: str
+    counters: tuple[str, ...] = ()
 
     def state(self) -> dict:
-        """Everything a checkpoint needs: θ as ``model.<canonical name>`` and the optimizer's state
-        (its step count and slots, such as Adam's moments) as ``optimizer.…``."""
-        return learner_state(self.framework, self.model, self.optimizer)
+        """Everything a checkpoint needs: θ as ``model.<canonical name>``, the optimizer's state
+        (slots such as Adam's moments) as ``optimizer.…``, and the counters under their names."""
+        return {**learner_state(self.framework, self.model, self.optimizer),
+                **{name: np.array(getattr(self, name)) for name in self.counters}}
 
     def load_model(self, arrays: dict) -> None:
         """θ (and a Meta-SGD learner's α) from a checkpoint's arrays, written by any framework:
@@ -91,3 +99,5 @@ class Checkpointed:
         """The inverse of :meth:`state`: the next meta-step is the one the saved run would have taken."""
         self.load_model(arrays)
         _optimizers(self.framework).load_optimizer_arrays(self.optimizer, arrays)
+        for name in self.counters:
+            setattr(self, name, int(arrays[name]))

@@ -156,7 +156,7 @@ class InnerLoopLearner(Checkpointed):
     ``inner_steps``); Finn et al. train Omniglot 5-way with 1 and test with 3.
     """
 
-    framework = "torch"
+    framework, counters = "torch", ("steps",)  # meta-updates taken, saved with the checkpoint
 
     def __init__(self, model, inner_lr, inner_steps: int, transductive: bool, test_inner_steps: int | None):
         inner_steps, test_inner_steps = inner_loop_steps(inner_steps, test_inner_steps)
@@ -186,15 +186,6 @@ class InnerLoopLearner(Checkpointed):
         """Query loss of one task after 0..``steps`` inner steps (see :func:`adaptation_curve`)."""
         return adaptation_curve(self.model, self.model.params(), self._inputs(episode), self.inner_lr,
                                 steps, self.transductive)
-
-    def state(self) -> dict[str, np.ndarray]:
-        """:meth:`Checkpointed.state` and the meta-step counter (``steps``): a torch optimizer counts
-        its steps per parameter, not for the learner."""
-        return {**super().state(), "steps": np.array(self.steps)}
-
-    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        super().load_state(arrays)
-        self.steps = int(arrays["steps"])
 
 
 class MAML(InnerLoopLearner):
