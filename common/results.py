@@ -288,7 +288,7 @@ def load_results(folder: str | Path = RESULTS_DIR) -> list[dict]:
 # Each name maps to the value that is the paper's own (None: any recorded value is a deviation).
 DEVIATIONS = {"cosine_scale": None, "distance": None, "backbone": "maxpool", "rotations": "train",
               "train_within_alphabet": None, "fast_layers": 7, "no_task_fast_weights": False,
-              "encoder": "cnn", "inner_loss": "mean", "augment": None}  # text encoders: FewRel's Proto-CNN is the paper's; "bag" a variant
+              "encoder": "cnn", "inner_loss": "mean", "augment": None, "add_vector": False}  # text encoders: FewRel's Proto-CNN is the paper's; "bag" a variant
 # The book's fixed evaluation episodes hold 15 queries per class (the optimization scripts' default
 # --test-query). A transductive run (its query set normalised as one batch) scores otherwise with
 # another number of queries in that batch, so a run tested with another ``--test-query`` has a row
@@ -425,6 +425,8 @@ DEVIATION_MEANINGS = {
     "distance cosine_times_query_norm": "Eq. 2's cosines times the query embedding's length",
     "backbone strided": "the Conv-4 of Finn et al.'s released Omniglot code, stride-2 convolutions and a "
                         "spatial mean instead of max-pooling",
+    "add_vector": "a MANN that writes a separate add vector a_t = tanh(W_a h_t) to memory, as public "
+                  "reimplementations do, where Santoro et al.'s Section 3 writes the read key k_t itself",
     "inner_loss sum": "MAML's support loss summed over the N classes as that code computes it, so its α is "
                       "N times the paper's step on the mean loss",
     "fast_layers": "fast weights in this many of the base learner's layers, counted from the output (the "
@@ -469,25 +471,27 @@ def replace_table(text: str, table: str, where: str = "text") -> str:
 
 def presentations_table(results: list[dict]) -> str:
     """Markdown: accuracy per presentation for the runs that record it (``presentations``), the
-    paper's row first, then each framework's run chosen as in :func:`results_table`; empty when
-    there are none."""
+    paper's row first, then each framework's run chosen as in :func:`results_table`; a run with a
+    label (a deviation: :func:`labels`) in rows of its own, named by it, after the paper's method.
+    Empty when there are none."""
     chosen = chosen_runs([r for r in results if "presentations" in r],
-                         lambda r: ((r["algorithm"], r["dataset"], r["way"], r["shot"]), r["framework"]))
+                         lambda r: ((r["algorithm"], r["dataset"], r["way"], r["shot"]), tuple(labels(r)),
+                                    r["framework"]))
     if not chosen:
         return ""
     columns = sorted({int(k) for r in chosen.values() for k in r["presentations"]}
-                     | {k for cell, _ in chosen for k in PUBLISHED_PRESENTATIONS.get(cell, ({},))[0]})
+                     | {k for cell, _, _ in chosen for k in PUBLISHED_PRESENTATIONS.get(cell, ({},))[0]})
     lines = ["", "Accuracy (%) at the k-th presentation of a class in an online episode (sequence learners):", "",
              "| algorithm | data set | way | presentations | run | " + " | ".join(f"k={k}" for k in columns) + " |",
              "|---|---|---:|---:|---|" + "---:|" * len(columns)]
-    for cell in sorted({cell for cell, _ in chosen}):
-        prefix = f"| {cell[0]} | {cell[1]} | {cell[2]} | {cell[3]} | "
-        if cell in PUBLISHED_PRESENTATIONS:
+    for cell, variant in sorted({key[:2] for key in chosen}):
+        prefix = f"| {cell[0]}{deviation_labels(variant)} | {cell[1]} | {cell[2]} | {cell[3]} | "
+        if cell in PUBLISHED_PRESENTATIONS and not variant:
             paper, source = PUBLISHED_PRESENTATIONS[cell]
             lines.append(prefix + f"paper ({source}) | " + " | ".join(
                 f"{paper[k]:.1f}" if k in paper else "–" for k in columns) + " |")
         for framework in FRAMEWORKS:
-            run = chosen.get((cell, framework))
+            run = chosen.get((cell, variant, framework))
             if run is not None:
                 values = run["presentations"]
                 lines.append(prefix + f"{framework} ({run['train_episodes']:,} ep.) | " + " | ".join(

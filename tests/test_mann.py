@@ -23,6 +23,7 @@ from tests.metric_helpers import TOLERANCE, assert_close
 MODULES = {"torch": mann_torch, "tf": mann_tf, "keras": mann_keras}
 TINY = {"mann": dict(way=3, image_size=4, controller=6, memory_rows=5, memory_width=3, read_heads=2, gamma=0.95),
         "lstm": dict(way=3, image_size=4, controller=6)}
+TINY["mann-add"] = dict(TINY["mann"], add_vector=True)  # --add-vector: a_t, not k_t, is written
 
 
 def tiny_batch(batch=2, steps=7, way=3, seed=0):
@@ -34,7 +35,7 @@ def tiny_batch(batch=2, steps=7, way=3, seed=0):
 
 def three_learners(model, lr=1e-2):
     """The same network in torch, tf and keras (float64), holding identical canonical weights."""
-    learners = {name: mann.build_learner(name, model, TINY[model], seed=0, lr=lr, dtype="float64")
+    learners = {name: mann.build_learner(name, model.split("-")[0], TINY[model], seed=0, lr=lr, dtype="float64")
                 for name in MODULES}
     weights = to_canonical(learners["torch"].network, "torch")
     for name in ("tf", "keras"):
@@ -63,13 +64,13 @@ def forward_with_gradients(name, learner, batch):
     return np.asarray(logits), {k: np.asarray(v) for k, v in states.items()}, float(loss), gradients
 
 
-@pytest.mark.parametrize("model", ["mann", "lstm"])
+@pytest.mark.parametrize("model", ["mann", "mann-add", "lstm"])
 def test_every_step_loss_and_gradients_agree(model):
     tolerance = TOLERANCE["float64"]
     batch = tiny_batch()
     results = {name: forward_with_gradients(name, learner, batch) for name, learner in three_learners(model).items()}
     logits, states, loss, gradients = results["torch"]
-    expected_states = {"h", "c"} | ({"memory", "read_weights", "write_weights", "usage", "reads"} if model == "mann" else set())
+    expected_states = {"h", "c"} | ({"memory", "read_weights", "write_weights", "usage", "reads"} if model != "lstm" else set())
     assert set(states) == expected_states
     for name in ("tf", "keras"):
         other_logits, other_states, other_loss, other_gradients = results[name]
@@ -84,7 +85,7 @@ def test_every_step_loss_and_gradients_agree(model):
             assert_close(value, other_gradients[key], tolerance["gradients"], f"{name} gradient of {key}")
 
 
-@pytest.mark.parametrize("model", ["mann", "lstm"])
+@pytest.mark.parametrize("model", ["mann", "mann-add", "lstm"])
 def test_two_rmsprop_steps_give_the_same_weights(model):
     """The learners' own training steps (RMSProp with momentum, the Keras/TF update written as
     PyTorch's) take the frameworks to the same weights. Keras keeps the learning rate in a float32
@@ -218,6 +219,7 @@ def test_an_empty_sequence_is_refused():
     (["--gamma", "1.5"], "between 0 and 1"),
     (["--episodes", "10", "--eval-every", "3"], "multiple"),
     (["--presentations", "0"], "at least 1"),
+    (["--model", "lstm", "--add-vector"], "LSTM baseline has none"),
 ])
 def test_script_refuses_bad_options_before_loading_data(argv, message):
     with pytest.raises(ConfigError, match=message):
@@ -232,6 +234,12 @@ def test_results_table_sets_presentations_beside_the_paper():
     assert "| paper (Santoro et al. 2016, Table 1 (MANN, one-hot labels)) | 36.4 | 82.8 |" in table
     assert "| tf (1,000 ep.) | 30.0 ± 1.0 | – | – | – | – | 90.0 ± 0.5 |" in table
     assert presentations_table([{**run, "presentations": None} for _ in ()]) == ""
+    # A run of the deviation --add-vector, trained longer, has rows of its own: the paper's model keeps its row.
+    variant = {**run, "train_episodes": 2000, "options": {"add_vector": True}, "presentations": {"1": [40.0, 1.0]}}
+    table = presentations_table([run, variant])
+    assert "| mann | omniglot | 5 | 10 | tf (1,000 ep.) | 30.0 ± 1.0 |" in table
+    assert "| mann [add_vector] | omniglot | 5 | 10 | tf (2,000 ep.) | 40.0 ± 1.0 |" in table
+    assert table.count("| paper (") == 1
 
 
 def test_lrua_exercise_names_a_swapped_gate(tmp_path):

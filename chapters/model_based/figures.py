@@ -66,10 +66,12 @@ def own_class_attention(attention: np.ndarray, support_y, query_y) -> tuple[np.n
 # -------------------------------------------------------------------- accuracy per presentation
 
 def presentations_data() -> dict:
-    from common.results import PUBLISHED_PRESENTATIONS, RESULTS_DIR, chosen_runs, load_results
+    from common.results import PUBLISHED_PRESENTATIONS, RESULTS_DIR, chosen_runs, labels, load_results
 
     folder = RESULTS_DIR / "model_based"
-    latest = chosen_runs([r for r in (load_results(folder) if folder.exists() else []) if "presentations" in r],
+    # The paper's method only: a run with a deviation (such as --add-vector) has its own table rows
+    latest = chosen_runs([r for r in (load_results(folder) if folder.exists() else [])
+                          if "presentations" in r and not labels(r)],
                          lambda r: (r["algorithm"], r["framework"]))
     panels = []
     for model in ("mann", "lstm"):

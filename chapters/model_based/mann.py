@@ -34,6 +34,11 @@ choice is ours and named so):
   gamma = 0.95; RMSProp with learning rate 1e-4, decay 0.95, momentum 0.9; 16 episodes per batch.
 * budget: the paper trains for 100,000 episodes (Figure 2) without saying whether an episode
   there is one sequence or a batch of 16; ``--episodes`` counts batches (updates).
+* the write: Section 3 adds the key k_t itself to the memory rows it writes. ``--add-vector``
+  writes a separate add vector a_t = tanh(W_a h_t) instead, as the public reimplementations do
+  (snowkylin/ntm, Leputa/MANN, tristandeleu's), so that one linear map of h_t is not both the
+  query for the current image and the content stored for it: a deviation, whose runs have rows
+  ``mann [add_vector]`` of their own.
 
 The memory itself (the equations of Section 3 of the paper) is in ``mann_torch.py`` / ``mann_tf.py`` / ``mann_keras.py``.
 """
@@ -200,14 +205,16 @@ class MANNConfig(Config):
     lr: float = PAPER["lr"]                    # RMSProp's learning rate
     shift: float = 2.0                         # random translation of training images, pixels (ours)
     angle: float = 10.0                        # random rotation of training images, degrees (ours)
+    add_vector: bool = False                   # write a_t = tanh(W_a h_t), not the key k_t (a deviation)
 
     def network(self) -> dict:
         """The keyword arguments of ``MANN`` / ``LSTMBaseline`` in every framework."""
         keys = ("way", "image_size", "controller") + (MEMORY if self.model == "mann" else ())
-        return {key: getattr(self, key) for key in keys}
+        return {**{key: getattr(self, key) for key in keys}, **({"add_vector": True} if self.add_vector else {})}
 
     def options(self) -> dict:
-        """The network's settings and the training's; the model is the run's algorithm, not an option."""
+        """The network's settings and the training's; the model is the run's algorithm, not an option.
+        ``add_vector`` is recorded only when it is on: the paper's runs keep their options."""
         return {**self.network(), "batch": self.batch, "lr": self.lr, "shift": self.shift, "angle": self.angle}
 
 
@@ -237,6 +244,9 @@ def parse_args(argv=None):
     parser.add_argument("--read-heads", type=COUNT, default=defaults.read_heads, help="read heads")
     parser.add_argument("--gamma", type=Number(float, 0, 1), default=defaults.gamma, help="usage decay γ")
     parser.add_argument("--lr", type=POSITIVE, default=defaults.lr, help="RMSProp learning rate")
+    parser.add_argument("--add-vector", action="store_true",
+                        help="write a separate add vector a_t = tanh(W_a h_t) to memory, not the key k_t: the "
+                             "public reimplementations' write (a deviation from Section 3)")
     parser.add_argument("--image-size", type=Number(int, 8, 105), default=defaults.image_size,
                         help="side of the square images, pixels")
     parser.add_argument("--shift", type=float, default=defaults.shift,
@@ -259,6 +269,8 @@ def check_options(args) -> None:
     (each option's own rule is its type: ``common.options``)."""
     from common.options import check_multiple, check_out
 
+    if args.add_vector and args.model != "mann":
+        raise ConfigError("--add-vector is a MANN's write to its memory; the LSTM baseline has none: drop it")
     if args.read_heads > args.memory_rows:
         raise ConfigError(f"--read-heads {args.read_heads} needs as many least-used rows, but the memory "
                           f"has {args.memory_rows}; use --memory-rows {args.read_heads} or more")

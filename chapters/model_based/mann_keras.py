@@ -84,14 +84,17 @@ class SequenceModel(keras.Model):
 
 class MANN(SequenceModel):
     def __init__(self, way: int = 5, image_size: int = 20, controller: int = 200, memory_rows: int = 128,
-                 memory_width: int = 40, read_heads: int = 4, gamma: float = 0.95, **kwargs):
+                 memory_width: int = 40, read_heads: int = 4, gamma: float = 0.95, add_vector: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.way, self.rows, self.width, self.heads, self.gamma = way, memory_rows, memory_width, read_heads, gamma
-        self.units = controller
+        self.units, self.add_vector = controller, add_vector
         self.controller = keras.layers.LSTMCell(controller, dtype=self.dtype_policy)
         self.key = keras.layers.Dense(read_heads * memory_width, dtype=self.dtype_policy)  # k_t of every head
         self.gate = keras.layers.Dense(read_heads, dtype=self.dtype_policy)                # α of every head
         self.readout = keras.layers.Dense(way, dtype=self.dtype_policy)
+        if add_vector:  # a_t of every head
+            self.add = keras.layers.Dense(read_heads * memory_width, dtype=self.dtype_policy)
 
     def initial_state(self, batch, dtype) -> dict:
         return {"h": ops.zeros((batch, self.units), dtype), "c": ops.zeros((batch, self.units), dtype),
@@ -106,10 +109,11 @@ class MANN(SequenceModel):
         h, (_, c) = self.controller(ops.concatenate([x, y_previous, ops.reshape(state["reads"], (batch, -1))], 1),
                                     [state["h"], state["c"]])
         keys = ops.reshape(ops.tanh(self.key(h)), (batch, self.heads, self.width))
+        contents = ops.reshape(ops.tanh(self.add(h)), (batch, self.heads, self.width)) if self.add_vector else keys
         gate = ops.sigmoid(self.gate(h))
         least, least_one = least_used(state["usage"], self.heads)              # from w^u_{t-1}
         writes = write_weights(state["read_weights"], least, gate)
-        memory = state["memory"] * (1 - least_one[:, :, None]) + ops.matmul(ops.transpose(writes, (0, 2, 1)), keys)
+        memory = state["memory"] * (1 - least_one[:, :, None]) + ops.matmul(ops.transpose(writes, (0, 2, 1)), contents)
         read_weights = ops.softmax(cosine_similarity(keys, memory), -1)        # read weights
         reads = ops.matmul(read_weights, memory)                               # read vectors
         usage = self.gamma * state["usage"] + ops.sum(read_weights, 1) + ops.sum(writes, 1)  # usage

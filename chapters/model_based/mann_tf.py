@@ -66,15 +66,19 @@ def run_sequence(network, images, labels, trace=False):
 
 class MANN(tf.Module):
     def __init__(self, way: int = 5, image_size: int = 20, controller: int = 200, memory_rows: int = 128,
-                 memory_width: int = 40, read_heads: int = 4, gamma: float = 0.95, dtype=tf.float32, seed=None):
+                 memory_width: int = 40, read_heads: int = 4, gamma: float = 0.95, add_vector: bool = False,
+                 dtype=tf.float32, seed=None):
         super().__init__()
         rng = tf.random.Generator.from_seed(seed) if seed is not None else None
         self.way, self.rows, self.width, self.heads, self.gamma = way, memory_rows, memory_width, read_heads, gamma
-        self.units = controller
+        self.units, self.add_vector = controller, add_vector
         self.controller = LSTMCell(image_size ** 2 + way + read_heads * memory_width, controller, dtype=dtype, seed=rng)
         self.key = Dense(controller, read_heads * memory_width, dtype=dtype, seed=rng)   # k_t of every head
         self.gate = Dense(controller, read_heads, dtype=dtype, seed=rng)                 # α of every head
         self.readout = Dense(controller + read_heads * memory_width, way, dtype=dtype, seed=rng)
+        if add_vector:  # a_t of every head, from a generator of its own: the rest starts as the paper's MANN
+            add_rng = tf.random.Generator.from_seed(seed + 1) if seed is not None else None
+            self.add = Dense(controller, read_heads * memory_width, dtype=dtype, seed=add_rng)
 
     def initial_state(self, batch, dtype) -> dict:
         return {"h": tf.zeros((batch, self.units), dtype), "c": tf.zeros((batch, self.units), dtype),
@@ -92,10 +96,11 @@ class MANN(tf.Module):
         h, c = self.controller(tf.concat([x, y_previous, tf.reshape(state["reads"], (batch, -1))], 1),
                                (state["h"], state["c"]))
         keys = tf.reshape(tf.tanh(self.key(h)), (batch, self.heads, self.width))
+        contents = tf.reshape(tf.tanh(self.add(h)), (batch, self.heads, self.width)) if self.add_vector else keys
         gate = tf.sigmoid(self.gate(h))
         least, least_one = least_used(state["usage"], self.heads)              # from w^u_{t-1}
         writes = write_weights(state["read_weights"], least, gate)
-        memory = state["memory"] * (1 - least_one[:, :, None]) + tf.matmul(writes, keys, transpose_a=True)  # the write
+        memory = state["memory"] * (1 - least_one[:, :, None]) + tf.matmul(writes, contents, transpose_a=True)  # the write
         read_weights = tf.nn.softmax(cosine_similarity(keys, memory), -1)      # read weights
         reads = tf.matmul(read_weights, memory)                                # read vectors
         usage = self.gamma * state["usage"] + tf.reduce_sum(read_weights, 1) + tf.reduce_sum(writes, 1)  # usage

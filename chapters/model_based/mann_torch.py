@@ -67,13 +67,16 @@ def single_bias(cell: nn.LSTMCell) -> nn.LSTMCell:
 
 class MANN(nn.Module):
     def __init__(self, way: int = 5, image_size: int = 20, controller: int = 200, memory_rows: int = 128,
-                 memory_width: int = 40, read_heads: int = 4, gamma: float = 0.95):
+                 memory_width: int = 40, read_heads: int = 4, gamma: float = 0.95, add_vector: bool = False):
         super().__init__()
         self.way, self.rows, self.width, self.heads, self.gamma = way, memory_rows, memory_width, read_heads, gamma
+        self.add_vector = add_vector
         self.controller = single_bias(nn.LSTMCell(image_size ** 2 + way + read_heads * memory_width, controller))
         self.key = nn.Linear(controller, read_heads * memory_width)   # k_t of every head
         self.gate = nn.Linear(controller, read_heads)                 # α of every head
         self.readout = nn.Linear(controller + read_heads * memory_width, way)
+        if add_vector:  # a_t of every head, drawn last: the rest starts as the paper's MANN of the same seed
+            self.add = nn.Linear(controller, read_heads * memory_width)
 
     def initial_state(self, batch: int, dtype: torch.dtype, device=None) -> dict:
         def zeros(*shape):
@@ -88,10 +91,12 @@ class MANN(nn.Module):
         batch = x.shape[0]
         h, c = self.controller(torch.cat([x, y_previous, state["reads"].flatten(1)], 1), (state["h"], state["c"]))
         keys = torch.tanh(self.key(h)).view(batch, self.heads, self.width)
+        # What is written: the key itself (Section 3), or a separate add vector a_t (--add-vector)
+        contents = torch.tanh(self.add(h)).view(batch, self.heads, self.width) if self.add_vector else keys
         gate = torch.sigmoid(self.gate(h))
         least, least_one = least_used(state["usage"], self.heads)              # from w^u_{t-1}
         writes = write_weights(state["read_weights"], least, gate)
-        memory = state["memory"] * (1 - least_one[:, :, None]) + writes.transpose(1, 2) @ keys  # the write
+        memory = state["memory"] * (1 - least_one[:, :, None]) + writes.transpose(1, 2) @ contents  # the write
         read_weights = torch.softmax(cosine_similarity(keys, memory), dim=-1)   # read weights
         reads = read_weights @ memory                                          # read vectors
         usage = self.gamma * state["usage"] + read_weights.sum(1) + writes.sum(1)  # usage
