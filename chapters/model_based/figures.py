@@ -66,18 +66,19 @@ def own_class_attention(attention: np.ndarray, support_y, query_y) -> tuple[np.n
 # -------------------------------------------------------------------- accuracy per presentation
 
 def presentations_data() -> dict:
-    from common.results import PUBLISHED_PRESENTATIONS, RESULTS_DIR, chosen_runs, labels, load_results
+    from common.results import PUBLISHED_PRESENTATIONS, RESULTS_DIR, chosen_runs, deviation_labels, labels, load_results
 
     folder = RESULTS_DIR / "model_based"
-    # The paper's method only: a run with a deviation (such as --add-vector) has its own table rows
-    latest = chosen_runs([r for r in (load_results(folder) if folder.exists() else [])
-                          if "presentations" in r and not labels(r)],
-                         lambda r: (r["algorithm"], r["framework"]))
+    # A run with a deviation (such as --add-vector) is a series of its own, never the paper's method's
+    latest = chosen_runs([r for r in (load_results(folder) if folder.exists() else []) if "presentations" in r],
+                         lambda r: (r["algorithm"], r["framework"], tuple(labels(r))))
     panels = []
     for model in ("mann", "lstm"):
         paper, source = PUBLISHED_PRESENTATIONS[(model, "omniglot", 5, 10)]
-        ours = {framework: {"presentations": run["presentations"], "updates": run["train_episodes"]}
-                for framework in FRAMEWORKS if (run := latest.get((model, framework))) is not None}
+        ours = [{"framework": framework, "variant": deviation_labels(variant).strip(),
+                 "presentations": run["presentations"], "updates": run["train_episodes"]}
+                for (algorithm, framework, variant), run in sorted(latest.items(), key=lambda item: item[0][2])
+                if algorithm == model]
         panels.append({"model": model, "source": source, "paper": {str(k): v for k, v in paper.items()}, "ours": ours})
     return {"panels": panels}
 
@@ -89,12 +90,14 @@ def draw_presentations(data: dict):
         ks = [int(k) for k in panel["paper"]]
         ax.plot(ks, list(panel["paper"].values()), color=PAPER_COLOUR, linestyle="--", marker="_", markersize=12,
                 label="paper")
-        for offset, (framework, run) in zip((-0.12, 0, 0.12), panel["ours"].items()):
+        for offset, run in zip((-0.12, 0, 0.12, 0.24), panel["ours"]):
             # in order of presentation: the results store them under text keys, where "10" sorts before "2"
             points = sorted((int(k), *v) for k, v in run["presentations"].items() if int(k) in ks)
+            name = " ".join(filter(None, (FRAMEWORK_NAMES[run["framework"]], run["variant"])))
             ax.errorbar([k + offset for k, _, _ in points], [m for _, m, _ in points], [c for _, _, c in points],
-                        marker="o", markersize=4, capsize=2, color=FRAMEWORK_COLOURS[framework],
-                        label=f"{FRAMEWORK_NAMES[framework]} ({run['updates']:,} updates)")
+                        marker="s" if run["variant"] else "o", markersize=4, capsize=2,
+                        linestyle=":" if run["variant"] else "-", color=FRAMEWORK_COLOURS[run["framework"]],
+                        label=f"{name} ({run['updates']:,} updates)")
         ax.axhline(20, color=NEUTRAL, linewidth=0.8)
         ax.set(title=NAMES[panel["model"]], xlabel="presentation of the character", xticks=ks, ylim=(0, 100),
                ylabel="test accuracy (%)" if ax is axes[0] else None)
