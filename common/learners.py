@@ -96,7 +96,7 @@ class Checkpointed:
         from_canonical(model_weights(arrays), self.model, self.framework)
 
     def load_state(self, arrays: dict) -> None:
-        """The inverse of :meth:`state`: the next meta-step is the one the saved run would have taken."""
+        """The inverse of :meth:`state`: the next training step is the one the saved run would have taken."""
         self.load_model(arrays)
         _optimizers(self.framework).load_optimizer_arrays(self.optimizer, arrays)
         for name in self.counters:
