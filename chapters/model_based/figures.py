@@ -77,7 +77,8 @@ def presentations_data() -> dict:
         paper, source = PUBLISHED_PRESENTATIONS[(model, "omniglot", 5, 10)]
         ours = [{"framework": framework, "variant": deviation_labels(variant).strip(),
                  "presentations": run["presentations"], "updates": run["train_episodes"]}
-                for (algorithm, framework, variant), run in sorted(latest.items(), key=lambda item: item[0][2])
+                for (algorithm, framework, variant), run in sorted(
+                    latest.items(), key=lambda item: (item[0][2], FRAMEWORKS.index(item[0][1])))
                 if algorithm == model]
         panels.append({"model": model, "source": source, "paper": {str(k): v for k, v in paper.items()}, "ours": ours})
     return {"panels": panels}
