@@ -8,10 +8,9 @@ Three things differ, and nothing else:
   ``seed`` argument it is given (:func:`seeded_model`);
 * what the episodic learner of ``common.episodic_<framework>`` needs besides the model: PyTorch a
   device, Keras an example episode to build the model's weights on (:func:`episodic_learner`);
-* how an optimizer's state is read and written: a learner's checkpoint holds its model's weights
+* how an optimizer's state is read and written: a learner's checkpoint holds its network's weights
   in the canonical format that every framework reads, beside its optimizer's state in that
-  framework's own layout (:func:`learner_state`; a learner class that keeps its network in
-  ``model`` and its optimizer in ``optimizer`` gets ``state`` and ``load_state`` from
+  framework's own layout (every learner class gets ``state`` and ``load_state`` from
   :class:`Checkpointed`).
 
 A chapter names its model class; the first two functions do the rest, so a new algorithm plugs in
@@ -24,7 +23,7 @@ import importlib
 
 import numpy as np
 
-from common.weights import MODEL_PREFIX, from_canonical, model_state, model_weights, to_canonical
+from common.weights import from_canonical, model_state, model_weights, to_canonical
 
 
 def seeded_model(framework: str, model_class, *args, seed: int, **kwargs):
@@ -62,38 +61,30 @@ def _optimizers(framework: str):
     return importlib.import_module("common.episodic_torch" if framework == "torch" else "common.episodic_tf")
 
 
-def learner_state(framework: str, model, optimizer, prefix: str = MODEL_PREFIX) -> dict:
-    """A learner's checkpoint: ``model``'s canonical weights under ``<prefix><name>`` and
-    ``optimizer``'s state under ``optimizer.…``; a learner adds its own counters."""
-    return {**model_state(to_canonical(model, framework), prefix), **_optimizers(framework).optimizer_arrays(optimizer)}
-
-
-def load_learner_state(framework: str, arrays: dict, model, optimizer, prefix: str = MODEL_PREFIX) -> None:
-    """The inverse of :func:`learner_state` (other keys of ``arrays``, such as a learner's counters,
-    are ignored)."""
-    from_canonical(model_weights(arrays, prefix), model, framework)
-    _optimizers(framework).load_optimizer_arrays(optimizer, arrays)
-
-
 class Checkpointed:
-    """The checkpoint of a learner that keeps its network in ``self.model`` and its outer optimizer
-    in ``self.optimizer``; a framework's learner class names its framework in ``framework`` and the
-    integer counters it keeps itself in ``counters`` (a PyTorch learner counts its steps: a torch
-    optimizer counts them per parameter, a Keras optimizer in its own variables)."""
+    """The checkpoint of a learner: the network it trains, in the attribute named by ``trained``
+    (``model``, or an LSTM meta-learner's ``meta_learner``), whose canonical weights every framework
+    reads, and its outer optimizer in ``self.optimizer``, whose state is in its framework's own
+    layout. A framework's learner class names its framework in ``framework`` and the integer
+    counters it keeps itself in ``counters`` (a PyTorch learner counts its steps: a torch optimizer
+    counts them per parameter, a Keras optimizer in its own variables)."""
 
     framework: str
     counters: tuple[str, ...] = ()
+    trained: str = "model"
 
     def state(self) -> dict:
-        """Everything a checkpoint needs: θ as ``model.<canonical name>``, the optimizer's state
-        (slots such as Adam's moments) as ``optimizer.…``, and the counters under their names."""
-        return {**learner_state(self.framework, self.model, self.optimizer),
+        """Everything a checkpoint needs: the trained network's weights as ``<trained>.<canonical
+        name>``, the optimizer's state (slots such as Adam's moments) as ``optimizer.…``, and the
+        counters under their names."""
+        weights = model_state(to_canonical(getattr(self, self.trained), self.framework), f"{self.trained}.")
+        return {**weights, **_optimizers(self.framework).optimizer_arrays(self.optimizer),
                 **{name: np.array(getattr(self, name)) for name in self.counters}}
 
     def load_model(self, arrays: dict) -> None:
-        """θ (and a Meta-SGD learner's α) from a checkpoint's arrays, written by any framework:
-        what evaluating a trained model needs. The optimizer's slots are each framework's own."""
-        from_canonical(model_weights(arrays), self.model, self.framework)
+        """The trained network (and a Meta-SGD learner's α) from a checkpoint's arrays, written by any
+        framework: what evaluating a trained model needs. The optimizer's slots are each framework's own."""
+        from_canonical(model_weights(arrays, f"{self.trained}."), getattr(self, self.trained), self.framework)
 
     def load_state(self, arrays: dict) -> None:
         """The inverse of :meth:`state`: the next training step is the one the saved run would have taken."""

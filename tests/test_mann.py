@@ -37,9 +37,9 @@ def three_learners(model, lr=1e-2):
     """The same network in torch, tf and keras (float64), holding identical canonical weights."""
     learners = {name: mann.build_learner(name, model.split("-")[0], TINY[model], seed=0, lr=lr, dtype="float64")
                 for name in MODULES}
-    weights = to_canonical(learners["torch"].network, "torch")
+    weights = to_canonical(learners["torch"].model, "torch")
     for name in ("tf", "keras"):
-        from_canonical(weights, learners[name].network, name)
+        from_canonical(weights, learners[name].model, name)
     return learners
 
 
@@ -47,20 +47,20 @@ def forward_with_gradients(name, learner, batch):
     """(logits, states, loss, canonical gradients) of one batch, every step's state included."""
     if name == "torch":
         images, labels = learner.tensors(batch)
-        logits, states = learner.network(images, labels, trace=True)
+        logits, states = learner.model(images, labels, trace=True)
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten())
-        learner.network.zero_grad()
+        learner.model.zero_grad()
         loss.backward()
         numpy = {k: v.detach().numpy() for k, v in states.items()}
-        return logits.detach().numpy(), numpy, loss.item(), gradients_to_canonical(learner.network, "torch")
+        return logits.detach().numpy(), numpy, loss.item(), gradients_to_canonical(learner.model, "torch")
     with tf.GradientTape() as tape:
         if name == "tf":
-            logits, states = learner.network(batch.support_x, batch.support_y, trace=True)
+            logits, states = learner.model(batch.support_x, batch.support_y, trace=True)
         else:
-            logits, states = learner.network.run_sequence(batch.support_x, batch.support_y)
+            logits, states = learner.model.run_sequence(batch.support_x, batch.support_y)
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(batch.support_y, logits))
-    variables = learner.network.trainable_variables
-    gradients = gradients_to_canonical(learner.network, name, list(zip(tape.gradient(loss, variables), variables)))
+    variables = learner.model.trainable_variables
+    gradients = gradients_to_canonical(learner.model, name, list(zip(tape.gradient(loss, variables), variables)))
     return np.asarray(logits), {k: np.asarray(v) for k, v in states.items()}, float(loss), gradients
 
 
@@ -95,8 +95,8 @@ def test_two_rmsprop_steps_give_the_same_weights(model):
         metrics = {name: learner.train_step(tiny_batch(seed=index)) for name, learner in learners.items()}
         for name in ("tf", "keras"):
             assert_close(metrics["torch"]["loss"], metrics[name]["loss"], TOLERANCE["float64"][tolerance], name)
-    weights = {name: to_canonical(learner.network, name) for name, learner in learners.items()}
-    start = to_canonical(three_learners(model)["torch"].network, "torch")
+    weights = {name: to_canonical(learner.model, name) for name, learner in learners.items()}
+    start = to_canonical(three_learners(model)["torch"].model, "torch")
     for key, value in weights["torch"].items():
         assert not np.allclose(value, start[key]), f"{key} did not move"
         for name in ("tf", "keras"):
@@ -142,7 +142,7 @@ def test_first_step_writes_to_the_least_used_rows_and_updates_usage():
     tie rule) with weight 1 - σ(α), row 0 is zeroed first, and usage = read + write weights."""
     learner = three_learners("mann")["torch"]
     images, labels = learner.tensors(tiny_batch())
-    _, states = learner.network(images, labels, trace=True)
+    _, states = learner.model(images, labels, trace=True)
     writes = states["write_weights"][:, 0].detach().numpy()         # (B, R, N)
     assert np.all(writes[..., 2:] == 0) and np.all(writes[..., :2] > 0)
     np.testing.assert_allclose(writes[..., 0], writes[..., 1])

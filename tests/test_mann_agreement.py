@@ -87,7 +87,7 @@ def test_short_training_ends_in_the_same_model_in_every_framework(model, omniglo
               why_steps="another learning rate or momentum?")
 
     # The trained network in float64: the same labels, and logits equal to rounding, in every framework.
-    trained = to_canonical(learners["torch"].network, "torch")
+    trained = to_canonical(learners["torch"].model, "torch")
     moved = {framework: mann.build_learner(framework, model, settings, seed=1, dtype="float64")
              for framework in FRAMEWORKS}
     assert moved_model_flips(trained, moved, episodes) == {"tf": 0, "keras": 0}

@@ -25,7 +25,7 @@ def learner_for(algorithm: str, framework: str, jit_compile: bool):
     learner = build_learner(framework, algorithm, MANNConfig(model=algorithm).network(), seed=0)
     if framework == "tf" and jit_compile:
         from chapters.model_based import mann_tf
-        learner = mann_tf.SequenceLearner(learner.network, jit_compile=True)
+        learner = mann_tf.SequenceLearner(learner.model, jit_compile=True)
     return learner
 
 

@@ -18,7 +18,7 @@ from keras import ops
 from chapters.model_based.mann import check_sequence, write_weights
 from chapters.model_based.mann_tf import rmsprop
 from common.episodic_keras import fit_episodes
-from common.learners import learner_state, load_learner_state
+from common.learners import Checkpointed
 
 MEMORY_INIT = 1e-6  # every memory cell starts at this small constant: a cosine needs a nonzero row
 NORM_EPS = 1e-8     # inside the square roots of the norms: a zeroed row has a finite gradient
@@ -149,43 +149,40 @@ def build_network(model: str, settings: dict, seed: int = 0, dtype: str = "float
     return network
 
 
-class SequenceLearner:
+class SequenceLearner(Checkpointed):
     """The interface of ``common.training`` around a ``SequenceModel``: ``fit`` for training (one
     RMSProp step per batch of episodes), prediction of every step of an episode, checkpoint state."""
 
-    def __init__(self, network: SequenceModel, lr: float = 1e-4, jit_compile: bool = False):
-        self.network = network
-        network.compile(optimizer=rmsprop(lr), jit_compile=jit_compile)
-        network.optimizer.build(network.trainable_variables)
+    framework = "keras"
+
+    def __init__(self, model: SequenceModel, lr: float = 1e-4, jit_compile: bool = False):
+        self.model = model
+        model.compile(optimizer=rmsprop(lr), jit_compile=jit_compile)
+        self.optimizer = model.optimizer
+        self.optimizer.build(model.trainable_variables)
 
     def tensors(self, episode):
-        check_sequence(episode.support_y, self.network.way)
-        return np.asarray(episode.support_x, self.network.compute_dtype), np.asarray(episode.support_y)
+        check_sequence(episode.support_y, self.model.way)
+        return np.asarray(episode.support_x, self.model.compute_dtype), np.asarray(episode.support_y)
 
     def train_step(self, batch) -> dict:
         images, labels = self.tensors(batch)
-        logs = self.network.train_on_batch((images, labels, batch.query_x), batch.query_y, return_dict=True)
+        logs = self.model.train_on_batch((images, labels, batch.query_x), batch.query_y, return_dict=True)
         return {"loss": float(logs["loss"]), "accuracy": float(logs["accuracy"])}
 
     def predict(self, episode) -> np.ndarray:
         """The predicted label of every step of one episode, (T,)."""
         images, labels = self.tensors(episode)
-        return np.argmax(self.network.predict_on_batch((images[None], labels[None]))[0], -1)
+        return np.argmax(self.model.predict_on_batch((images[None], labels[None]))[0], -1)
 
     def trace(self, episode) -> dict:
         """Every step's state on one episode, as NumPy arrays (T, ...), with the logits."""
         images, labels = self.tensors(episode)
-        logits, states = self.network.run_sequence(images[None], labels[None])
+        logits, states = self.model.run_sequence(images[None], labels[None])
         return {"logits": ops.convert_to_numpy(logits)[0], **{k: ops.convert_to_numpy(v)[0] for k, v in states.items()}}
-
-    def state(self) -> dict:
-        return learner_state("keras", self.network, self.network.optimizer)
-
-    def load_state(self, arrays: dict) -> None:
-        load_learner_state("keras", arrays, self.network, self.network.optimizer)
 
     def fit(self, sampler, start: int, log, progress: bool = True) -> None:
         """Train batches ``start .. log.run.episodes - 1`` with one ``model.fit`` call (item i is batch
         start + i, as in the loops of PyTorch and TensorFlow)."""
-        check_sequence(sampler.episode(start).support_y, self.network.way)
-        fit_episodes(self.network, sampler, start, log, progress)
+        check_sequence(sampler.episode(start).support_y, self.model.way)
+        fit_episodes(self.model, sampler, start, log, progress)

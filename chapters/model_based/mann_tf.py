@@ -16,7 +16,7 @@ import tensorflow as tf
 from keras import ops
 
 from chapters.model_based.mann import check_sequence, write_weights
-from common.learners import learner_state, load_learner_state
+from common.learners import Checkpointed
 from common.tf_layers import Dense, LSTMCell
 
 MEMORY_INIT = 1e-6  # every memory cell starts at this small constant: a cosine needs a nonzero row
@@ -173,29 +173,31 @@ def rmsprop(lr: float) -> RMSprop:
     return RMSprop(lr, rho=0.95, momentum=0.9, epsilon=1e-8)
 
 
-class SequenceLearner:
+class SequenceLearner(Checkpointed):
     """The interface of ``common.training``: one RMSProp step per batch of episodes (a ``tf.function``),
     prediction of every step of an episode, and checkpoint state."""
 
-    def __init__(self, network: tf.Module, lr: float = 1e-4, jit_compile: bool = False):
-        self.network = network
-        self.dtype = network.trainable_variables[0].dtype
+    framework = "tf"
+
+    def __init__(self, model: tf.Module, lr: float = 1e-4, jit_compile: bool = False):
+        self.model = model
+        self.dtype = model.trainable_variables[0].dtype
         self.optimizer = rmsprop(lr)
-        self.optimizer.build(network.trainable_variables)
+        self.optimizer.build(model.trainable_variables)
         # jit_compile: XLA; see chapters/model_based/benchmark.py for what it gains on a CPU.
         self._train_step = tf.function(self._step, reduce_retracing=True, jit_compile=jit_compile)
-        self._logits = tf.function(lambda images, labels: self.network(images, labels), reduce_retracing=True)
+        self._logits = tf.function(lambda images, labels: self.model(images, labels), reduce_retracing=True)
 
     def _step(self, images, labels):
         with tf.GradientTape() as tape:
-            loss, logits = sequence_loss(self.network, images, labels)
-        variables = self.network.trainable_variables
+            loss, logits = sequence_loss(self.model, images, labels)
+        variables = self.model.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         accuracy = tf.reduce_mean(tf.cast(tf.argmax(logits, -1) == labels, tf.float32))
         return loss, accuracy
 
     def tensors(self, episode):
-        check_sequence(episode.support_y, self.network.way)
+        check_sequence(episode.support_y, self.model.way)
         return (tf.cast(np.asarray(episode.support_x), self.dtype),
                 tf.convert_to_tensor(np.asarray(episode.support_y, np.int64)))
 
@@ -211,12 +213,5 @@ class SequenceLearner:
     def trace(self, episode) -> dict:
         """Every step's state on one episode, as NumPy arrays (T, ...), with the logits."""
         images, labels = self.tensors(episode)
-        logits, states = self.network(images[None], labels[None], trace=True)
+        logits, states = self.model(images[None], labels[None], trace=True)
         return {"logits": logits[0].numpy(), **{k: v[0].numpy() for k, v in states.items()}}
-
-    def state(self) -> dict:
-        return learner_state("tf", self.network, self.optimizer)
-
-    def load_state(self, arrays: dict) -> None:
-        load_learner_state("tf", arrays, self.network, self.optimizer)
-

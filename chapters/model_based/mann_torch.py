@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from chapters.model_based.mann import check_sequence, previous_labels, write_weights
-from common.learners import learner_state, load_learner_state
+from common.learners import Checkpointed
 
 MEMORY_INIT = 1e-6  # every memory cell starts at this small constant: a cosine needs a nonzero row
 NORM_EPS = 1e-8     # inside the square roots of the norms: a zeroed row has a finite gradient
@@ -158,27 +158,30 @@ def sequence_loss(network, images, labels):
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten()), logits
 
 
-class SequenceLearner:
+class SequenceLearner(Checkpointed):
     """The interface of ``common.training``: one RMSProp step per batch of episodes, prediction of
     every step of an episode, and checkpoint state. RMSProp as in the paper: decay 0.95, momentum 0.9."""
 
-    def __init__(self, network: nn.Module, lr: float = 1e-4, device=None):
+    framework = "torch"
+
+    def __init__(self, model: nn.Module, lr: float = 1e-4, device=None):
         self.device = torch.device("cpu") if device is None else torch.device(device)
-        self.network = network.to(self.device)
-        self.dtype = next(network.parameters()).dtype
-        self.optimizer = torch.optim.RMSprop([p for p in network.parameters() if p.requires_grad], lr=lr, alpha=0.95, momentum=0.9, eps=1e-8)
+        self.model = model.to(self.device)
+        self.dtype = next(model.parameters()).dtype
+        self.optimizer = torch.optim.RMSprop([p for p in model.parameters() if p.requires_grad], lr=lr, alpha=0.95,
+                                             momentum=0.9, eps=1e-8)
 
     def tensors(self, episode):
         """Images (B, T, C, H, W) and labels (B, T) of a batch of episodes, on the device."""
-        check_sequence(episode.support_y, self.network.way)
+        check_sequence(episode.support_y, self.model.way)
         images = torch.from_numpy(np.asarray(episode.support_x)).movedim(-1, -3)
         return (images.to(self.device, self.dtype),
                 torch.from_numpy(np.asarray(episode.support_y)).to(self.device))
 
     def train_step(self, batch) -> dict:
         images, labels = self.tensors(batch)
-        self.network.train()
-        loss, logits = sequence_loss(self.network, images, labels)
+        self.model.train()
+        loss, logits = sequence_loss(self.model, images, labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -189,18 +192,12 @@ class SequenceLearner:
     def predict(self, episode) -> np.ndarray:
         """The predicted label of every step of one episode, (T,)."""
         images, labels = self.tensors(episode)
-        self.network.eval()
-        return self.network(images[None], labels[None])[0].argmax(-1).cpu().numpy()
+        self.model.eval()
+        return self.model(images[None], labels[None])[0].argmax(-1).cpu().numpy()
 
     @torch.no_grad()
     def trace(self, episode) -> dict:
         """Every step's state on one episode, as NumPy arrays (T, ...), with the logits."""
         images, labels = self.tensors(episode)
-        logits, states = self.network(images[None], labels[None], trace=True)
+        logits, states = self.model(images[None], labels[None], trace=True)
         return {"logits": logits[0].cpu().numpy(), **{k: v[0].cpu().numpy() for k, v in states.items()}}
-
-    def state(self) -> dict:
-        return learner_state("torch", self.network, self.optimizer)
-
-    def load_state(self, arrays: dict) -> None:
-        load_learner_state("torch", arrays, self.network, self.optimizer)

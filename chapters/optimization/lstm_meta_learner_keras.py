@@ -36,7 +36,8 @@ from keras import ops
 from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps, updates
 from chapters.optimization.lstm_meta_learner_tf import loss_and_gradient  # the backend's inner tape
 from common.episodes import Episode, astype_floats
-from common.learners import learner_state, load_learner_state
+from common.learners import Checkpointed
+
 
 def preprocess(x, p: float = PREPROCESS_P):
     """(log|x| / p, sign(x)) if |x| ≥ e^−p, else (−1, e^p · x): shape (...) -> (..., 2)
@@ -185,7 +186,7 @@ def adaptation_curve(meta_learner: MetaLearnerLSTM, model, episode: Episode, ste
                       for theta in thetas])
 
 
-class LSTMMetaLearner(keras.Model):
+class LSTMMetaLearner(Checkpointed, keras.Model):
     """Meta-training of a :class:`MetaLearnerLSTM` for a network of ``networks_keras`` with ``fit``:
 
         learner = LSTMMetaLearner(SinusoidMLP(), steps=5)
@@ -196,6 +197,10 @@ class LSTMMetaLearner(keras.Model):
     network's own weights are a template only (θ's names and shapes, c_0's start): they are
     frozen, and the trainable variables are the meta-learner's.
     """
+
+    # The checkpoint: the meta-learner (``meta_learner.<canonical name>``), the optimizer's state and
+    # the meta-update counter.
+    framework, trained, counters = "keras", "meta_learner", ("meta_steps",)
 
     def __init__(self, model, steps: int = 5, hidden: int = HIDDEN, seed: int = 0, **kwargs):
         check_steps(steps)
@@ -240,14 +245,3 @@ class LSTMMetaLearner(keras.Model):
     def adaptation_curve(self, episode: Episode, steps: int | None = None) -> np.ndarray:
         """Query loss of one task after 0..``steps`` updates (default: the ``steps`` of training)."""
         return ops.convert_to_numpy(self._curve(self._inputs(episode), self.steps if steps is None else steps))
-
-    def state(self) -> dict:
-        """The meta-learner under ``meta_learner.<canonical name>``, the optimizer's variables
-        (step count, moments) under ``optimizer.<i>``, the meta-update counter under ``meta_steps``."""
-        return {**learner_state("keras", self.meta_learner, self.optimizer, prefix="meta_learner."),
-                "meta_steps": np.array(self.meta_steps)}
-
-    def load_state(self, arrays: dict) -> None:
-        """The inverse of :meth:`state` (after ``compile``): meta-training then continues exactly."""
-        load_learner_state("keras", arrays, self.meta_learner, self.optimizer, prefix="meta_learner.")
-        self.meta_steps = int(arrays["meta_steps"])

@@ -32,7 +32,7 @@ import tensorflow as tf
 from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps, updates
 from common.episodes import Episode, astype_floats
 from common.episodic_tf import Adam
-from common.learners import learner_state, load_learner_state
+from common.learners import Checkpointed
 from common.tf_layers import lstm_cell
 
 
@@ -179,9 +179,13 @@ def adaptation_curve(meta_learner: MetaLearnerLSTM, model, episode: Episode, ste
                      for theta in thetas])
 
 
-class LSTMMetaLearner:
+class LSTMMetaLearner(Checkpointed):
     """Meta-training of a :class:`MetaLearnerLSTM` for a network of ``networks_tf.py``: Adam (rate
     ``meta_lr``, PyTorch's formula) on the query loss after ``steps`` updates."""
+
+    # The checkpoint: the meta-learner (``meta_learner.<canonical name>``), the optimizer's state and
+    # the meta-update counter.
+    framework, trained, counters = "tf", "meta_learner", ("meta_steps",)
 
     def __init__(self, model, steps: int = 5, hidden: int = HIDDEN, meta_lr: float = 1e-3, seed: int = 0):
         check_steps(steps)
@@ -217,14 +221,3 @@ class LSTMMetaLearner:
     def adaptation_curve(self, episode: Episode, steps: int | None = None) -> np.ndarray:
         """Query loss of one task after 0..``steps`` updates (default: the ``steps`` of training)."""
         return self._curve(self._inputs(episode), self.steps if steps is None else steps).numpy()
-
-    def state(self) -> dict[str, np.ndarray]:
-        """The meta-learner under ``meta_learner.<canonical name>``, Adam's variables under
-        ``optimizer.<i>``, the meta-update counter under ``meta_steps``."""
-        return {**learner_state("tf", self.meta_learner, self.optimizer, prefix="meta_learner."),
-                "meta_steps": np.array(self.meta_steps)}
-
-    def load_state(self, arrays: dict) -> None:
-        """The inverse of :meth:`state`: the next meta_step is the one the saved run would have taken."""
-        load_learner_state("tf", arrays, self.meta_learner, self.optimizer, prefix="meta_learner.")
-        self.meta_steps = int(arrays["meta_steps"])

@@ -52,7 +52,7 @@ from torch import nn
 from common.adapters import to_torch
 from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_steps, updates
 from common.episodes import Episode
-from common.learners import learner_state, load_learner_state
+from common.learners import Checkpointed
 
 def preprocess(x: torch.Tensor, p: float = PREPROCESS_P) -> torch.Tensor:
     """Andrychowicz et al.'s preprocessing of gradients and losses (Ravi & Larochelle Sec. 3.3):
@@ -214,9 +214,13 @@ def adaptation_curve(meta_learner: MetaLearnerLSTM, model, episode: Episode, ste
                          for theta in thetas])
 
 
-class LSTMMetaLearner:
+class LSTMMetaLearner(Checkpointed):
     """Meta-training of a :class:`MetaLearnerLSTM` for a network of ``networks_torch.py``: Adam
     (rate ``meta_lr``) on the meta-loss, the query loss after ``steps`` updates."""
+
+    # The checkpoint: the meta-learner (``meta_learner.<canonical name>``), the optimizer's state and
+    # the meta-update counter.
+    framework, trained, counters = "torch", "meta_learner", ("meta_steps",)
 
     def __init__(self, model, steps: int = 5, hidden: int = HIDDEN, meta_lr: float = 1e-3, seed: int = 0):
         check_steps(steps)
@@ -244,14 +248,3 @@ class LSTMMetaLearner:
         """Query loss of one task after 0..``steps`` updates (default: the ``steps`` of training)."""
         return adaptation_curve(self.meta_learner, self.model, self._inputs(episode),
                                 self.steps if steps is None else steps)
-
-    def state(self) -> dict[str, np.ndarray]:
-        """Everything a checkpoint needs: the meta-learner (``meta_learner.<canonical name>``),
-        Adam's moments (``optimizer.<index>.<slot>``) and the meta-update counter (``meta_steps``)."""
-        return {**learner_state("torch", self.meta_learner, self.optimizer, prefix="meta_learner."),
-                "meta_steps": np.array(self.meta_steps)}
-
-    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        """The inverse of :meth:`state`: meta-training then continues exactly where it was."""
-        load_learner_state("torch", arrays, self.meta_learner, self.optimizer, prefix="meta_learner.")
-        self.meta_steps = int(arrays["meta_steps"])
