@@ -54,6 +54,7 @@ from chapters.optimization.lstm_meta_learner import HIDDEN, PREPROCESS_P, check_
 from common.episodes import Episode
 from common.learners import Checkpointed
 
+
 def preprocess(x: torch.Tensor, p: float = PREPROCESS_P) -> torch.Tensor:
     """Andrychowicz et al.'s preprocessing of gradients and losses (Ravi & Larochelle Sec. 3.3):
     each value x becomes two, on a scale an LSTM can read whatever the magnitude of x,
